@@ -1,0 +1,58 @@
+"""The book's figures. Each function draws on a given matplotlib ``Axes`` and returns it."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .metrics import ReliabilityCurve
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def posterior_curves(ax: plt.Axes, x, truth, curves: dict, xlabel: str = "x", ylabel: str = "P(A | x)") -> plt.Axes:
+    """Learned scores f(x) (one line per entry of ``curves``) against the true posterior ``truth`` on a 1-D grid."""
+    x = _np(x).reshape(-1)
+    ax.plot(x, _np(truth), color="black", lw=3, alpha=0.35, label="true posterior")
+    for label, values in curves.items():
+        ax.plot(x, _np(values), lw=1.6, label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(-0.03, 1.03))
+    ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+def posterior_scatter(ax: plt.Axes, truth, probs, title: str = "", max_points: int = 3000) -> plt.Axes:
+    """f(c|x) against P(c|x) for every point and class: a calibrated-to-the-truth model lies on the diagonal."""
+    t, p = _np(truth)[:max_points].reshape(-1), _np(probs)[:max_points].reshape(-1)
+    ax.scatter(t, p, s=2, alpha=0.3)
+    ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--")
+    ax.set(xlabel="true posterior P(c | x)", ylabel="model f(c | x)", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.set_aspect("equal")
+    return ax
+
+
+def reliability_diagram(ax: plt.Axes, curve: ReliabilityCurve, label: str = "", color=None) -> plt.Axes:
+    """Accuracy per confidence bin (bars) against the diagonal; the ECE in the legend."""
+    edges = _np(curve.edges)
+    width = np.diff(edges)
+    filled = _np(curve.count) > 0
+    ax.bar(edges[:-1][filled], _np(curve.accuracy)[filled], width=width[filled], align="edge", alpha=0.6,
+           edgecolor="white", color=color, label=f"{label} (ECE {100 * curve.ece:.2f}%)")
+    ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--")
+    ax.set(xlabel="confidence max_c f(c | x)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    return ax
+
+
+def class_scatter_2d(ax: plt.Axes, x, y, num_classes: int, max_points: int = 2000, title: str = "") -> plt.Axes:
+    """Points in R² coloured by class."""
+    x, y = _np(x)[:max_points], _np(y)[:max_points]
+    for c in range(num_classes):
+        sel = y == c
+        ax.scatter(x[sel, 0], x[sel, 1], s=3, alpha=0.5, label=f"class {c}")
+    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    ax.set_aspect("equal")
+    return ax
