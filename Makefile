@@ -1,0 +1,75 @@
+# lvmcls: set-up, chapter execution, the book and the tests. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PROFILE ?= ci
+# Checkpoints of this checkout live in _build (make clean empties them); set LVMCLS_CACHE to share them.
+export LVMCLS_CACHE ?= $(CURDIR)/_build/cache
+
+CHAPTERS := $(sort $(wildcard notebooks/*.py))
+EXECUTED := $(patsubst notebooks/%.py,_build/executed/notebooks/%.ipynb,$(CHAPTERS))
+LIBRARY  := $(wildcard lvmcls/*.py)
+MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
+STAGE    := _build/src
+
+.PHONY: help install data execute book test unit sync bench clean
+help:
+	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
+	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
+	@echo "make execute   execute every chapter with papermill (PROFILE=$(PROFILE)) into _build/executed"
+	@echo "make book      execute the chapters and build the HTML book into _build/html"
+	@echo "make test      make book, then the test suite (unit tests, chapters, book, determinism)"
+	@echo "make unit      the unit tests alone (no chapter execution)"
+	@echo "make sync      re-pair notebooks/*.py with their .ipynb (jupytext)"
+	@echo "make bench     the speed benchmarks in bench/"
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml constraints/ci.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints/ci.txt -e ".[book,test]"
+	touch $@
+
+$(MATHJAX): book/vendor/package.json
+	cd book/vendor && (npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund)
+	touch $@
+
+data: install
+	$(BIN)/python -m lvmcls.data fetch
+
+execute: $(EXECUTED)
+_build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) | install
+	@mkdir -p $(@D)
+	cd notebooks && ../$(BIN)/papermill --no-progress-bar -k python3 -p profile $(PROFILE) \
+		$*.ipynb $(CURDIR)/$@.tmp.ipynb
+	mv $@.tmp.ipynb $@
+
+book: _build/html/index.html
+_build/html/index.html: $(EXECUTED) $(MATHJAX) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print)
+	rm -rf $(STAGE) && mkdir -p $(STAGE)/notebooks $(STAGE)/_extra
+	cp _config.yml _toc.yml $(STAGE)/
+	tar --exclude=book/vendor -cf - book | tar -xf - -C $(STAGE)
+	cp $(EXECUTED) $(STAGE)/notebooks/
+	cp -r book/vendor/node_modules/mathjax/es5 $(STAGE)/_extra/mathjax
+	rm -rf _build/html
+	$(BIN)/jupyter-book build $(STAGE) --path-output _build/jb --warningiserror --keep-going
+	mv _build/jb/_build/html _build/html && rm -rf _build/jb
+	@echo "The book: file://$(CURDIR)/_build/html/index.html"
+
+test: book
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest -m "not book"
+
+sync: install
+	$(BIN)/jupytext --sync $(CHAPTERS)
+
+bench: install
+	$(BIN)/python bench/data_loader.py
+
+clean:
+	rm -rf _build
