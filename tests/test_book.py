@@ -1,0 +1,95 @@
+"""The built book (`make book`): pages, figures, the Colab button, MathJax served locally and typeset."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CH1 = HTML / "notebooks" / "01_softmax_probabilities.html"
+
+
+@pytest.fixture(scope="module")
+def ch1() -> str:
+    if not CH1.is_file():
+        pytest.fail(f"{CH1} is missing: run `make book` first")
+    return CH1.read_text()
+
+
+def test_pages_exist():
+    for page in ("index.html", "book/intro.html", "book/notation.html"):
+        assert (HTML / page).is_file(), page
+    intro = (HTML / "book" / "intro.html").read_text()
+    assert "graphical_model.svg" in intro and (HTML / "_images" / "graphical_model.svg").is_file()
+
+
+def test_chapter1_has_its_figures(ch1):
+    images = re.findall(r'<img[^>]+src="\.\./(_images/[^"]+\.png)"', ch1)
+    assert len(images) >= 4, "chapter 1 draws four figures"
+    for src in images:
+        assert (HTML / src).stat().st_size > 5000
+
+
+def test_mathjax_is_served_locally(ch1):
+    scripts = re.findall(r'<script[^>]+src="([^"]*tex-chtml[^"]*)"', ch1)
+    assert scripts, "no MathJax script on the page"
+    for src in scripts:
+        assert "://" not in src, f"MathJax loads from the network: {src}"
+        assert (CH1.parent / src.split("?")[0]).resolve().is_file()
+    assert "cdn.jsdelivr" not in ch1
+
+
+def test_colab_button_points_at_the_committed_notebook(ch1):
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    slug = repo.removeprefix("https://github.com/")
+    assert f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/01_softmax_probabilities.ipynb" in ch1
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_math_is_typeset_in_headless_chromium(server, tmp_path, in_ci):
+    """Load the page in Chromium, let MathJax run, and count the typeset formulas in the DOM."""
+    chromium = _chromium()
+    if chromium is None:
+        if in_ci:
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000"]
+    url = f"{server}/notebooks/01_softmax_probabilities.html"
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    typeset = dom.count("<mjx-container")
+    assert typeset >= 30, f"only {typeset} formulas typeset by MathJax"
+    assert "<mjx-merror" not in dom, "MathJax reported a TeX error"
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    subprocess.run([chromium, *flags, "--window-size=1280,2400", f"--screenshot={shots / 'chapter1.png'}", url],
+                   capture_output=True, timeout=120)
+    assert (shots / "chapter1.png").stat().st_size > 50_000

@@ -1,0 +1,63 @@
+"""The chapters as executed by papermill (`make book`): profile, errors, results and their scorecard keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTED = ROOT / "_build" / "executed" / "notebooks"
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+
+REQUIRED_METRICS = {
+    "01_softmax_probabilities": ["posterior_mae", "posterior_mae_hinge", "ece", "ece_hinge", "mnist_test_acc"],
+}
+PROVENANCE = ["stem", "profile", "device", "seeds", "data_source", "git_commit", "wall_time_s", "metrics", "paper"]
+
+
+def _executed(stem: str) -> nbformat.NotebookNode:
+    path = EXECUTED / f"{stem}.ipynb"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: `make book` executes every chapter before the tests")
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_chapter_executed_in_ci_profile_without_errors(stem):
+    nb = _executed(stem)
+    pm = nb.metadata["papermill"]
+    assert pm["parameters"]["profile"] == "ci"
+    assert pm.get("exception") in (None, False)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", f"cell failed: {out.get('ename')}: {out.get('evalue')}"
+    assert pm["duration"] < 6 * 60, f"{stem} took {pm['duration']:.0f} s: the ci profile must stay within minutes"
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_chapter_results_carry_provenance_and_scorecard_keys(stem):
+    path = ROOT / "results" / f"{stem}.json"
+    assert path.is_file(), f"the chapter did not write {path}"
+    record = json.loads(path.read_text())
+    for key in PROVENANCE:
+        assert key in record, f"{path.name} lacks {key!r}"
+    assert record["profile"] == "ci"
+    for key in REQUIRED_METRICS.get(stem, []):
+        assert isinstance(record["metrics"].get(key), (int, float)), f"{path.name} lacks metric {key!r}"
+    nb = _executed(stem)
+    rendered = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+    assert "| metric | paper |" in rendered, "the chapter must end with a rendered scorecard"
+
+
+def test_chapter1_claims_hold():
+    """The chapter's claims, as measured: CE scores match the posterior, hinge scores do not."""
+    m = json.loads((ROOT / "results" / "01_softmax_probabilities.json").read_text())["metrics"]
+    assert m["posterior_mae"] < 0.03 and m["posterior_mae_binary"] < 0.03
+    assert m["posterior_mae_hinge"] > 3 * m["posterior_mae"]
+    assert m["ece_hinge"] > 3 * m["ece"]
+    assert m["prior_shift_mae_after"] < m["prior_shift_mae_before"] / 2
+    assert m["ce_identity_max_gap"] < 1e-5
+    assert m["mnist_test_acc"] > 0.95

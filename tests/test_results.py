@@ -1,0 +1,40 @@
+"""results/<stem>.json and the scorecard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lvmcls.notebook import resolve_profile
+from lvmcls.results import scorecard_markdown, write_results
+
+
+def test_write_results_records_provenance(tmp_path):
+    path = write_results("01_x", profile="ci", device="cpu", seeds=0, data_source="synthetic",
+                         metrics={"acc": 0.5, "bad": float("nan")}, paper={"acc": 0.9}, wall_time_s=1.234,
+                         folder=tmp_path)
+    record = json.loads(path.read_text())
+    for key in ("profile", "device", "seeds", "data_source", "git_commit", "wall_time_s", "metrics", "paper"):
+        assert key in record
+    assert record["metrics"] == {"acc": 0.5, "bad": None} and record["seeds"] == [0]
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        write_results("01_x", profile="auto", device="cpu", seeds=0, data_source="", metrics={}, wall_time_s=0,
+                      folder=tmp_path)
+
+
+def test_scorecard_shows_paper_full_and_this_run(tmp_path):
+    text = scorecard_markdown("01_x", {"acc": 0.5}, {"acc": 0.9}, folder=tmp_path)
+    assert "not yet run" in text and "| `acc` | 0.9 | — | 0.5 |" in text
+    (tmp_path / "full").mkdir()
+    write_results("01_x", profile="full", device="cpu", seeds=[0], data_source="d", metrics={"acc": 0.7},
+                  wall_time_s=3, folder=tmp_path / "full")
+    text = scorecard_markdown("01_x", {"acc": 0.5}, {"acc": 0.9}, folder=tmp_path)
+    assert "| `acc` | 0.9 | 0.7 | 0.5 |" in text and "Full-profile run" in text
+
+
+def test_profiles():
+    assert resolve_profile("ci") == "ci"
+    assert resolve_profile("auto") in ("ci", "full")
+    with pytest.raises(ValueError, match="profile must be one of"):
+        resolve_profile("fast")
