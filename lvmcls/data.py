@@ -96,7 +96,7 @@ class TensorSplit:
                 yield self.x[start:start + batch_size], self.y[start:start + batch_size]
             else:
                 idx = order[start:start + batch_size]
-                yield self.x[idx], self.y[idx]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 @dataclass
