@@ -41,7 +41,7 @@ data: install
 	$(BIN)/python -m lvmcls.data fetch
 
 execute: $(EXECUTED)
-_build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) | install
+_build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) | install data
 	@mkdir -p $(@D)
 	cd notebooks && ../$(BIN)/papermill --no-progress-bar -k python3 -p profile $(PROFILE) \
 		$*.ipynb $(CURDIR)/$@.tmp.ipynb

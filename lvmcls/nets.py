@@ -26,3 +26,60 @@ class MLP(nn.Sequential):
         if x[0].numel() != self.in_dim:
             raise ValueError(f"MLP expects inputs with {self.in_dim} features, got shape {tuple(x.shape)}")
         return super().forward(x)
+
+
+class ConvNet(nn.Module):
+    """A small ConvNet for 28×28 (or 32×32) images: two conv blocks, then an MLP to ``out_dim``."""
+
+    def __init__(self, out_dim: int, in_channels: int = 1, width: int = 32, hidden: int = 128):
+        super().__init__()
+        if out_dim < 1 or in_channels < 1 or width < 1:
+            raise ValueError(f"need out_dim, in_channels, width >= 1; got {out_dim}, {in_channels}, {width}")
+        self.in_channels = in_channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(2 * width * 16, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"ConvNet expects (N, {self.in_channels}, H, W) images, got {tuple(x.shape)}")
+        return self.head(self.features(x))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18 for 32×32 images: a 3×3 stem without max-pool, four stages of two basic blocks,
+    global average pooling, then a linear map to ``out_dim`` (the latent z, or logits)."""
+
+    def __init__(self, out_dim: int, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        blocks, c_in = [], 64
+        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)]
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(512, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"ResNet18Cifar expects (N, C, H, W) images, got {tuple(x.shape)}")
+        h = self.blocks(self.stem(x))
+        return self.out(h.mean(dim=(2, 3)))

@@ -77,3 +77,50 @@ def kl_to_posterior(true_posterior: torch.Tensor, log_f: torch.Tensor) -> torch.
 def expected_cross_entropy(true_posterior: torch.Tensor, log_f: torch.Tensor) -> torch.Tensor:
     """E_{P(c|x)}[-log f(c|x)] for each row, the cross-entropy with the labels summed out: (N,)."""
     return -(true_posterior * log_f).sum(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Variational Classification (Dhuliawala, Sachan & Allen, TMLR 2023), Algorithm 1
+
+VC_OBJECTIVES = ("ce", "gm", "vc")
+DEFAULT_LIKELIHOOD_WEIGHT = {"ce": 0.0, "gm": 0.1, "vc": 0.01}  # the reference code's run scripts
+
+
+def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=None, objective: str = "vc",
+                               beta: float = 0.01, likelihood_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """The CE / GM / VC objectives of Algorithm 1 for latents z ~ q_φ(z|x) of inputs with labels y.
+
+    Per example, with p_θ(y|z) from the prior by Bayes' rule (``prior.logits``):
+
+    - CE (MLE), the ELBO_VC of Eq. 5 with a point mass:  log p_θ(y|z) + log p_π(y)
+    - GM (MAP):  CE + λ log p_θ(z|y)                                     (Wan et al. 2018; λ = 0.1)
+    - VC, Eq. 7: CE + λ log p_θ(z|y) - β T^y_ψ(z),  with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))  (Eq. 8-9; β = λ = 0.01)
+
+    The discriminator T enters with its parameters detached: the encoder's gradient flows through T(z), while T
+    itself is trained only by its own objective (``ClassDensityRatio.loss``). Returns ``loss`` (the negated
+    objective, averaged) and its terms.
+    """
+    if objective not in VC_OBJECTIVES:
+        raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
+    if beta < 0:
+        raise ValueError(f"beta weights a KL divergence and must be >= 0, got {beta}")
+    lam = DEFAULT_LIKELIHOOD_WEIGHT[objective] if likelihood_weight is None else likelihood_weight
+    if lam < 0:
+        raise ValueError(f"likelihood_weight must be >= 0, got {lam}")
+    if objective == "vc" and ratio is None:
+        raise ValueError("the VC objective needs a ClassDensityRatio to estimate KL(q(z|y) || p(z|y))")
+    logits = prior.logits(z)
+    log_p_y_given_z = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1)
+    log_p_y = prior.log_class_prior()[y]
+    elbo = log_p_y_given_z + log_p_y
+    terms = {"log_p_y_given_z": log_p_y_given_z.mean(), "logits": logits}
+    if objective in ("gm", "vc"):
+        log_p_z_given_y = prior.log_prob(z, y)
+        elbo = elbo + lam * log_p_z_given_y
+        terms["log_p_z_given_y"] = log_p_z_given_y.mean()
+    if objective == "vc":
+        t = ratio(z, y, detach_params=True)
+        elbo = elbo - beta * t
+        terms["kl_estimate"] = t.mean()
+    terms["loss"] = -elbo.mean()
+    return terms

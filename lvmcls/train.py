@@ -64,8 +64,8 @@ class Trainer:
 
     - ``optimizer``: "adam", "adamw" or "sgd" (with ``momentum``, Nesterov); ``schedule``: None, "cosine"
       or "step" (×0.1 every ``step_size`` epochs).
-    - ``patience``: stop when the validation loss has not improved for that many epochs, then restore
-      the best weights (the reference VC code meant to and never did).
+    - ``patience``: stop when the validation ``monitor`` (default: the loss) has not improved for that many
+      epochs, then restore the best weights (the reference VC code meant to and never did).
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
     """
 
@@ -78,6 +78,7 @@ class Trainer:
     schedule: str | None = None
     step_size: int = 30
     patience: int | None = None
+    monitor: str = "loss"
     grad_clip: float | None = None
     device: str | torch.device = "cpu"
     seed: int = 0
@@ -103,39 +104,63 @@ class Trainer:
         cfg.pop("progress")
         return cfg
 
-    def configure_optimizer(self, model: nn.Module):
-        if hasattr(model, "configure_optimizer"):
-            return model.configure_optimizer(self)
-        params = [p for p in model.parameters() if p.requires_grad]
-        if self.optimizer == "sgd":
-            opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.momentum > 0,
-                                  weight_decay=self.weight_decay)
-        else:
-            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
-            opt = cls(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
-        elif self.schedule == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=0.1)
-        else:
-            sched = None
-        return opt, sched
+    def _make_optimizer(self, params, optimizer: str, lr: float, weight_decay: float, momentum: float):
+        if optimizer == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+        return (torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW)(params, lr=lr, weight_decay=weight_decay)
+
+    def configure_optimizer(self, model: nn.Module) -> tuple[list, list]:
+        """One optimiser (and schedule) per parameter group.
+
+        By default all trainable parameters form one group with the trainer's settings. A model with
+        ``parameter_groups()`` returns ``{name: (params, overrides)}``, where ``overrides`` may set
+        ``optimizer``, ``lr``, ``weight_decay`` or ``momentum`` for that group (e.g. a discriminator trained by
+        its own AdamW, or a prior with a smaller learning rate). Groups must not share parameters.
+        """
+        groups = model.parameter_groups() if hasattr(model, "parameter_groups") else \
+            {"model": (list(model.parameters()), {})}
+        optimizers, schedules, seen = [], [], set()
+        for name, (params, overrides) in groups.items():
+            params = [p for p in params if p.requires_grad]
+            if seen & {id(p) for p in params}:
+                raise ValueError(f"parameter group {name!r} shares parameters with another group")
+            seen |= {id(p) for p in params}
+            if not params:
+                continue
+            unknown = set(overrides) - {"optimizer", "lr", "weight_decay", "momentum"}
+            if unknown:
+                raise ValueError(f"parameter group {name!r}: unknown settings {sorted(unknown)}")
+            settings = {"optimizer": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay,
+                        "momentum": self.momentum, **overrides}
+            opt = self._make_optimizer(params, **settings)
+            optimizers.append(opt)
+            if self.schedule == "cosine":
+                schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs))
+            elif self.schedule == "step":
+                schedules.append(torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=0.1))
+        return optimizers, schedules
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.amp))
 
-    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt) -> dict[str, float]:
-        """One optimiser step on one batch."""
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+        """One step of every optimiser on one batch: one backward pass of ``out["loss"]``.
+
+        Auxiliary objectives (a discriminator's) are added into ``loss`` by the model on detached inputs, so
+        each parameter group receives only its own objective's gradient.
+        """
         with self._autocast():
             out = model.training_step(x, y)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss.item()}; lower the learning rate or check the inputs")
-        opt.zero_grad(set_to_none=True)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-        opt.step()
+        for opt in optimizers:
+            opt.step()
         return {k: v.detach() for k, v in out.items()}
 
     @torch.no_grad()
@@ -157,7 +182,7 @@ class Trainer:
         generator = seed_everything(self.seed)
         model.to(self.device).train()
         train, val = train.to(self.device), val.to(self.device) if val is not None else None
-        opt, sched = self.configure_optimizer(model)
+        optimizers, schedules = self.configure_optimizer(model)
         history, best, best_state, bad_epochs = History(), math.inf, None, 0
         start = time.perf_counter()
         bar = tqdm(range(self.max_epochs), desc=type(model).__name__, disable=not self.progress, leave=False)
@@ -165,20 +190,21 @@ class Trainer:
             sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
             n = 0
             for x, y in train.batches(self.batch_size, shuffle=True, generator=generator):
-                for k, v in self.step(model, x, y, opt).items():
+                for k, v in self.step(model, x, y, optimizers).items():
                     sums[k] += v.float() * len(x)
                 n += len(x)
             for k, v in sums.items():
                 history.train[k].append((v / n).item())
-            if sched is not None:
+            for sched in schedules:
                 sched.step()
             postfix = {"loss": history.train["loss"][-1]}
             if val is not None:
                 for k, v in self.evaluate(model, val).items():
                     history.val[k].append(v)
                 postfix["val_loss"] = history.val["loss"][-1]
-                if history.val["loss"][-1] < best:
-                    best, bad_epochs, history.best_epoch = history.val["loss"][-1], 0, epoch
+                score = history.val[self.monitor][-1]
+                if score < best:
+                    best, bad_epochs, history.best_epoch = score, 0, epoch
                     if self.patience is not None:
                         best_state = copy.deepcopy(model.state_dict())
                 else:
