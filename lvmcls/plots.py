@@ -56,3 +56,24 @@ def class_scatter_2d(ax: plt.Axes, x, y, num_classes: int, max_points: int = 200
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
     ax.set_aspect("equal")
     return ax
+
+
+def latents_with_prior(ax: plt.Axes, z, y, prior, title: str = "", max_points: int = 5000,
+                       levels=(1.0, 2.0)) -> plt.Axes:
+    """2-D latents z coloured by class, with each class prior p(z|y) drawn as its 1σ and 2σ ellipses."""
+    from matplotlib.patches import Ellipse
+
+    z, y = _np(z)[:max_points], _np(y)[:max_points]
+    means = _np(prior.means)
+    std = np.exp(0.5 * _np(prior.log_var))
+    colors = plt.get_cmap("tab10")
+    for c in range(prior.num_classes):
+        sel = y == c
+        ax.scatter(z[sel, 0], z[sel, 1], s=2, alpha=0.35, color=colors(c % 10))
+        for k in levels:
+            ax.add_patch(Ellipse(means[c], 2 * k * std[c, 0], 2 * k * std[c, 1], fill=False, lw=1.4,
+                                 color=colors(c % 10), alpha=0.9 if k == 1 else 0.5))
+        ax.annotate(str(c), means[c], ha="center", va="center", fontsize=9, weight="bold")
+    ax.set(title=title, xlabel="$z_1$", ylabel="$z_2$")
+    ax.set_aspect("equal", adjustable="datalim")
+    return ax

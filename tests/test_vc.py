@@ -1,0 +1,153 @@
+"""Variational Classification: the identities of the chapter, the estimators against closed forms, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lvmcls import estimators, objectives
+from lvmcls.models import LatentClassifier
+from lvmcls.nets import MLP
+from lvmcls.priors import ClassDensityRatio, GaussianClassPrior
+
+
+def test_softmax_cross_entropy_is_elbo_vc_with_a_point_mass_and_shared_covariance():
+    """Eq. 6: a linear softmax layer and the Bayes-rule head of shared isotropic Gaussians give the same CE."""
+    torch.manual_seed(0)
+    prior = GaussianClassPrior(7, 5, shared_isotropic=True)
+    with torch.no_grad():
+        prior.raw_log_var.fill_(0.7)
+        prior.class_logits.copy_(torch.randn(7))
+    z, y = torch.randn(256, 5), torch.randint(0, 7, (256,))
+    w, b = prior.as_linear()
+    ce_linear = objectives.cross_entropy(z @ w.T + b, y)
+    terms = objectives.variational_classification(z, y, prior, objective="ce")
+    assert abs(ce_linear.item() + terms["log_p_y_given_z"].item()) < 1e-5
+    # and conversely, any linear layer is such a head: μ = σ² W, log π_y = b_y + |μ_y|²/(2σ²) + const
+    w2, b2 = torch.randn(7, 5), torch.randn(7)
+    with torch.no_grad():
+        prior.means.copy_(w2 * prior.log_var[0, 0].exp())
+        prior.class_logits.copy_(b2 + prior.means.pow(2).sum(1) / (2 * prior.log_var[0, 0].exp()))
+    assert torch.allclose(prior.logits(z).log_softmax(1), (z @ w2.T + b2).log_softmax(1), atol=1e-5)
+
+
+def test_gaussian_class_prior_log_prob_matches_torch_distributions():
+    torch.manual_seed(1)
+    prior = GaussianClassPrior(3, 4)
+    with torch.no_grad():
+        prior.raw_log_var.copy_(torch.randn(3, 4) * 0.3)
+    z = torch.randn(10, 4)
+    ref = torch.stack([torch.distributions.Independent(torch.distributions.Normal(
+        prior.means[c], (0.5 * prior.log_var[c]).exp()), 1).log_prob(z) for c in range(3)], 1)
+    assert torch.allclose(prior.log_prob_all(z), ref, atol=1e-5)
+    samples = prior.sample(torch.zeros(200_000, dtype=torch.long))
+    assert torch.allclose(samples.mean(0), prior.means[0].detach(), atol=0.02)
+    assert torch.allclose(samples.var(0), prior.log_var[0].detach().exp(), rtol=0.03)
+
+
+def test_linear_density_ratio_recovers_a_known_kl():
+    """q = N(m, I), p = N(0, I): log q/p is linear in z and KL = |m|²/2; the estimate is within 10%."""
+    m = torch.tensor([1.0, -0.5])
+    g = torch.Generator().manual_seed(0)
+    est = estimators.fit_density_ratio(ClassDensityRatio(1, 2), lambda n: m + torch.randn(n, 2, generator=g),
+                                       lambda n: torch.randn(n, 2, generator=g), steps=1500)
+    truth = 0.5 * m.pow(2).sum().item()
+    assert abs(est - truth) / truth < 0.10, (est, truth)
+
+
+def test_mlp_density_ratio_recovers_a_kl_between_different_covariances():
+    s_q = torch.tensor([0.5, 2.0])
+    g = torch.Generator().manual_seed(1)
+    est = estimators.fit_density_ratio(ClassDensityRatio(1, 2, hidden=64),
+                                       lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
+                                       lambda n: torch.randn(n, 2, generator=g), steps=3000, lr=3e-3)
+    truth = estimators.gaussian_kl(torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)).item()
+    assert abs(est - truth) / truth < 0.10, (est, truth)
+
+
+def test_knn_entropy_and_latent_kl_against_gaussian_closed_forms():
+    g = torch.Generator().manual_seed(2)
+    cov = torch.tensor([[1.0, 0.3], [0.3, 0.5]])
+    z = torch.randn(20_000, 2, generator=g) @ torch.linalg.cholesky(cov).T
+    truth = 0.5 * torch.logdet(2 * math.pi * math.e * cov).item()
+    assert abs(estimators.knn_entropy(z) - truth) < 0.03
+    prior = GaussianClassPrior(2, 2)
+    with torch.no_grad():
+        prior.means.zero_()
+    y = torch.zeros(len(z), dtype=torch.long)
+    kl = estimators.latent_kl(z, y, prior)[0]
+    assert abs(kl - estimators.gaussian_kl(torch.zeros(2), cov, torch.zeros(2), torch.eye(2)).item()) < 0.03
+    assert estimators.spread_ratio(z, y, prior)[0] == pytest.approx(1.5 / 2, rel=0.03)
+
+
+def test_vc_optimum_matches_eq11_by_numerical_optimisation():
+    """Maximise E_q[log p(y|z)] - KL(q ‖ p(z|y)) over densities on a grid by gradient ascent: the maximiser is
+    Eq. 11's q* = p(z|y) p(y|z) / E_p[p(y|z')], which is peakier than the prior and shifted away from the
+    other class."""
+    grid = torch.linspace(-6, 6, 601, dtype=torch.float64)
+    dz = (grid[1] - grid[0]).item()
+    lik = torch.stack([torch.distributions.Normal(mu, 1.0).log_prob(grid) for mu in (-1.0, 1.0)], 1)
+    log_p_y_given_z = lik.log_softmax(1)[:, 1]  # class y = 1, equal class priors
+    log_prior = lik[:, 1]
+    closed = estimators.vc_optimal_posterior(log_prior, log_p_y_given_z, dz)
+    assert abs(closed.sum().item() * dz - 1) < 1e-9
+    logits = torch.zeros_like(grid, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(3000):
+        q = logits.softmax(0) / dz
+        objective = (q * log_p_y_given_z).sum() * dz - (q * (q.clamp_min(1e-300).log() - log_prior)).sum() * dz
+        opt.zero_grad()
+        (-objective).backward()
+        opt.step()
+    q = (logits.softmax(0) / dz).detach()
+    assert (q - closed).abs().max().item() < 1e-3
+    mean = lambda d: (d * grid).sum().item() * dz  # noqa: E731
+    var = lambda d: (d * (grid - mean(d)) ** 2).sum().item() * dz  # noqa: E731
+    assert var(closed) < 1.0 and mean(closed) > 1.0  # peakier than p(z|y) = N(1, 1), pushed away from class 0
+
+
+def test_latent_classifier_trains_every_part_by_its_own_objective():
+    torch.manual_seed(0)
+    model = LatentClassifier(MLP(4, 2, hidden=16), GaussianClassPrior(3, 2), ClassDensityRatio(3, 2), objective="vc")
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    out = model.training_step(x, y)
+    out["objective"].backward(retain_graph=True)
+    assert all(p.grad is None for p in model.ratio.parameters())  # T's parameters are detached in the objective
+    assert model.encoder[1].weight.grad is not None
+    model.zero_grad()
+    out["ratio_loss"].backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
+    assert model.ratio.weight.grad.abs().sum() > 0
+
+
+def test_bad_input_raises_clear_errors():
+    prior = GaussianClassPrior(3, 2)
+    with pytest.raises(ValueError, match="latent dimension"):
+        prior.log_prob_all(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="num_classes match"):
+        prior.log_prob(torch.randn(5, 2), torch.tensor([0, 1, 2, 3, 0]))
+    with pytest.raises(ValueError, match="beta"):
+        objectives.variational_classification(torch.randn(5, 2), torch.zeros(5, dtype=torch.long), prior,
+                                              ClassDensityRatio(3, 2), beta=-0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        prior.log_prob_all(torch.tensor([[float("nan"), 0.0]]))
+    with torch.no_grad():
+        prior.raw_log_var[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="log-variances"):
+        prior.log_prob_all(torch.randn(5, 2))
+    with pytest.raises(ValueError, match="classes in R"):
+        LatentClassifier(MLP(4, 2), GaussianClassPrior(3, 2), ClassDensityRatio(4, 2))
+    with pytest.raises(ValueError, match="needs ratio"):
+        LatentClassifier(MLP(4, 2), GaussianClassPrior(3, 2), objective="vc")
+    with pytest.raises(ValueError, match="encoder outputs"):
+        LatentClassifier(MLP(4, 3), GaussianClassPrior(3, 2), objective="ce").encode(torch.randn(2, 4))
+
+
+def test_log_variances_are_clamped():
+    prior = GaussianClassPrior(2, 2, min_log_var=-3, max_log_var=3)
+    with torch.no_grad():
+        prior.raw_log_var.fill_(100.0)
+    assert prior.log_var.max().item() == 3
+    assert torch.isfinite(prior.log_prob_all(torch.randn(4, 2))).all()
