@@ -14,6 +14,8 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
 
 REQUIRED_METRICS = {
     "01_softmax_probabilities": ["posterior_mae", "posterior_mae_hinge", "ece", "ece_hinge", "mnist_test_acc"],
+    "02_variational_classification": ["kl_estimate_rel_error"] + [
+        f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in ("test_acc", "spread_ratio", "latent_kl")],
 }
 PROVENANCE = ["stem", "profile", "device", "seeds", "data_source", "git_commit", "wall_time_s", "metrics", "paper"]
 
@@ -61,3 +63,13 @@ def test_chapter1_claims_hold():
     assert m["prior_shift_mae_after"] < m["prior_shift_mae_before"] / 2
     assert m["ce_identity_max_gap"] < 1e-5
     assert m["mnist_test_acc"] > 0.95
+
+
+def test_chapter2_identities_hold():
+    """Chapter 2's numerical checks have exact answers; the trained encoders must classify well."""
+    m = json.loads((ROOT / "results" / "02_variational_classification.json").read_text())["metrics"]
+    assert m["ce_linear_vs_elbo_vc_gap"] < 1e-5
+    assert m["kl_estimate_rel_error"] < 0.10
+    assert m["eq11_max_abs_error"] < 1e-3
+    for obj in ("ce", "gm", "vc"):
+        assert m[f"test_acc_{obj}"] > 0.9

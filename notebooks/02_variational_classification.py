@@ -1,0 +1,454 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Variational Classification: the softmax classifier as a latent-variable model
+#
+# Chapter 1 showed that a softmax classifier estimates $P(y\mid x)$. Variational Classification
+# {cite}`dhuliawala2023variational` (VC) looks inside it: the layers before the softmax compute a latent $z$,
+# and the softmax layer is a posterior $p_\theta(y\mid z)$ obtained by Bayes' rule from class-conditional
+# distributions $p_\theta(z\mid y)$. Read that way, a classifier is a latent-variable model $y \to z \to x$, its
+# cross-entropy is an evidence lower bound, and the class-conditionals are *priors* that the network is
+# free to ignore, and does. VC adds the missing term, a KL divergence that asks the latents of each class to
+# fill out their prior, and estimates it with the density-ratio trick of Chapter 1.
+#
+# This chapter derives the objective (the paper's sections 2–3, Algorithm 1 and appendix A), checks each
+# identity numerically, and reproduces Figure 1 with numbers: where do the latents of a CE-, GM- and VC-trained
+# encoder lie relative to their priors?
+#
+# Run it yourself: the launch menu at the top of the page (the rocket) opens this notebook on Colab;
+# on a GPU runtime `profile="auto"` selects the `full` profile.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import importlib.util
+import subprocess
+import sys
+from types import SimpleNamespace
+
+if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from lvmcls import estimators, metrics, objectives, plots
+from lvmcls.data import TensorSplit, load_dataset
+from lvmcls.models import LatentClassifier
+from lvmcls.nets import MLP, ConvNet
+from lvmcls.notebook import setup, show
+from lvmcls.priors import ClassDensityRatio, GaussianClassPrior
+from lvmcls.results import scorecard, write_results
+from lvmcls.train import Trainer, load_or_train, pick_device
+
+device = pick_device()
+
+# %% tags=["parameters"]
+profile = "auto"  # "auto" | "ci" | "full"
+seed = 0
+latent_dim = 2  # Figure 1 uses a two-dimensional latent space
+beta = 0.01  # weight of the KL estimate in VC (the reference code's run_vc.sh)
+gm_weight = 0.1  # weight of log p(z|y) in GM (run_lgm.sh)
+vc_likelihood_weight = 0.01  # VC keeps a log p(z|y) term too (run_vc.sh)
+mnist_epochs = None  # None: the profile's default
+toy_epochs = None
+
+# %%
+run = setup(profile, seed, device)
+KNOBS = {"ci": {"mnist_epochs": 6, "toy_epochs": 30, "encoder": "mlp"},
+         "full": {"mnist_epochs": 30, "toy_epochs": 60, "encoder": "convnet"}}[run.profile]
+mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
+toy_epochs = toy_epochs or KNOBS["toy_epochs"]
+STEM = "02_variational_classification"
+OBJECTIVES = ("ce", "gm", "vc")
+metrics_ = {}
+
+
+def make_model(objective, encoder, num_classes, dim, beta_, ratio_hidden=None):
+    """Encoder + GaussianClassPrior (+ ClassDensityRatio for VC, linear unless ``ratio_hidden``)."""
+    weight = {"ce": 0.0, "gm": gm_weight, "vc": vc_likelihood_weight}[objective]
+    ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective == "vc" else None
+    return LatentClassifier(encoder, GaussianClassPrior(num_classes, dim), ratio, objective=objective, beta=beta_,
+                            likelihood_weight=weight)
+
+
+def train_latent_classifier(name, data, objective, encoder, num_classes, epochs, batch_size=128, lr=1e-3,
+                            beta_=None, ratio_hidden=None):
+    """Train (or load from the checkpoint cache) one CE / GM / VC model with the book's one Trainer."""
+    beta_ = beta if beta_ is None else beta_
+    torch.manual_seed(run.seed)
+    model = make_model(objective, encoder, num_classes, latent_dim, beta_, ratio_hidden)
+    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, device=run.device, seed=run.seed,
+                      monitor="objective")
+    config = {"model": repr(model), "objective": objective, "beta": beta_, "gm_weight": gm_weight,
+              "vc_likelihood_weight": vc_likelihood_weight, "trainer": trainer.config(),
+              "n": len(data.train), "data": data.source}
+    model, record = load_or_train(name, model, config, lambda m: trainer.fit(m, data.train, data.val))
+    return model.to(run.device), record
+
+
+# %% [markdown]
+# ## The classifier as a latent-variable model
+#
+# **The model.** A label generates a latent, which generates the input: $y \sim p_\pi(y)$,
+# $z \sim p_\theta(z\mid y)$, $x \sim p(x\mid z)$. Classification inverts it with an encoder $q_\phi(z\mid x)$ and the
+# head $p_\theta(y\mid z)$, and, since $x \perp y \mid z$,
+#
+# $$
+# p(y\mid x) = \int p_\theta(y\mid z)\, q_\phi(z\mid x)\, dz,
+# \qquad
+# p_\theta(y\mid z) = \frac{p_\theta(z\mid y)\, p_\pi(y)}{\sum_{y'} p_\theta(z\mid y')\, p_\pi(y')} .
+# $$
+#
+# **ELBO_VC (the paper's Eq. 5).** With $p(z\mid x, y) = p_\theta(y\mid z)\,q_\phi(z\mid x)/p(y\mid x)$, for every $x, y$
+#
+# $$
+# \log p(y\mid x) = \underbrace{\int q_\phi(z\mid x) \log p_\theta(y\mid z)\, dz}_{\text{ELBO}_\text{VC}}
+#   + \mathrm{KL}\big(q_\phi(z\mid x)\,\big\|\,p(z\mid x, y)\big),
+# $$
+#
+# and the training objective is $\mathbb E_{p(x,y)}[\text{ELBO}_\text{VC}]$. The dropped KL is zero only when
+# conditioning on $y$ does not move the posterior over $z$, that is, when $p_\theta(y\mid z)$ is constant over the
+# support of $q_\phi(z\mid x)$: then $z$ already carries everything that $x$ says about $y$ ($z$ is *sufficient*
+# for $y$). Maximising the bound pushes the encoder towards such latents.
+#
+# **Softmax cross-entropy is ELBO_VC (Eq. 6).** Take a point mass $q_\phi(z\mid x) = \delta(z - f_\phi(x))$ and
+# exponential-family class priors with a shared base measure,
+# $p_\theta(z\mid y) = h(z)\exp(\eta_y^\top z - A(\eta_y))$. Then $h(z)$ cancels in Bayes' rule and
+#
+# $$
+# \text{ELBO}_\text{VC} = \log p_\theta(y\mid f_\phi(x))
+#   = \log \operatorname{softmax}_y\big(\eta_y^\top f_\phi(x) - A(\eta_y) + \log \pi_y\big),
+# $$
+#
+# the log-likelihood of a linear softmax layer with weights $W = \eta$ and biases $b_y = -A(\eta_y) + \log\pi_y$.
+# For Gaussians $\mathcal N(\mu_y, \sigma^2 I)$: $W = \mu/\sigma^2$, $b_y = -\lVert\mu_y\rVert^2/(2\sigma^2) + \log\pi_y$. Conversely every
+# linear softmax layer is such a head. So every softmax classifier already *is* this latent-variable model; it just
+# never looks at $p_\theta(z\mid y)$.
+#
+# **The optimum collapses (§3.2).** Group the expectation by class, with $q_\phi(z\mid y) = \int q_\phi(z\mid x)\,p(x\mid y)\,dx$
+# the latents of class $y$:
+#
+# $$
+# \mathbb E_{p(x,y)}[\text{ELBO}_\text{VC}] = \mathbb E_{p(y)}\, \mathbb E_{q_\phi(z\mid y)} \log p_\theta(y\mid z).
+# $$
+#
+# This is *linear* in $q_\phi(z\mid y)$, so it is maximised by putting all of $q_\phi(z\mid y)$ where $p_\theta(y\mid z)$
+# is largest: a point, or a region far from the other classes. Nothing ties $q_\phi(z\mid y)$ to the prior
+# $p_\theta(z\mid y)$ that defines the head: the latent distribution the model *anticipates* and the one the encoder
+# *produces* can be entirely different.
+#
+# **The VC objective (Eq. 7).** Ask for both:
+#
+# $$
+# \mathcal L_\text{VC} = \mathbb E_{p(x,y)}\Big[\int q_\phi(z\mid x) \log p_\theta(y\mid z)\, dz\Big]
+#   - \beta\, \mathbb E_{p(y)}\, \mathrm{KL}\big(q_\phi(z\mid y)\,\big\|\,p_\theta(z\mid y)\big) + \mathbb E_{p(y)}\log p_\pi(y).
+# $$
+#
+# Three readings, the three objectives of Algorithm 1: with $\beta = 0$ it is maximum likelihood (**CE**). Keeping
+# only the cross-entropy part of the KL, $+\lambda\,\mathbb E_{q}\log p_\theta(z\mid y)$, is a prior on the latents, MAP
+# estimation, the Gaussian-mixture loss of Wan et al. 2018 (**GM**), which pulls latents onto the class means and
+# *concentrates* them. The full KL adds the entropy of $q_\phi(z\mid y)$, which rewards spreading out: the latents
+# should *fill out* their prior, as a Bayesian posterior would (**VC**).
+#
+# **The KL form (Eq. 8).** Per class the objective is
+# $\mathbb E_{q(z\mid y)}\big[\log p_\theta(y\mid z) - \beta \log \tfrac{q(z\mid y)}{p_\theta(z\mid y)}\big]$:
+# it needs $\log q_\phi(z\mid y)$, the density of the encoder's aggregated latents, which no one can write down.
+#
+# **The density-ratio trick (Eq. 9).** Chapter 1: a binary classifier trained with cross-entropy to tell samples of
+# $q$ (label 1) from equally many samples of $p$ (label 0) has the optimal logit $\log q/p$. So one discriminator per
+# class, $T^y_\psi(z) = w_y^\top z + b_y$ in the paper, trained on encoder outputs of class $y$ against prior draws
+# $z \sim p_\theta(z\mid y)$, gives
+#
+# $$
+# \mathrm{KL}\big(q_\phi(z\mid y)\,\|\,p_\theta(z\mid y)\big) = \mathbb E_{q_\phi(z\mid y)} \log\frac{q_\phi(z\mid y)}{p_\theta(z\mid y)}
+#   \approx \mathbb E_{q_\phi(z\mid y)}\, T^y_\psi(z).
+# $$
+#
+# The encoder's gradient flows through $T^y_\psi(z)$ (by reparameterisation), but $\psi$ is trained only by the
+# discriminator's own loss, one step per encoder step.
+#
+# **The optimum (Eq. 11, appendix A.2).** For $\beta = 1$, maximising $\mathbb E_{q}\log p_\theta(y\mid z) - \mathrm{KL}(q\,\|\,p_\theta(z\mid y))$
+# over densities $q$ gives
+#
+# $$
+# q^*(z\mid y) = \frac{p_\theta(z\mid y)\, p_\theta(y\mid z)}{\mathbb E_{p_\theta(z'\mid y)}\big[p_\theta(y\mid z')\big]} ,
+# $$
+#
+# the prior re-weighted towards where the class is recognisable: "peakier" than $p_\theta(z\mid y)$ and pushed away
+# from the other classes, but not a point. (For general $\beta$, $p_\theta(y\mid z)$ is raised to $1/\beta$.)
+
+# %% [markdown]
+# ## The code
+#
+# The head is `GaussianClassPrior.logits` (Bayes' rule); the three objectives come from one function;
+# the discriminator's loss is binary cross-entropy on detached inputs:
+
+# %%
+show(GaussianClassPrior.logits)
+
+# %%
+show(objectives.variational_classification)
+
+# %%
+show(ClassDensityRatio.loss)
+
+# %% [markdown]
+# ## Numerical checks of the identities
+#
+# **Eq. 6.** A Gaussian prior with one shared isotropic variance, its equivalent linear layer from
+# `GaussianClassPrior.as_linear`, and the same latents: the two cross-entropies must agree to float precision.
+
+# %%
+torch.manual_seed(run.seed)
+shared = GaussianClassPrior(10, 16, shared_isotropic=True)
+with torch.no_grad():
+    shared.raw_log_var.fill_(0.4)
+    shared.class_logits.normal_()
+z_check, y_check = torch.randn(4096, 16), torch.randint(0, 10, (4096,))
+w, b = shared.as_linear()
+ce_linear = objectives.cross_entropy(z_check @ w.T + b, y_check)
+elbo_vc = objectives.variational_classification(z_check, y_check, shared, objective="ce")["log_p_y_given_z"]
+metrics_["ce_linear_vs_elbo_vc_gap"] = abs(ce_linear.item() + elbo_vc.item())
+print(f"softmax CE {ce_linear.item():.6f}   -ELBO_VC {-elbo_vc.item():.6f}   "
+      f"gap {metrics_['ce_linear_vs_elbo_vc_gap']:.1e}")
+
+# %% [markdown]
+# **Eq. 9.** Two known Gaussians in $\mathbb R^2$, $q = \mathcal N(m, I)$ and $p = \mathcal N(0, I)$: the log ratio is linear, so the
+# paper's linear discriminator can represent it, and $\mathrm{KL}(q\,\|\,p) = \lVert m\rVert^2/2$. With different covariances
+# the log ratio is quadratic and the MLP discriminator is needed.
+
+# %%
+g = torch.Generator().manual_seed(run.seed)
+m = torch.tensor([1.0, -0.5])
+kl_true = 0.5 * m.pow(2).sum().item()
+kl_linear = estimators.fit_density_ratio(ClassDensityRatio(1, 2), lambda n: m + torch.randn(n, 2, generator=g),
+                                         lambda n: torch.randn(n, 2, generator=g), steps=1500, seed=run.seed)
+s_q = torch.tensor([0.5, 2.0])
+kl_true_cov = estimators.gaussian_kl(torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)).item()
+kl_mlp = estimators.fit_density_ratio(ClassDensityRatio(1, 2, hidden=64),
+                                      lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
+                                      lambda n: torch.randn(n, 2, generator=g), steps=3000, lr=3e-3, seed=run.seed)
+metrics_["kl_estimate_rel_error"] = abs(kl_linear - kl_true) / kl_true
+metrics_["kl_estimate_rel_error_mlp"] = abs(kl_mlp - kl_true_cov) / kl_true_cov
+print(f"equal covariances: true KL {kl_true:.4f}, linear T {kl_linear:.4f} "
+      f"({100 * metrics_['kl_estimate_rel_error']:.1f}% off)")
+print(f"different covariances: true KL {kl_true_cov:.4f}, MLP T {kl_mlp:.4f} "
+      f"({100 * metrics_['kl_estimate_rel_error_mlp']:.1f}% off)")
+
+# %% [markdown]
+# **Eq. 11.** One dimension, two classes with $p(z\mid y) = \mathcal N(\pm 1, 1)$ and equal priors. We maximise
+# $\mathbb E_q \log p(y{=}1\mid z) - \mathrm{KL}(q\,\|\,p(z\mid y{=}1))$ over *all* densities on a grid by gradient ascent (numerical
+# integration on the grid), and compare with the closed form.
+
+# %%
+grid = torch.linspace(-6, 6, 601, dtype=torch.float64)
+dz = (grid[1] - grid[0]).item()
+lik = torch.stack([torch.distributions.Normal(mu, 1.0).log_prob(grid) for mu in (-1.0, 1.0)], 1)
+log_p_y1_given_z, log_p_z_given_y1 = lik.log_softmax(1)[:, 1], lik[:, 1]
+q_closed = estimators.vc_optimal_posterior(log_p_z_given_y1, log_p_y1_given_z, dz)
+
+q_logits = torch.zeros_like(grid, requires_grad=True)
+opt = torch.optim.Adam([q_logits], lr=0.05)
+for _ in range(3000):
+    q = q_logits.softmax(0) / dz
+    objective = (q * log_p_y1_given_z).sum() * dz - (q * (q.clamp_min(1e-300).log() - log_p_z_given_y1)).sum() * dz
+    opt.zero_grad()
+    (-objective).backward()
+    opt.step()
+q_numeric = (q_logits.softmax(0) / dz).detach()
+metrics_["eq11_max_abs_error"] = (q_numeric - q_closed).abs().max().item()
+
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+ax.plot(grid, log_p_z_given_y1.exp(), color="gray", label="prior p(z | y=1) = N(1, 1)")
+ax.plot(grid, log_p_y1_given_z.exp() * 0.4, color="gray", ls=":", label="p(y=1 | z) (scaled)")
+ax.plot(grid, q_closed, lw=3, alpha=0.5, label="q*(z | y=1), Eq. 11")
+ax.plot(grid, q_numeric, ls="--", label="q maximising the objective numerically")
+ax.set(xlabel="z", xlim=(-4, 5), title="the VC optimum is the prior re-weighted by p(y | z)")
+ax.legend(frameon=False, fontsize=8)
+mean_of = lambda d: (d * grid).sum().item() * dz  # noqa: E731
+print(f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
+      f"mean {mean_of(q_closed):.3f} (prior 1.0), std {math.sqrt((q_closed * (grid - mean_of(q_closed))**2).sum().item() * dz):.3f} (prior 1.0)")
+
+# %% [markdown]
+# ## A toy whose generative model is known: anticipated against empirical latents
+#
+# Five classes, $z \sim \mathcal N(\mu_y, 0.5^2 I)$ in $\mathbb R^2$ with means on a circle, and inputs $x = g(z) \in \mathbb R^{10}$ through a
+# fixed random network. The encoder sees only $x$. Each panel shows the learned prior $p_\theta(z\mid y)$ (ellipses at
+# 1σ and 2σ: the *anticipated* latents) and the encoder's outputs on test data (dots: the *empirical* latents).
+# Besides the paper's weights we train VC with $\beta = 1$, where the KL is not a small regulariser, once with the
+# paper's linear discriminators and once with small MLP discriminators (64 tanh units per class; the reference
+# code's option has 512), which can represent log ratios that are not linear in $z$.
+
+# %%
+def make_toy(n_train, seed_):
+    gen = torch.Generator().manual_seed(seed_)
+    angle = torch.arange(5) * 2 * math.pi / 5
+    mu = 3 * torch.stack([angle.cos(), angle.sin()], 1)
+    mixing = [torch.randn(2, 32, generator=gen), torch.randn(32, 10, generator=gen) / math.sqrt(32)]
+
+    def draw(n):
+        y = torch.randint(0, 5, (n,), generator=gen)
+        z = mu[y] + 0.5 * torch.randn(n, 2, generator=gen)
+        return TensorSplit(torch.tanh(z @ mixing[0]) @ mixing[1], y), z
+
+    (train, _), (val, _), (test, z_test) = draw(n_train), draw(n_train // 5), draw(5000)
+    return SimpleNamespace(train=train, val=val, test=test, z_test=z_test, source="synthetic: 5 Gaussian classes in R^2")
+
+
+toy = make_toy(10_000, run.seed + 1)
+# name: (objective, beta, discriminator hidden units; None = linear)
+VARIANTS = {"ce": ("ce", None, None), "gm": ("gm", None, None), "vc": ("vc", None, None),
+            "vc_beta1": ("vc", 1.0, None), "vc_mlp_beta1": ("vc", 1.0, 64)}
+LABELS = {"ce": "CE", "gm": "GM", "vc": "VC", "vc_beta1": "VC, β = 1", "vc_mlp_beta1": "VC, β = 1, MLP T"}
+toy_models = {name: train_latent_classifier(f"ch2-toy-{name}", toy, obj, MLP(10, latent_dim, hidden=64), 5,
+                                            toy_epochs, beta_=b, ratio_hidden=h)[0]
+              for name, (obj, b, h) in VARIANTS.items()}
+fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+axes = axes.flatten()
+axes[0].scatter(*toy.z_test[:2000].T, c=toy.test.y[:2000], cmap="tab10", vmin=0, vmax=9, s=2)
+axes[0].set(title="true latents z (unseen by the encoder)", xlabel="$z_1$", ylabel="$z_2$")
+axes[0].set_aspect("equal")
+for ax, name in zip(axes[1:], VARIANTS):
+    model = toy_models[name]
+    z = model.latents(toy.test.x.to(run.device)).cpu()
+    spread = estimators.spread_ratio(z, toy.test.y, model.prior.cpu())
+    metrics_[f"toy_spread_ratio_{name}"] = sum(spread.values()) / len(spread)
+    plots.latents_with_prior(ax, z, toy.test.y, model.prior.cpu(),
+                             title=f"{LABELS[name]}: spread ratio {metrics_[f'toy_spread_ratio_{name}']:.2f}")
+    model.to(run.device)
+fig.tight_layout()
+
+# %% [markdown]
+# ## Figure 1: MNIST with $Z = \mathbb R^2$
+#
+# The paper's Figure 1 trains an MNIST encoder into two dimensions under each objective and plots the latents of
+# each class over its prior. We do the same, and add the numbers behind the picture, per objective:
+#
+# - the **spread ratio** $\operatorname{tr}\operatorname{Cov}_{q}(z\mid y)\,/\operatorname{tr}\Sigma_y$, averaged over classes: about 1 when the latents fill
+#   their prior, far below 1 when they concentrate;
+# - **KL**$(q_\phi(z\mid y)\,\|\,p_\theta(z\mid y))$, estimated without the discriminator: $-\hat H_\text{kNN}(q) - \mathbb E_q \log p_\theta(z\mid y)$ with the
+#   Kozachenko–Leonenko entropy estimate (`estimators.latent_kl`);
+# - test accuracy.
+#
+# Encoders: an MLP (784-256-256-2) in the `ci` profile, a ConvNet in `full`; Adam at 1e-3 for everything but the
+# discriminator (its own AdamW, as in the reference code). The reference code trains a ResNet-50 on ImageNet with
+# SGD; we keep its loss weights ($\beta = 0.01$; GM $\lambda = 0.1$; VC $\lambda = 0.01$) and not its optimiser.
+
+# %%
+mnist = load_dataset("mnist", device=run.device)
+print(mnist)
+
+
+def mnist_encoder():
+    if KNOBS["encoder"] == "convnet":
+        return ConvNet(latent_dim, in_channels=1)
+    return MLP(784, latent_dim, hidden=256, depth=2)
+
+
+mnist_models, mnist_records = {}, {}
+for name, (obj, b, h) in VARIANTS.items():
+    mnist_models[name], mnist_records[name] = train_latent_classifier(
+        f"ch2-mnist-{name}", mnist, obj, mnist_encoder(), 10, mnist_epochs, beta_=b, ratio_hidden=h)
+
+fig, axes = plt.subplots(2, 3, figsize=(18, 11.5))
+axes[1, 2].axis("off")
+axes = axes.flatten()
+test_y = mnist.test.y.cpu()
+for ax, name in zip(axes, VARIANTS):
+    model = mnist_models[name]
+    z = model.latents(mnist.test.x).cpu()
+    prior = model.prior.cpu()
+    probs = prior.logits(z).softmax(1)
+    spread = estimators.spread_ratio(z, test_y, prior)
+    kl = estimators.latent_kl(z, test_y, prior)
+    metrics_[f"test_acc_{name}"] = metrics.accuracy(probs, test_y)
+    metrics_[f"ece_{name}"] = metrics.expected_calibration_error(probs, test_y, n_bins=20)
+    metrics_[f"spread_ratio_{name}"] = sum(spread.values()) / len(spread)
+    metrics_[f"latent_kl_{name}"] = sum(kl.values()) / len(kl)
+    plots.latents_with_prior(ax, z, test_y, prior, title=(
+        f"{LABELS[name]}: acc {100 * metrics_[f'test_acc_{name}']:.1f}%, spread {metrics_[f'spread_ratio_{name}']:.2f}, "
+        f"KL {metrics_[f'latent_kl_{name}']:.2f}"))
+    model.to(run.device)
+fig.tight_layout()
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+rows = ["| objective | test accuracy | ECE | spread ratio | KL(q(z|y) ‖ p(z|y)), kNN | VC's own estimate E_q T (validation) |",
+        "|---|---|---|---|---|---|"]
+for name in VARIANTS:
+    t_est = mnist_records[name]["history"]["val"].get("kl_estimate", [None])[-1]
+    rows.append(f"| {LABELS[name]} | {100 * metrics_[f'test_acc_{name}']:.2f}% | "
+                f"{100 * metrics_[f'ece_{name}']:.2f}% | {metrics_[f'spread_ratio_{name}']:.3f} | "
+                f"{metrics_[f'latent_kl_{name}']:.2f} | {'—' if t_est is None else f'{t_est:.2f}'} |")
+closest = min(OBJECTIVES, key=lambda o: abs(math.log(metrics_[f"spread_ratio_{o}"])))
+lowest_kl = min(OBJECTIVES, key=lambda o: metrics_[f"latent_kl_{o}"])
+rows.append(f"\nOf CE, GM and VC at the paper's weights, **{closest.upper()}** has the spread ratio closest to 1 and "
+            f"**{lowest_kl.upper()}** the smallest KL to its priors in this run.")
+Markdown("\n".join(rows))
+
+# %% [markdown]
+# **What the numbers say.** The paper's claim for Figure 1 is qualitative: under CE the latents ignore the priors,
+# GM pulls them into tight clusters at the class means, and VC makes them fill out their priors. The spread
+# ratio and the kNN estimate of $\mathrm{KL}(q(z\mid y)\,\|\,p(z\mid y))$ make it testable: the claim predicts the VC spread
+# closest to 1 and the smallest KL for VC. The sentence under the table is computed from this run. Two
+# caveats: at the paper's $\beta = 0.01$ the KL term is a small regulariser, so VC differs from GM by degree (the
+# $\beta = 1$ row shows the term at full strength); and a linear discriminator sees only what a linear function
+# of $z$ can separate, essentially the class means. Once the encoder has moved each class's mean onto its prior's
+# (as at $\beta = 1$), $T \approx 0$ and VC's own estimate $\mathbb E_q T$ (last column) reports almost no divergence, while
+# the kNN estimate, which sees the shapes, does not. The MLP discriminator can see more than the means.
+
+# %% [markdown]
+# ## Scorecard
+#
+# The paper reports Figure 1 as a picture, not numbers, so the *paper* column is empty: its claim is the
+# ordering discussed above. The identity checks have exact answers (0 gap, 0 error).
+
+# %%
+PAPER = {}
+path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.seed],
+                     data_source={"toy": toy.source, "mnist": mnist.source}, metrics=metrics_, paper=PAPER,
+                     wall_time_s=run.elapsed(),
+                     knobs={"latent_dim": latent_dim, "beta": beta, "gm_weight": gm_weight,
+                            "vc_likelihood_weight": vc_likelihood_weight, "mnist_epochs": mnist_epochs,
+                            "toy_epochs": toy_epochs, "encoder": KNOBS["encoder"]})
+print(f"wrote {path.name}")
+scorecard(STEM, metrics_, PAPER)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print({k: round(v, 3) for k, v in sorted(metrics_.items())})
+
+# %% [markdown]
+# ## Conclusion
+#
+# - A softmax classifier is a latent-variable model $y \to z \to x$ whose cross-entropy is ELBO_VC with a point-mass
+#   encoder and exponential-family class priors (checked above to float precision).
+# - That objective is linear in $q_\phi(z\mid y)$, so nothing makes the latents match the priors the head assumes.
+# - VC adds $-\beta\,\mathrm{KL}(q_\phi(z\mid y)\,\|\,p_\theta(z\mid y))$, estimated by one density-ratio discriminator per class (Chapter 1's
+#   trick), whose optimum is the prior re-weighted by $p_\theta(y\mid z)$ (Eq. 11, checked numerically).
+# - On MNIST with $Z = \mathbb R^2$ the figure and its numbers show where each objective puts the latents; the next
+#   chapter tests what that buys: calibration, robustness, low data, shift and OOD detection.
+#
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
