@@ -75,3 +75,31 @@ def posterior_mae(probs: torch.Tensor, true_posterior: torch.Tensor) -> float:
 def negative_log_likelihood(probs: torch.Tensor, y: torch.Tensor) -> float:
     _check(probs, y)
     return -probs.gather(1, y[:, None]).clamp_min(1e-12).log().mean().item()
+
+
+def brier_score(probs: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean over examples of Σ_c (f(c|x) - 1[c = y])²."""
+    _check(probs, y)
+    onehot = torch.nn.functional.one_hot(y.cpu(), probs.shape[1]).double()
+    return (probs.detach().cpu().double() - onehot).pow(2).sum(1).mean().item()
+
+
+def auroc(score_in: torch.Tensor, score_out: torch.Tensor) -> float:
+    """Area under the ROC curve for telling in-distribution (positive, higher score) from OOD inputs
+    (scikit-learn's ``roc_auc_score``)."""
+    from sklearn.metrics import roc_auc_score
+
+    score_in, score_out = score_in.detach().cpu().double().flatten(), score_out.detach().cpu().double().flatten()
+    if len(score_in) == 0 or len(score_out) == 0:
+        raise ValueError("auroc needs at least one in-distribution and one OOD score")
+    if not (torch.isfinite(score_in).all() and torch.isfinite(score_out).all()):
+        raise ValueError("scores contain NaN or inf")
+    labels = torch.cat([torch.ones(len(score_in)), torch.zeros(len(score_out))])
+    return float(roc_auc_score(labels.numpy(), torch.cat([score_in, score_out]).numpy()))
+
+
+def classification_report(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 20) -> dict[str, float]:
+    """Accuracy, NLL, Brier score, ECE and MCE (``n_bins`` equal-width bins) in one dict."""
+    curve = reliability_curve(probs, y, n_bins)
+    return {"acc": accuracy(probs, y), "nll": negative_log_likelihood(probs, y), "brier": brier_score(probs, y),
+            "ece": curve.ece, "mce": curve.mce}

@@ -83,6 +83,16 @@ class LatentClassifier(nn.Module):
         self.objective, self.beta, self.likelihood_weight = objective, beta, likelihood_weight
         self.posterior, self.prior_lr = posterior, prior_lr
 
+    @classmethod
+    def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
+              likelihood_weight: float | None = None, ratio_hidden: int | None = None, **kwargs) -> "LatentClassifier":
+        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio`` for VC: linear unless ``ratio_hidden``)."""
+        from .priors import ClassDensityRatio, GaussianClassPrior
+
+        ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective == "vc" else None
+        return cls(encoder, GaussianClassPrior(num_classes, dim), ratio, objective=objective, beta=beta,
+                   likelihood_weight=likelihood_weight, **kwargs)
+
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """z ~ q_φ(z|x): the point itself, or a reparameterised Gaussian draw (its mean if not ``sample``)."""
         out = self.encoder(x)
@@ -114,6 +124,16 @@ class LatentClassifier(nn.Module):
         if self.ratio is not None:
             groups["ratio"] = (list(self.ratio.parameters()), {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2})
         return groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(y|x): the Bayes-rule head at z = E_q[z|x] (differentiable in x, e.g. for FGSM)."""
+        return self.prior.logits(self.encode(x, sample=False))
+
+    @torch.no_grad()
+    def log_marginal(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """log p_θ(z) = log Σ_y p_θ(z|y) p_π(y) at z = E_q[z|x]: a density score for OOD detection, (N,)."""
+        z = self.latents(x, batch_size)
+        return torch.logsumexp(self.prior.logits(z), dim=1)
 
     @torch.no_grad()
     def latents(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:

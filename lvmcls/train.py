@@ -268,3 +268,13 @@ def load_or_train(name: str, model: nn.Module, config: dict, train: Callable[[nn
     record = {"history": history.to_dict() if isinstance(history, History) else history}
     save_checkpoint(model, path, config, record)
     return model, {"config": config, **record, "loaded": False}
+
+
+def fit_cached(name: str, model: nn.Module, data, trainer: Trainer, **config) -> tuple[nn.Module, dict]:
+    """Train ``model`` on ``data.train`` (validating on ``data.val``) with ``trainer``, or load it if a model with
+    the same name and configuration was trained before. ``data`` needs ``train``, ``val`` and ``source``;
+    ``config`` adds whatever else defines the run (hyper-parameters not visible in ``repr(model)``)."""
+    config = {"model": repr(model), "trainer": trainer.config(), "n_train": len(data.train),
+              "data": getattr(data, "source", "unknown"), **config}
+    model, record = load_or_train(name, model, config, lambda m: trainer.fit(m, data.train, data.val))
+    return model.to(trainer.device), record

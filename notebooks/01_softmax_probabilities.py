@@ -61,7 +61,7 @@ from lvmcls.nets import MLP
 from lvmcls.notebook import setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.synthetic import GaussianClasses
-from lvmcls.train import Trainer, load_or_train, pick_device
+from lvmcls.train import Trainer, fit_cached, pick_device
 
 device = pick_device()
 
@@ -84,14 +84,10 @@ STEM = "01_softmax_probabilities"
 metrics_ = {}  # every number in this chapter's scorecard is collected here
 
 
-def train_classifier(name, data, net, loss, epochs, batch_size=128, lr=1e-3):
-    """Train ``Classifier(net, loss)`` with the book's one Trainer; load it instead if it was trained before."""
-    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, device=run.device, seed=run.seed)
-    config = {"net": repr(net), "loss": loss, "trainer": trainer.config(), "n": len(data.train),
-              "data": getattr(data, "source", "synthetic")}
-    model, record = load_or_train(name, Classifier(net, loss), config,
-                                  lambda m: trainer.fit(m, data.train, data.val))
-    return model.to(run.device), record
+def train_classifier(name, data, net, loss, epochs, batch_size=128):
+    """``Classifier(net, loss)`` trained by the book's one Trainer, or loaded if it was trained before."""
+    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=1e-3, device=run.device, seed=run.seed)
+    return fit_cached(name, Classifier(net, loss), data, trainer)
 
 
 # %% [markdown]

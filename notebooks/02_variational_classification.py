@@ -50,12 +50,12 @@ import torch
 
 from lvmcls import estimators, metrics, objectives, plots
 from lvmcls.data import TensorSplit, load_dataset
-from lvmcls.models import LatentClassifier
 from lvmcls.nets import MLP, ConvNet
 from lvmcls.notebook import setup, show
 from lvmcls.priors import ClassDensityRatio, GaussianClassPrior
 from lvmcls.results import scorecard, write_results
-from lvmcls.train import Trainer, load_or_train, pick_device
+from lvmcls.experiments import train_vc_model
+from lvmcls.train import pick_device
 
 device = pick_device()
 
@@ -80,27 +80,12 @@ OBJECTIVES = ("ce", "gm", "vc")
 metrics_ = {}
 
 
-def make_model(objective, encoder, num_classes, dim, beta_, ratio_hidden=None):
-    """Encoder + GaussianClassPrior (+ ClassDensityRatio for VC, linear unless ``ratio_hidden``)."""
+def train_latent_classifier(name, data, objective, encoder, num_classes, epochs, beta_=None, ratio_hidden=None):
+    """One CE / GM / VC model with the chapter's weights, trained by the book's one Trainer (or loaded)."""
     weight = {"ce": 0.0, "gm": gm_weight, "vc": vc_likelihood_weight}[objective]
-    ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective == "vc" else None
-    return LatentClassifier(encoder, GaussianClassPrior(num_classes, dim), ratio, objective=objective, beta=beta_,
-                            likelihood_weight=weight)
-
-
-def train_latent_classifier(name, data, objective, encoder, num_classes, epochs, batch_size=128, lr=1e-3,
-                            beta_=None, ratio_hidden=None):
-    """Train (or load from the checkpoint cache) one CE / GM / VC model with the book's one Trainer."""
-    beta_ = beta if beta_ is None else beta_
-    torch.manual_seed(run.seed)
-    model = make_model(objective, encoder, num_classes, latent_dim, beta_, ratio_hidden)
-    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, device=run.device, seed=run.seed,
-                      monitor="objective")
-    config = {"model": repr(model), "objective": objective, "beta": beta_, "gm_weight": gm_weight,
-              "vc_likelihood_weight": vc_likelihood_weight, "trainer": trainer.config(),
-              "n": len(data.train), "data": data.source}
-    model, record = load_or_train(name, model, config, lambda m: trainer.fit(m, data.train, data.val))
-    return model.to(run.device), record
+    return train_vc_model(name, data, objective, encoder, num_classes, latent_dim, epochs=epochs, seed=run.seed,
+                          device=run.device, beta=beta if beta_ is None else beta_, likelihood_weight=weight,
+                          ratio_hidden=ratio_hidden)
 
 
 # %% [markdown]

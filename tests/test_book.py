@@ -73,8 +73,12 @@ def server():
     httpd.shutdown()
 
 
-def test_math_is_typeset_in_headless_chromium(server, tmp_path, in_ci):
-    """Load the page in Chromium, let MathJax run, and count the typeset formulas in the DOM."""
+CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+
+
+@pytest.mark.parametrize("stem", CHAPTER_PAGES)
+def test_math_is_typeset_in_headless_chromium(stem, server, tmp_path, in_ci):
+    """Load each chapter in Chromium, let MathJax run, count the typeset formulas, and keep a screenshot."""
     chromium = _chromium()
     if chromium is None:
         if in_ci:
@@ -83,13 +87,13 @@ def test_math_is_typeset_in_headless_chromium(server, tmp_path, in_ci):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000"]
-    url = f"{server}/notebooks/01_softmax_probabilities.html"
+    url = f"{server}/notebooks/{stem}.html"
     dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     typeset = dom.count("<mjx-container")
     assert typeset >= 30, f"only {typeset} formulas typeset by MathJax"
     assert "<mjx-merror" not in dom, "MathJax reported a TeX error"
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium, *flags, "--window-size=1280,2400", f"--screenshot={shots / 'chapter1.png'}", url],
+    subprocess.run([chromium, *flags, "--window-size=1280,2400", f"--screenshot={shots / (stem + '.png')}", url],
                    capture_output=True, timeout=120)
-    assert (shots / "chapter1.png").stat().st_size > 50_000
+    assert (shots / f"{stem}.png").stat().st_size > 50_000

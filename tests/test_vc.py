@@ -151,3 +151,30 @@ def test_log_variances_are_clamped():
         prior.raw_log_var.fill_(100.0)
     assert prior.log_var.max().item() == 3
     assert torch.isfinite(prior.log_prob_all(torch.randn(4, 2))).all()
+
+
+def test_encoders_map_images_to_latents():
+    from lvmcls.nets import ConvNet, ResNet18Cifar
+
+    assert ConvNet(2)(torch.rand(3, 1, 28, 28)).shape == (3, 2)
+    assert ConvNet(5, in_channels=3)(torch.rand(2, 3, 32, 32)).shape == (2, 5)
+    resnet = ResNet18Cifar(10)
+    assert resnet(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in resnet.modules())  # CIFAR variant: no max-pool
+    assert resnet.stem[0].kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="expects"):
+        ConvNet(2)(torch.rand(3, 3, 28, 28))
+
+
+def test_gaussian_posterior_option_samples_by_reparameterisation():
+    torch.manual_seed(0)
+    model = LatentClassifier(MLP(4, 4, hidden=8), GaussianClassPrior(3, 2), objective="gm", posterior="gaussian")
+    x = torch.randn(5, 4)
+    z1, z2 = model.encode(x), model.encode(x)
+    assert z1.shape == (5, 2) and not torch.equal(z1, z2)
+    assert torch.equal(model.encode(x, sample=False), model.encode(x, sample=False))
+    out = model.training_step(x, torch.tensor([0, 1, 2, 0, 1]))
+    out["loss"].backward()
+    assert model.encoder[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="2 x 2 encoder outputs"):
+        LatentClassifier(MLP(4, 3), GaussianClassPrior(3, 2), objective="ce", posterior="gaussian").encode(x)

@@ -1,0 +1,42 @@
+"""Adversarial perturbations, computed in pixel space [0, 1] and batched on the device."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 1024) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al. 2015): x' = clamp(x + ε · sign(∇ₓ CE(model(x), y)), 0, 1).
+
+    ``model(x)`` must return logits; the model is put in eval mode for the attack and restored afterwards.
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0 (a perturbation size in pixel units), got {eps}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+    if eps == 0:
+        return x.clone()
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(xb), y[i:i + batch_size])
+        (grad,) = torch.autograd.grad(loss, xb)
+        out.append((xb + eps * grad.sign()).clamp(0, 1).detach())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
+    correct = sum((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
+                  for i in range(0, len(x), batch_size))
+    return correct / len(x)
+
+
+def fgsm_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons) -> list[float]:
+    """Accuracy under FGSM for each ε in ``epsilons`` (Figure 4 of the VC paper)."""
+    model.eval()
+    return [_accuracy(model, fgsm(model, x, y, float(eps)), y) for eps in epsilons]

@@ -1,0 +1,23 @@
+"""Post-hoc calibration: temperature scaling (Guo et al. 2017), tuned on a validation split."""
+
+from __future__ import annotations
+
+import torch
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor, max_iter: int = 200) -> float:
+    """The temperature T > 0 minimising the NLL of softmax(logits / T) on (``logits``, ``y``), by L-BFGS on log T."""
+    if logits.dim() != 2 or y.shape != (logits.shape[0],):
+        raise ValueError(f"need logits (N, K) and labels (N,), got {tuple(logits.shape)} and {tuple(y.shape)}")
+    logits, y = logits.detach().double().cpu(), y.cpu()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp())
