@@ -30,7 +30,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints/ci.txt -e ".[book,test]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints/ci.txt -e ".[book,test,shift]"
 	touch $@
 
 $(MATHJAX): book/vendor/package.json
@@ -74,6 +74,7 @@ sync: install
 
 bench: install
 	$(BIN)/python bench/data_loader.py
+	$(BIN)/python bench/vc_overhead.py
 
 clean:
 	rm -rf _build

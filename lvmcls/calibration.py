@@ -20,4 +20,4 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, max_iter: int = 200) 
         return loss
 
     opt.step(closure)
-    return float(log_t.exp())
+    return log_t.detach().exp().item()

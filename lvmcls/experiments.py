@@ -23,7 +23,8 @@ def train_vc_model(name: str, data, objective: str, encoder: nn.Module, num_clas
                    weight_decay: float = 0.0) -> tuple[LatentClassifier, dict]:
     """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
 
-    Give either ``epochs`` or a budget of optimiser ``steps`` (converted to whole epochs of ``data.train``).
+    Give either ``epochs`` or a budget of optimiser ``steps`` (converted to whole epochs of ``data.train``; the
+    validation split is then evaluated about ten times, not after each of many short epochs).
     ``likelihood_weight`` defaults to the reference code's weight for the objective.
     """
     if (epochs is None) == (steps is None):
@@ -35,13 +36,18 @@ def train_vc_model(name: str, data, objective: str, encoder: nn.Module, num_clas
     model = LatentClassifier.build(objective, encoder, num_classes, latent_dim, beta=beta, likelihood_weight=weight,
                                    ratio_hidden=ratio_hidden)
     trainer = Trainer(max_epochs=epochs, batch_size=min(batch_size, len(data.train)), lr=lr, optimizer=optimizer,
-                      schedule=schedule, weight_decay=weight_decay, device=device, seed=seed, monitor="objective")
+                      schedule=schedule, weight_decay=weight_decay, device=device, seed=seed, monitor="objective",
+                      val_every=max(1, epochs // 10))
     return fit_cached(name, model, data, trainer, beta=beta, likelihood_weight=weight)
 
 
-def with_train(data, train) -> SimpleNamespace:
-    """``data`` with its training split replaced (e.g. by a class-balanced subset); val, test, source kept."""
-    return SimpleNamespace(train=train, val=data.val, test=data.test, source=data.source)
+_KEEP = object()
+
+
+def with_train(data, train, val=_KEEP) -> SimpleNamespace:
+    """``data`` with its training split replaced (e.g. by a class-balanced subset); test and source kept, and
+    val kept unless given (``val=None`` trains without validation, e.g. for fixed-budget low-data runs)."""
+    return SimpleNamespace(train=train, val=data.val if val is _KEEP else val, test=data.test, source=data.source)
 
 
 def ood_scores(model: LatentClassifier, x: torch.Tensor, score: str = "max_prob") -> torch.Tensor:

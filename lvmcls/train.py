@@ -66,6 +66,7 @@ class Trainer:
       or "step" (×0.1 every ``step_size`` epochs).
     - ``patience``: stop when the validation ``monitor`` (default: the loss) has not improved for that many
       epochs, then restore the best weights (the reference VC code meant to and never did).
+    - ``val_every``: validate every that many epochs (and after the last), e.g. for many short epochs on few data.
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
     """
 
@@ -79,6 +80,7 @@ class Trainer:
     step_size: int = 30
     patience: int | None = None
     monitor: str = "loss"
+    val_every: int = 1
     grad_clip: float | None = None
     device: str | torch.device = "cpu"
     seed: int = 0
@@ -86,6 +88,8 @@ class Trainer:
     progress: bool = True
 
     def __post_init__(self):
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
         if self.max_epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need max_epochs >= 1, batch_size >= 1, lr > 0; got {self.max_epochs}, "
                              f"{self.batch_size}, {self.lr}")
@@ -198,7 +202,7 @@ class Trainer:
             for sched in schedules:
                 sched.step()
             postfix = {"loss": history.train["loss"][-1]}
-            if val is not None:
+            if val is not None and ((epoch + 1) % self.val_every == 0 or epoch + 1 == self.max_epochs):
                 for k, v in self.evaluate(model, val).items():
                     history.val[k].append(v)
                 postfix["val_loss"] = history.val["loss"][-1]

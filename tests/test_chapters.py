@@ -16,6 +16,9 @@ REQUIRED_METRICS = {
     "01_softmax_probabilities": ["posterior_mae", "posterior_mae_hinge", "ece", "ece_hinge", "mnist_test_acc"],
     "02_variational_classification": ["kl_estimate_rel_error"] + [
         f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in ("test_acc", "spread_ratio", "latent_kl")],
+    "03_vc_experiments": [f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in (
+        "mnist_acc", "mnist_ece", "cifar10_acc", "cifar10_ece", "lowdata_mnist500_acc", "lowdata_cifar1000_acc",
+        "ood_auroc_mnist_vs_fashion", "shift_median_ece")],
 }
 PROVENANCE = ["stem", "profile", "device", "seeds", "data_source", "git_commit", "wall_time_s", "metrics", "paper"]
 
@@ -73,3 +76,17 @@ def test_chapter2_identities_hold():
     assert m["eq11_max_abs_error"] < 1e-3
     for obj in ("ce", "gm", "vc"):
         assert m[f"test_acc_{obj}"] > 0.9
+
+
+def test_chapter3_scorecard_is_complete():
+    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
+    m = record["metrics"]
+    for obj in ("ce", "gm", "vc"):
+        fgsm = m[f"fgsm_acc_{obj}"]
+        assert isinstance(fgsm, dict) and len(fgsm) >= 6, "FGSM accuracy as a map from at least 6 values of epsilon"
+        eps = sorted(fgsm, key=float)
+        assert fgsm[eps[0]] > fgsm[eps[-1]], "the attack must lower accuracy"
+        assert m[f"mnist_acc_{obj}"] > 0.9 and m[f"cifar10_acc_{obj}"] > 0.3
+    assert record["paper"]["lowdata_mnist500_acc_ce"] == 0.931
+    assert set(record["verdicts"]) and all(v.split(" ")[0] in ("supported", "not") for v in record["verdicts"].values())
+    assert "JPEG copy" in record["data_source"]["cifar10"] or "official" in record["data_source"]["cifar10"]
