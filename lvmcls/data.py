@@ -146,6 +146,14 @@ def labelled_unlabelled(split: TensorSplit, n_labelled_per_class: int, seed: int
     return split.subset(labelled), split.subset(torch.nonzero(mask).flatten())
 
 
+def binarized(split: TensorSplit, seed: int = 0) -> TensorSplit:
+    """Fixed stochastic binarisation: each pixel x ∈ [0, 1] becomes 1 with probability x, drawn once by ``seed``
+    (the usual "binarised MNIST" for VAEs; dynamic binarisation would redraw every epoch)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(split.x.shape, generator=g).to(split.x.device)
+    return TensorSplit((u < split.x).float(), split.y)
+
+
 def _stratified_split(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     classes = np.unique(y)

@@ -77,3 +77,18 @@ def latents_with_prior(ax: plt.Axes, z, y, prior, title: str = "", max_points: i
     ax.set(title=title, xlabel="$z_1$", ylabel="$z_2$")
     ax.set_aspect("equal", adjustable="datalim")
     return ax
+
+
+def image_grid(ax: plt.Axes, images, ncol: int = 10, title: str = "", shape=(28, 28)) -> plt.Axes:
+    """Images (N, ...) reshaped to ``shape`` and tiled in rows of ``ncol``, grey on white."""
+    imgs = _np(images).reshape(-1, *shape)
+    n = len(imgs)
+    nrow = -(-n // ncol)
+    grid = np.ones((nrow * (shape[0] + 2), ncol * (shape[1] + 2)))
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, ncol)
+        grid[r * (shape[0] + 2) + 1: r * (shape[0] + 2) + 1 + shape[0],
+             c * (shape[1] + 2) + 1: c * (shape[1] + 2) + 1 + shape[1]] = 1 - img
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    ax.set(title=title, xticks=[], yticks=[])
+    return ax

@@ -1,0 +1,310 @@
+"""Variational autoencoders: the model, its estimators, and VAE-AS (an auxiliary softmax over sample indices).
+
+Generative story: z ~ p(z) = N(0, I), x | z ~ Bernoulli(σ(g_θ(z))) pixel by pixel.
+Inference: q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)), sampled by reparameterisation z = μ + σ ⊙ ε.
+
+The ELBO's KL term splits over the data (Hoffman & Johnson 2016; VAE-AS appendix 7.1):
+
+    E_x KL(q(z|x) ‖ p(z)) = I_q(z; x) + KL(q(z) ‖ p(z)),     q(z) = (1/N) Σ_n q(z|x_n),
+
+and 0 ≤ I_q(z; x) ≤ log N (appendix 7.2). VAE-AS estimates both terms with a classifier s_ω(e|z) over the N sample
+indices e: at its optimum s_ω(e|z) = q(x_e|z) = q(z|x_e) / (N q(z)), so
+
+    I_q(z; x) = log N - E_z H(q(·|z)) ≈ log N + E_{e, z~q(z|x_e)} log s_ω(e|z)       (VAE-AS Eq. 9, 13)
+    log q(z) = log q(z|x_e) - log s_ω(e|z) - log N                                   (Eq. 14)
+
+and trains L = E log p(x|z) - α I_q(z; x) - β KL(q(z) ‖ p(z)) (Eq. 3); α = β = 1 is the ELBO.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _mlp(sizes: list[int], activation=nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), activation()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+def check_unit_interval(x: torch.Tensor) -> None:
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs contain NaN or inf")
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(f"a Bernoulli decoder needs inputs in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]: "
+                         "scale or binarise them first")
+
+
+def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(z; mean, diag exp(log_var)), summed over the last dimension."""
+    return -0.5 * (((z - mean) ** 2) / log_var.exp() + log_var + LOG_2PI).sum(-1)
+
+
+def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag σ²) ‖ N(0, I)) per dimension, closed form: ½ (μ² + σ² - 1 - log σ²), shape (N, d)."""
+    return 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var)
+
+
+class VAE(nn.Module):
+    """Gaussian encoder and Bernoulli decoder MLPs with ``hidden`` units; ``decoder_depth`` hidden layers in the decoder
+    (the knob of the VAE-AS paper's Table 1) and ``encoder_depth`` in the encoder."""
+
+    def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden: int = 500, encoder_depth: int = 1,
+                 decoder_depth: int = 1):
+        super().__init__()
+        if min(x_dim, z_dim, hidden) < 1 or min(encoder_depth, decoder_depth) < 1:
+            raise ValueError(f"need positive sizes and depths >= 1, got {x_dim=}, {z_dim=}, {hidden=}, "
+                             f"{encoder_depth=}, {decoder_depth=}")
+        self.x_dim, self.z_dim = x_dim, z_dim
+        self.encoder = _mlp([x_dim] + [hidden] * encoder_depth + [2 * z_dim])
+        self.decoder = _mlp([z_dim] + [hidden] * decoder_depth + [x_dim])
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²) of q_φ(z|x), each (N, d)."""
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != self.x_dim:
+            raise ValueError(f"the VAE expects {self.x_dim} pixels per input, got {x.shape[1]}")
+        mean, log_var = self.encoder(x).chunk(2, dim=1)
+        return mean, log_var.clamp(-12, 8)
+
+    @staticmethod
+    def reparameterise(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        return mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p_θ(x|z) for Bernoulli pixels: -BCE(logits, x) summed over pixels. ``z`` may carry leading sample
+        dimensions (S, N, d); the result is (S, N) or (N,)."""
+        logits = self.decoder(z)
+        x = x.reshape(len(x), -1).expand_as(logits)
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+    def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per example: reconstruction E_q log p(x|z) (one sample), closed-form KL, and the posterior's parameters."""
+        mean, log_var = self.encode(x)
+        z = self.reparameterise(mean, log_var)
+        rec = self.log_likelihood(x, z)
+        kl = kl_to_standard_normal(mean, log_var).sum(1)
+        return {"rec": rec, "kl": kl, "z": z, "mean": mean, "log_var": log_var}
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The negative ELBO, -E_q log p(x|z) + KL(q(z|x) ‖ p(z)), averaged over the batch (labels ignored)."""
+        t = self.elbo_terms(x)
+        return {"loss": (t["kl"] - t["rec"]).mean(), "rec": t["rec"].mean(), "kl": t["kl"].mean()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means σ(g(z)) for z ~ N(0, I): (n, x_dim)."""
+        z = torch.randn(n, self.z_dim, generator=generator).to(next(self.parameters()).device)
+        return torch.sigmoid(self.decoder(z))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """σ(g(μ_φ(x))): the decoder's mean at the posterior mean."""
+        return torch.sigmoid(self.decoder(self.encode(x)[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators
+
+
+@torch.no_grad()
+def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    out = [vae.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat([m for m, _ in out]), torch.cat([v for _, v in out])
+
+
+def mean_kl(mean: torch.Tensor, log_var: torch.Tensor) -> float:
+    """E_x KL(q(z|x) ‖ N(0, I)), closed form per x, averaged."""
+    return kl_to_standard_normal(mean, log_var).sum(1).mean().item()
+
+
+def kl_per_dimension(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """E_x KL per latent dimension: (d,)."""
+    return kl_to_standard_normal(mean, log_var).mean(0)
+
+
+def active_units(mean: torch.Tensor, threshold: float = 0.01) -> int:
+    """AU = Σ_d 1{Cov_x(E_q[z_d|x]) ≥ threshold} (Burda et al. 2016)."""
+    return int((mean.var(0, unbiased=True) >= threshold).sum())
+
+
+def aggregate_posterior_terms(mean: torch.Tensor, log_var: torch.Tensor, samples: int | None = None,
+                              seed: int = 0, max_elements: int = 2 ** 25) -> dict[str, float]:
+    """Monte Carlo estimates of I_q(z; x) and KL(q(z) ‖ p(z)) over the aggregate posterior of S data points.
+
+    q(z) is the mixture (1/S) Σ_j q(z|x_j) over S of the data (all of them if ``samples`` is None); one z_i ~ q(z|x_i)
+    per point; log q(z_i) = logsumexp_j log q(z_i|x_j) - log S, in chunks of at most ``max_elements`` terms.
+        MI = mean_i [log q(z_i|x_i) - log q(z_i)],   MD = mean_i [log q(z_i) - log p(z_i)]
+    Also returns their standard errors over i. Bias: with small S the mixture misses mass, so MI is underestimated.
+    """
+    n = len(mean)
+    if samples is not None:
+        if samples > n:
+            raise ValueError(f"S = {samples} samples requested but the data hold only {n} points")
+        if samples < 2:
+            raise ValueError(f"S must be >= 2, got {samples}")
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:samples].to(mean.device)
+        mean, log_var = mean[idx], log_var[idx]
+    s = len(mean)
+    chunk = max(1, max_elements // (s * mean.shape[1]))
+    g = torch.Generator().manual_seed(seed + 1)
+    z = mean + (0.5 * log_var).exp() * torch.randn(mean.shape, generator=g).to(mean.device)
+    log_q_own = gaussian_log_density(z, mean, log_var)
+    log_p = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+    log_qz = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + chunk, None], mean[None], log_var[None]), 1)
+                        for i in range(0, s, chunk)]) - math.log(s)
+    mi, md = log_q_own - log_qz, log_qz - log_p
+    return {"mi": mi.mean().item(), "md": md.mean().item(), "mi_se": (mi.std() / math.sqrt(s)).item(),
+            "md_se": (md.std() / math.sqrt(s)).item(), "samples": s}
+
+
+@torch.no_grad()
+def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 100, batch_size: int = 256,
+                            max_elements: int = 2 ** 24) -> torch.Tensor:
+    """-log p(x) ≈ -log (1/k) Σ_j p(x|z_j) p(z_j) / q(z_j|x), z_j ~ q(z|x) (Burda et al. 2016), per input: (N,).
+
+    Batched over inputs and importance samples; at most ``max_elements`` decoder outputs are held at once.
+    """
+    if k < 1:
+        raise ValueError(f"k (importance samples) must be >= 1, got {k}")
+    check_unit_interval(x)
+    per_chunk = max(1, max_elements // (batch_size * vae.x_dim))
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].reshape(-1, vae.x_dim)
+        mean, log_var = vae.encode(xb)
+        log_w = []
+        for j in range(0, k, per_chunk):
+            kk = min(per_chunk, k - j)
+            z = mean + (0.5 * log_var).exp() * torch.randn(kk, *mean.shape, device=mean.device)
+            log_w.append(vae.log_likelihood(xb, z) + gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+                         - gaussian_log_density(z, mean, log_var))
+        out.append(-(torch.logsumexp(torch.cat(log_w), 0) - math.log(k)))
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------------------------
+# VAE-AS: an auxiliary classifier over sample indices
+
+
+class BinaryTreeSoftmax(nn.Module):
+    """A hierarchical softmax over ``num_labels`` leaves of a balanced binary tree (VAE-AS §3.5).
+
+    log s(e|h) = Σ over the nodes n on the root-to-leaf path of e of log σ(±(w_nᵀh + b_n)): O(d log N) per example
+    instead of the flat softmax's O(d N), and it normalises over the N leaves by construction.
+    """
+
+    def __init__(self, in_dim: int, num_labels: int):
+        super().__init__()
+        if num_labels < 2 or in_dim < 1:
+            raise ValueError(f"need num_labels >= 2 and in_dim >= 1, got {num_labels}, {in_dim}")
+        self.num_labels, self.depth = num_labels, math.ceil(math.log2(num_labels))
+        self.weight = nn.Parameter(torch.zeros(2 ** self.depth - 1, in_dim))
+        self.bias = nn.Parameter(torch.zeros(2 ** self.depth - 1))
+        # Leaf e sits at heap position 2^depth - 1 + e. For each leaf: its ancestors, the turn taken at each, and
+        # whether the turn is a real choice: a step whose sibling subtree holds no label (N not a power of two)
+        # is taken with probability 1, so the N leaves carry all the mass.
+        nodes = torch.zeros(num_labels, self.depth, dtype=torch.long)
+        signs = torch.zeros(num_labels, self.depth)
+        choice = torch.zeros(num_labels, self.depth)
+        for e in range(num_labels):
+            pos = 2 ** self.depth - 1 + e
+            for level in reversed(range(self.depth)):
+                parent = (pos - 1) // 2
+                sibling = pos + 1 if pos == 2 * parent + 1 else pos - 1
+                sibling_level = level + 1
+                first_leaf = (sibling - (2 ** sibling_level - 1)) * 2 ** (self.depth - sibling_level)
+                nodes[e, level], signs[e, level] = parent, 1.0 if pos == 2 * parent + 1 else -1.0
+                choice[e, level] = 1.0 if first_leaf < num_labels else 0.0
+                pos = parent
+        self.register_buffer("nodes", nodes)
+        self.register_buffer("signs", signs)
+        self.register_buffer("choice", choice)
+
+    def log_prob(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """log s(labels|h): (B,)."""
+        nodes, signs = self.nodes[labels], self.signs[labels]  # (B, depth)
+        score = torch.einsum("bd,bkd->bk", h, self.weight[nodes]) + self.bias[nodes]
+        return (F.logsigmoid(signs * score) * self.choice[labels]).sum(1)
+
+
+class FlatSoftmax(nn.Module):
+    """An ordinary softmax over ``num_labels`` classes, the baseline for `BinaryTreeSoftmax`."""
+
+    def __init__(self, in_dim: int, num_labels: int):
+        super().__init__()
+        self.num_labels = num_labels
+        self.linear = nn.Linear(in_dim, num_labels)
+
+    def log_prob(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.linear(h).log_softmax(1).gather(1, labels[:, None]).squeeze(1)
+
+
+class IndexClassifier(nn.Module):
+    """s_ω(e|z): an MLP body and a (tree or flat) softmax over N sample indices, or over V < N labels that group
+    the indices (VAE-AS §3.5; then it estimates I(z; label) ≤ I(z; x))."""
+
+    def __init__(self, z_dim: int, num_labels: int, hidden: int = 500, tree: bool = True):
+        super().__init__()
+        self.num_labels = num_labels
+        self.body = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU())
+        self.head = (BinaryTreeSoftmax if tree else FlatSoftmax)(hidden, num_labels)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(z, labels)
+
+    def log_prob(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """log s_ω(labels|z): (B,)."""
+        if int(labels.max()) >= self.num_labels or int(labels.min()) < 0:
+            raise ValueError(f"sample indices must lie in [0, {self.num_labels}): does N match the data?")
+        return self.head.log_prob(self.body(z), labels)
+
+
+class VAEAS(nn.Module):
+    """A VAE trained with L = E log p(x|z) - α I_q(z; x) - β KL(q(z) ‖ p(z)) (VAE-AS Eq. 3), with I estimated by an
+    `IndexClassifier` over the N training indices.
+
+    Since E_x KL(q(z|x) ‖ p(z)) = I + MD, the loss is -E log p(x|z) + β KL(q(z|x) ‖ p(z)) + (α - β) Î with
+    Î = log N + E log s_ω(e|z) (Eq. 13). The encoder's gradient flows through z into Î; the classifier's own
+    parameters are trained only by maximising log s_ω(e|z) on detached z (one step per VAE step).
+    The batch must carry each example's index e in [0, N) as its label.
+    """
+
+    def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
+                 tree: bool = True):
+        super().__init__()
+        if alpha < 0 or beta < 0:
+            raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
+        self.vae, self.alpha, self.beta, self.num_samples = vae, alpha, beta, num_samples
+        self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree)
+
+    def mi_estimate(self, z: torch.Tensor, index: torch.Tensor, detach_classifier: bool = False) -> torch.Tensor:
+        """Î = log N + mean log s_ω(e|z) (Eq. 13); with ``detach_classifier`` gradients reach z but not ω."""
+        if detach_classifier:
+            params = {k: v.detach() for k, v in self.classifier.named_parameters()}
+            log_s = torch.func.functional_call(self.classifier, params, (z, index))
+        else:
+            log_s = self.classifier(z, index)
+        return math.log(self.num_samples) + log_s.mean()
+
+    def training_step(self, x: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        if index.shape != (len(x),):
+            raise ValueError(f"VAE-AS needs each example's sample index as its label, shape ({len(x)},)")
+        t = self.vae.elbo_terms(x)
+        mi = self.mi_estimate(t["z"], index, detach_classifier=True)
+        objective = -t["rec"].mean() + self.beta * t["kl"].mean() + (self.alpha - self.beta) * mi
+        classifier_loss = -self.classifier.log_prob(t["z"].detach(), index).mean()
+        return {"loss": objective + classifier_loss, "objective": objective, "rec": t["rec"].mean(),
+                "kl": t["kl"].mean(), "mi": mi.detach(), "md": (t["kl"].mean() - mi).detach(),
+                "classifier_loss": classifier_loss}
+
+    def parameter_groups(self) -> dict:
+        return {"vae": (list(self.vae.parameters()), {}), "classifier": (list(self.classifier.parameters()), {})}
