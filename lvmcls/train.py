@@ -111,6 +111,8 @@ class Trainer:
     def _make_optimizer(self, params, optimizer: str, lr: float, weight_decay: float, momentum: float):
         if optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+        if optimizer == "sparse_adam":  # for sparse embeddings (e.g. a binary-tree softmax); no weight decay
+            return torch.optim.SparseAdam(params, lr=lr)
         return (torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW)(params, lr=lr, weight_decay=weight_decay)
 
     def configure_optimizer(self, model: nn.Module) -> tuple[list, list]:

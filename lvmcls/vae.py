@@ -207,8 +207,10 @@ class BinaryTreeSoftmax(nn.Module):
         if num_labels < 2 or in_dim < 1:
             raise ValueError(f"need num_labels >= 2 and in_dim >= 1, got {num_labels}, {in_dim}")
         self.num_labels, self.depth = num_labels, math.ceil(math.log2(num_labels))
-        self.weight = nn.Parameter(torch.zeros(2 ** self.depth - 1, in_dim))
-        self.bias = nn.Parameter(torch.zeros(2 ** self.depth - 1))
+        # One row per internal node: its weights and, last, its bias. A sparse embedding, so that a step touches
+        # only the nodes on the batch's paths (train it with SparseAdam: `Trainer` optimizer "sparse_adam").
+        self.node = nn.Embedding(2 ** self.depth - 1, in_dim + 1, sparse=True)
+        nn.init.zeros_(self.node.weight)
         # Leaf e sits at heap position 2^depth - 1 + e. For each leaf: its ancestors, the turn taken at each, and
         # whether the turn is a real choice: a step whose sibling subtree holds no label (N not a power of two)
         # is taken with probability 1, so the N leaves carry all the mass.
@@ -231,9 +233,9 @@ class BinaryTreeSoftmax(nn.Module):
 
     def log_prob(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """log s(labels|h): (B,)."""
-        nodes, signs = self.nodes[labels], self.signs[labels]  # (B, depth)
-        score = torch.einsum("bd,bkd->bk", h, self.weight[nodes]) + self.bias[nodes]
-        return (F.logsigmoid(signs * score) * self.choice[labels]).sum(1)
+        w = self.node(self.nodes[labels])  # (B, depth, in_dim + 1)
+        score = torch.einsum("bd,bkd->bk", h, w[..., :-1]) + w[..., -1]
+        return (F.logsigmoid(self.signs[labels] * score) * self.choice[labels]).sum(1)
 
 
 class FlatSoftmax(nn.Module):
@@ -279,11 +281,12 @@ class VAEAS(nn.Module):
     """
 
     def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
-                 tree: bool = True):
+                 tree: bool = True, classifier_lr: float = 1e-2):
         super().__init__()
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
         self.vae, self.alpha, self.beta, self.num_samples = vae, alpha, beta, num_samples
+        self.classifier_lr = classifier_lr
         self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree)
 
     def mi_estimate(self, z: torch.Tensor, index: torch.Tensor, detach_classifier: bool = False) -> torch.Tensor:
@@ -307,4 +310,9 @@ class VAEAS(nn.Module):
                 "classifier_loss": classifier_loss}
 
     def parameter_groups(self) -> dict:
-        return {"vae": (list(self.vae.parameters()), {}), "classifier": (list(self.classifier.parameters()), {})}
+        head = self.classifier.head
+        sparse = isinstance(head, BinaryTreeSoftmax)
+        return {"vae": (list(self.vae.parameters()), {}),
+                "classifier_body": (list(self.classifier.body.parameters()), {"lr": self.classifier_lr}),
+                "classifier_head": (list(head.parameters()),
+                                    {"optimizer": "sparse_adam" if sparse else "adam", "lr": self.classifier_lr})}

@@ -74,8 +74,7 @@ def test_importance_weighting_tightens_the_bound():
 def test_binary_tree_softmax_normalises_over_its_labels(n):
     torch.manual_seed(n)
     tree = V.BinaryTreeSoftmax(5, n)
-    torch.nn.init.normal_(tree.weight)
-    torch.nn.init.normal_(tree.bias)
+    torch.nn.init.normal_(tree.node.weight)
     h = torch.randn(4, 5)
     total = torch.stack([tree.log_prob(h, torch.full((4,), e)) for e in range(n)], 1).exp().sum(1)
     assert torch.allclose(total, torch.ones(4), atol=1e-5)
@@ -88,13 +87,15 @@ def test_index_classifier_estimates_mutual_information():
     n = 16
     centres = 4 * torch.randn(n, 2)
     clf = V.IndexClassifier(2, n, hidden=64)
-    opt = torch.optim.Adam(clf.parameters(), lr=1e-2)
+    opts = [torch.optim.Adam(clf.body.parameters(), lr=1e-2), torch.optim.SparseAdam(clf.head.parameters(), lr=1e-2)]
     for _ in range(500):
         e = torch.randint(0, n, (256,))
         loss = -clf.log_prob(centres[e] + 0.05 * torch.randn(256, 2), e).mean()
-        opt.zero_grad()
+        for opt in opts:
+            opt.zero_grad()
         loss.backward()
-        opt.step()
+        for opt in opts:
+            opt.step()
     e = torch.arange(n).repeat(64)
     est = math.log(n) + clf.log_prob(centres[e] + 0.05 * torch.randn(len(e), 2), e).mean().item()
     assert est == pytest.approx(math.log(n), rel=0.05)
