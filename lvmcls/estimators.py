@@ -93,3 +93,18 @@ def vc_optimal_posterior(log_p_z_given_y: torch.Tensor, log_p_y_given_z: torch.T
         raise ValueError(f"beta must be > 0, got {beta}")
     log_q = log_p_z_given_y + log_p_y_given_z / beta
     return (log_q - torch.logsumexp(log_q, 0) - math.log(dz)).exp()
+
+
+def maximise_vc_objective_on_grid(log_p_z_given_y: torch.Tensor, log_p_y_given_z: torch.Tensor, dz: float,
+                                  steps: int = 3000, lr: float = 0.05) -> torch.Tensor:
+    """Maximise E_q[log p(y|z)] - KL(q ‖ p(z|y)) over *all* densities q on a grid by gradient ascent on q's logits,
+    with integrals as sums × dz: the numerical counterpart of `vc_optimal_posterior` (β = 1)."""
+    logits = torch.zeros_like(log_p_z_given_y, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    for _ in range(steps):
+        q = logits.softmax(0) / dz
+        objective = ((q * log_p_y_given_z).sum() - (q * (q.clamp_min(1e-300).log() - log_p_z_given_y)).sum()) * dz
+        opt.zero_grad()
+        (-objective).backward()
+        opt.step()
+    return (logits.softmax(0) / dz).detach()
