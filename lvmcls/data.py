@@ -486,6 +486,36 @@ def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset
 
 
 # --------------------------------------------------------------------------------------------
+# Out-of-distribution test sets that exist only online (the full profile's CIFAR-10 OOD experiments)
+
+OOD_SETS = {"svhn": ("SVHN", "ufldl.stanford.edu", {"split": "test"}),
+            "cifar100": ("CIFAR100", "www.cs.toronto.edu", {"train": False})}
+
+
+def load_ood_images(name: str, device: str | torch.device = "cpu", root: str | os.PathLike | None = None,
+                    limit: int | None = None) -> tuple[torch.Tensor, str]:
+    """Test images of SVHN or CIFAR-100 as (N, 3, 32, 32) floats in [0, 1], through torchvision (download when
+    online). No offline copy exists: offline this raises `DataUnavailableError` at once instead of hanging."""
+    if name not in OOD_SETS:
+        raise ValueError(f"unknown OOD set {name!r}; choose one of {tuple(OOD_SETS)}")
+    import torchvision
+
+    cls_name, host, kwargs = OOD_SETS[name]
+    root = Path(root) if root is not None else data_dir()
+    try:
+        ds = getattr(torchvision.datasets, cls_name)(str(root), download=False, **kwargs)
+    except (RuntimeError, OSError):
+        if not _online(host):
+            raise DataUnavailableError(f"{name} is not available offline and {host} is unreachable. To fix: run on a "
+                                       f"machine with internet once (torchvision downloads it into {root}).")
+        _torchvision_download(cls_name, root, **kwargs)
+        ds = getattr(torchvision.datasets, cls_name)(str(root), download=False, **kwargs)
+    x = np.asarray(ds.data)
+    x = torch.from_numpy(x if x.shape[1] == 3 else x.transpose(0, 3, 1, 2).copy())[:limit]
+    return x.to(device).float() / 255, f"{cls_name} test split (official, torchvision)"
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def load_dataset(name: str, device: str | torch.device = "cpu", root: str | os.PathLike | None = None,

@@ -148,3 +148,10 @@ def test_clear_error_when_no_source_works(tmp_path, offline, monkeypatch):
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="choose one of"):
         load_dataset("imagenet")
+
+
+def test_online_only_ood_sets_fail_fast_offline(tmp_path, offline):
+    with pytest.raises(DataUnavailableError, match="not available offline"):
+        data.load_ood_images("svhn", root=tmp_path)
+    with pytest.raises(ValueError, match="unknown OOD set"):
+        data.load_ood_images("imagenet", root=tmp_path)
