@@ -65,7 +65,7 @@ mc_samples = None  # data points in the Monte Carlo aggregate posterior
 
 # %%
 run = setup(profile, seed, device)
-KNOBS = {"ci": {"epochs": 3, "mc_samples": 5000, "depths": [1, 2, 3, 4, 5], "random_epochs": 4, "iw_k": 50},
+KNOBS = {"ci": {"epochs": 6, "mc_samples": 5000, "depths": [1, 2, 3, 4, 5], "random_epochs": 4, "iw_k": 50},
          "full": {"epochs": 100, "mc_samples": 20_000, "depths": [1, 2, 3, 4, 5], "random_epochs": 30, "iw_k": 1000}
          }[run.profile]
 epochs = epochs or KNOBS["epochs"]
