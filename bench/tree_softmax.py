@@ -9,9 +9,9 @@ tree's sparse node embedding, Adam for the flat layer), on batches of 128 latent
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import seconds_per_step
 
 from lvmcls.train import pick_device
 from lvmcls.vae import IndexClassifier
@@ -24,20 +24,16 @@ def time_head(tree: bool, n: int, device, steps: int, batch: int = 128, z_dim: i
     opts = [torch.optim.Adam(clf.body.parameters(), lr=1e-3), head_opt]
     z = torch.randn(steps + 3, batch, z_dim, device=device)
     e = torch.randint(0, n, (steps + 3, batch), device=device)
-    for i in range(steps + 3):
-        if i == 3:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+
+    def step(i: int) -> None:
         loss = -clf.log_prob(z[i], e[i]).mean()
         for opt in opts:
             opt.zero_grad()
         loss.backward()
         for opt in opts:
             opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+
+    return seconds_per_step(step, steps, device, warmup=3)
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ One run times optimiser steps of the same encoder and Gaussian-prior head under 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import seconds_per_step
 
 from lvmcls.data import load_dataset
 from lvmcls.models import LatentClassifier
@@ -28,19 +28,10 @@ def time_steps(objective: str, encoder_kind: str, data, device, steps: int, late
     model = LatentClassifier.build(objective, encoder, 10, latent_dim).to(device)
     trainer = Trainer(batch_size=batch_size, device=device, progress=False)
     optimizers, _ = trainer.configure_optimizer(model)
-    batches = data.train.batches(batch_size, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True)
-    warmup = 10
-    for i, (x, y) in enumerate(batches):
-        if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-        trainer.step(model, x, y, optimizers)
-        if i == warmup + steps - 1:
-            break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    generator = torch.Generator().manual_seed(0)
+    batches = [b for _, b in zip(range(steps + 10), data.train.batches(batch_size, shuffle=True, generator=generator,
+                                                                          drop_last=True))]
+    return seconds_per_step(lambda i: trainer.step(model, *batches[i], optimizers), steps, device, warmup=10)
 
 
 def main() -> None:
