@@ -21,3 +21,15 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, max_iter: int = 200) 
 
     opt.step(closure)
     return log_t.detach().exp().item()
+
+
+def reweight_to_prior(probs: torch.Tensor, train_prior, new_prior) -> torch.Tensor:
+    """Bayes' rule: move posteriors learned under class prior ``train_prior`` to ``new_prior`` (Chapter 1):
+    f'(c|x) ∝ f(c|x) π'_c / π_c."""
+    train_prior, new_prior = torch.as_tensor(train_prior, dtype=probs.dtype), torch.as_tensor(new_prior, dtype=probs.dtype)
+    if probs.dim() != 2 or train_prior.shape != (probs.shape[1],) or new_prior.shape != (probs.shape[1],):
+        raise ValueError(f"need probs (N, K) and two priors of K = {probs.shape[-1]} entries")
+    if (train_prior <= 0).any() or (new_prior <= 0).any():
+        raise ValueError("class priors must be positive")
+    w = probs * (new_prior / train_prior)
+    return w / w.sum(1, keepdim=True)

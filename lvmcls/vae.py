@@ -88,6 +88,7 @@ class VAE(nn.Module):
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per example: reconstruction E_q log p(x|z) (one sample), closed-form KL, and the posterior's parameters."""
+        check_unit_interval(x)
         mean, log_var = self.encode(x)
         z = self.reparameterise(mean, log_var)
         rec = self.log_likelihood(x, z)
@@ -119,6 +120,16 @@ class VAE(nn.Module):
 def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     out = [vae.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat([m for m, _ in out]), torch.cat([v for _, v in out])
+
+
+def fano_lower_bound(error_rate: float, n: int) -> float:
+    """VAE-AS Theorem 3.3: Fano's inequality H(x|z) ≤ H_b(P_e) + P_e log(N - 1) gives
+    I(x; z) ≥ log N - H_b(P_e) - P_e log(N - 1) for an index classifier with top-1 error rate P_e over N samples."""
+    if not 0 <= error_rate <= 1 or n < 2:
+        raise ValueError(f"need 0 <= error_rate <= 1 and n >= 2, got {error_rate}, {n}")
+    p = error_rate
+    h_b = 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    return math.log(n) - h_b - p * math.log(n - 1)
 
 
 def mean_kl(mean: torch.Tensor, log_var: torch.Tensor) -> float:

@@ -55,6 +55,7 @@ import torch
 
 import lvmcls
 from lvmcls import metrics, objectives, plots
+from lvmcls.calibration import reweight_to_prior
 from lvmcls.data import load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
@@ -316,15 +317,12 @@ print({k: round(v, 4) for k, v in metrics_.items() if k.startswith(("posterior_m
 # $$
 
 # %%
+show(reweight_to_prior)
+
+# %%
 skewed = GaussianClasses(binary.means, std=1.0, prior=[0.1, 0.9])
 skewed_data = toy_data(skewed, toy_train, 3)
 skewed_model, _ = train_classifier("ch1-binary-skewed", skewed_data, MLP(1, 1, hidden=hidden), "ce", toy_epochs)
-
-
-def reweight(probs, train_prior, new_prior):
-    """Bayes' rule: move posteriors from ``train_prior`` to ``new_prior`` (both (K,) tensors)."""
-    w = probs * (torch.as_tensor(new_prior) / torch.as_tensor(train_prior))
-    return w / w.sum(1, keepdim=True)
 
 
 probs_skewed = skewed_model.predict_proba(grid.to(run.device)).cpu()
@@ -332,7 +330,7 @@ balanced_prior = torch.tensor([0.5, 0.5])
 fig, ax = plt.subplots(figsize=(6, 3.6))
 plots.posterior_curves(ax, grid, skewed.posterior(grid)[:, 1], {
     "f trained on 9:1": probs_skewed[:, 1],
-    "f re-weighted to 1:1 by Bayes' rule": reweight(probs_skewed, skewed.prior, balanced_prior)[:, 1]})
+    "f re-weighted to 1:1 by Bayes' rule": reweight_to_prior(probs_skewed, skewed.prior, balanced_prior)[:, 1]})
 ax.plot(grid, binary.posterior(grid)[:, 1], color="C2", ls=":", lw=2, label="true posterior, prior 1:1")
 ax.legend(frameon=False, fontsize=8)
 ax.set_title("class counts are the prior")
@@ -341,7 +339,7 @@ held_out = skewed_data.test.x
 p_test = skewed_model.predict_proba(held_out.to(run.device)).cpu()
 metrics_["prior_shift_mae_train_prior"] = metrics.posterior_mae(p_test, skewed.posterior(held_out))
 metrics_["prior_shift_mae_before"] = metrics.posterior_mae(p_test, skewed.posterior(held_out, balanced_prior))
-metrics_["prior_shift_mae_after"] = metrics.posterior_mae(reweight(p_test, skewed.prior, balanced_prior),
+metrics_["prior_shift_mae_after"] = metrics.posterior_mae(reweight_to_prior(p_test, skewed.prior, balanced_prior),
                                                           skewed.posterior(held_out, balanced_prior))
 print({k: round(v, 4) for k, v in metrics_.items() if k.startswith("prior_shift")})
 

@@ -174,10 +174,7 @@ def index_terms(model, x, index):
         rival = torch.randint(0, len(x), (len(x),), generator=g).to(x.device)
         wins &= torch.cat([model.classifier.log_prob(z[i:i + 4096], rival[i:i + 4096]) for i in range(0, len(z), 4096)]) <= log_s
     sc = wins.float().mean().item()
-    p_e = 1 - sc
-    h_b = 0.0 if p_e in (0.0, 1.0) else -(p_e * math.log(p_e) + (1 - p_e) * math.log(1 - p_e))
-    fano = math.log(len(x)) - h_b - p_e * math.log(len(x) - 1)
-    return {"mi": mi, "md": kl - mi, "kl": kl, "sc": sc, "fano": fano}
+    return {"mi": mi, "md": kl - mi, "kl": kl, "sc": sc, "fano": V.fano_lower_bound(1 - sc, len(x))}
 
 
 def row(name, vae, extra=None):

@@ -89,3 +89,14 @@ def test_corruptions_are_deterministic_cached_and_shaped(tmp_path, monkeypatch):
         corrupt_images(x, "rain", 1)
     with pytest.raises(ValueError, match="severity"):
         corrupt_images(x, "contrast", 6)
+
+
+def test_reweight_to_prior_is_bayes_rule():
+    from lvmcls.synthetic import GaussianClasses
+
+    toy = GaussianClasses(torch.tensor([[-1.0], [1.0]]), prior=[0.1, 0.9])
+    x = torch.linspace(-3, 3, 50)[:, None]
+    moved = calibration.reweight_to_prior(toy.posterior(x), toy.prior, [0.5, 0.5])
+    assert torch.allclose(moved, toy.posterior(x, [0.5, 0.5]), atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        calibration.reweight_to_prior(toy.posterior(x), [0.0, 1.0], [0.5, 0.5])

@@ -121,3 +121,13 @@ def test_binarized_is_fixed_by_the_seed():
     split = TensorSplit(torch.rand(100, 1, 4, 4), torch.arange(100))
     a, b, c = binarized(split, 0), binarized(split, 0), binarized(split, 1)
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x) and set(a.x.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_fano_lower_bound_and_input_range():
+    assert V.fano_lower_bound(0.0, 1000) == pytest.approx(math.log(1000))  # a perfect classifier: I = log N
+    # chance-level error (P_e = 1 - 1/N) leaves no information
+    assert V.fano_lower_bound(1 - 1 / 1000, 1000) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="error_rate"):
+        V.fano_lower_bound(1.5, 10)
+    with pytest.raises(ValueError, match="inputs in \\[0, 1\\]"):
+        V.VAE(x_dim=4, z_dim=2, hidden=4).training_step(torch.full((3, 4), 2.0))
