@@ -157,7 +157,8 @@ def plan(grid: Grid) -> list[Run]:
         if f'"{grid.profile}"' not in _code(ipynb):
             raise GridError(f"{ipynb.stem} does not define the {grid.profile!r} profile (no \"{grid.profile}\" in "
                             "its source); pick another --profile")
-        for seed, values in itertools.product(dict.fromkeys(grid.seeds), itertools.product(*grid.settings.values())):
+        for seed, values in itertools.product(dict.fromkeys(grid.seeds),
+                                              itertools.product(*(grid.settings[k] for k in names))):
             runs.append(Run(ipynb.stem, str(ipynb), grid.profile, seed, tuple(zip(names, values)),
                             str(runs_root / ipynb.stem)))
     return runs
@@ -239,6 +240,12 @@ def in_flight(run: Run, folder: Path) -> bool:
         return False
 
 
+def _last_line(log: Path, error: Exception) -> str:
+    """The last line of a failed run's log (its exception), else of the error submitit raised."""
+    text = log.read_text(errors="replace") if log.is_file() else str(error)
+    return next((line for line in reversed(text.splitlines()) if line.strip()), "no log").strip()
+
+
 def submit(grid: Grid, wait: bool | None = None, echo=print) -> dict:
     """Run the grid's missing runs; return ``{"done", "skipped", "failed", "submitted"}`` lists of run-ids
     (``failed``: ``(run_id, log)``). Local sweeps wait for their jobs; Slurm sweeps return once submitted
@@ -280,7 +287,7 @@ def submit(grid: Grid, wait: bool | None = None, echo=print) -> dict:
                 echo(f"done    {run.stem}/{run.run_id}")
             except Exception as error:
                 report["failed"].append((f"{run.stem}/{run.run_id}", str(run.path(".log"))))
-                echo(f"FAILED  {run.stem}/{run.run_id}: {str(error).strip().splitlines()[-1][:200]}\n"
+                echo(f"FAILED  {run.stem}/{run.run_id}: {_last_line(run.path('.log'), error)[:200]}\n"
                      f"        log: {run.path('.log')} (submitit: {job.paths.stderr})")
     return report
 

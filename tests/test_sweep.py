@@ -39,7 +39,7 @@ def write_chapter(folder: Path, stem: str):
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"},
                                             "language_info": {"name": "python"}})
-    params = nbformat.v4.new_code_cell('profile = "auto"\nseed = 0\nscale = 1.0')
+    params = nbformat.v4.new_code_cell('profile = "auto"\nseed = 0\nscale = 1.0\nwidth = 8')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {stem}"), params,
                 nbformat.v4.new_code_cell(f"STEM = {stem!r}\n" + textwrap.dedent(FIXTURE))]
@@ -105,13 +105,17 @@ def test_settings_make_their_own_runs(chapters):
     runs = sweep.plan(grid(chapters, chapters=["01"], seeds=[0], settings={"scale": [0.5, 2]}))
     assert [r.run_id for r in runs] == ["smoke-seed0-scale=0.5", "smoke-seed0-scale=2"]
     assert runs[1].parameters == {"profile": "smoke", "seed": 0, "scale": 2}
+    both = sweep.plan(grid(chapters, chapters=["01"], seeds=[0], settings={"width": [4], "scale": [0.5, 2]}))
+    assert [r.parameters for r in both] == [{"profile": "smoke", "seed": 0, "scale": 0.5, "width": 4},
+                                            {"profile": "smoke", "seed": 0, "scale": 2, "width": 4}]
+    assert both[0].run_id == "smoke-seed0-scale=0.5-width=4"
     with pytest.raises(sweep.GridError, match="2 settings of 01_alpha"):
         sweep.merge(grid(chapters, chapters=["01"], settings={"scale": [0.5, 2]}), chapters / "m")
 
 
 @pytest.mark.parametrize("change, message", [
     (dict(chapters=["09_nothing"]), "'09_nothing' is no chapter.*01_alpha, 02_beta"),
-    (dict(settings={"hidden": [64]}), "01_alpha has no parameter hidden.*profile, seed, scale"),
+    (dict(settings={"hidden": [64]}), "01_alpha has no parameter hidden.*profile, seed, scale, width"),
     (dict(chapters=[]), "the grid is empty"),
     (dict(seeds=[]), "the grid is empty"),
     (dict(settings={"scale": []}), "the grid is empty"),
@@ -131,8 +135,8 @@ def test_command_line_errors_and_grid_file(chapters, capsys):
     toml = chapters / "grid.toml"
     toml.write_text(f'chapters = ["01"]\nseeds = [0, 1]\nprofile = "smoke"\nnotebooks = "{chapters / "notebooks"}"\n'
                     f'runs = "{chapters / "runs"}"\n[set]\nscale = [1.0, 3.0]\n')
-    assert sweep.main(["run", str(toml), "--set", "width=3"]) == 2
-    assert "has no parameter width" in capsys.readouterr().err
+    assert sweep.main(["run", str(toml), "--set", "depth=3"]) == 2
+    assert "has no parameter depth" in capsys.readouterr().err
     args = sweep.make_parser().parse_args(["run", str(toml), "--seeds", "4", "--set", "scale=2,None,'x'"])
     assert [r.run_id for r in sweep.plan(sweep.grid_from_args(args))] == [
         "smoke-seed4-scale=2", "smoke-seed4-scale=null", 'smoke-seed4-scale=_x_']
