@@ -37,7 +37,7 @@ import sys
 import time
 import tomllib
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .paths import atomic_write_text, project_root, results_dir
@@ -322,7 +322,7 @@ def merge(grid: Grid, out: str | Path | None = None, echo=print) -> list[Path]:
     `write_results` puts the profile's results, ``results/full/`` for ``full``). One setting per chapter."""
     paths = []
     by_stem: dict[str, list[Run]] = {}
-    for run in plan(grid):
+    for run in plan(replace(grid, executor="local", slurm={})):  # merging needs no cluster
         by_stem.setdefault(run.stem, []).append(run)
     for stem, runs in by_stem.items():
         if len({r.overrides for r in runs}) > 1:
@@ -338,7 +338,7 @@ def merge(grid: Grid, out: str | Path | None = None, echo=print) -> list[Path]:
         means, stds = _merge([r["metrics"] for r in records])
         first = records[0]
         record = {
-            **{k: first.get(k) for k in ("stem", "profile", "data_source", "torch", "paper")},
+            **{k: first[k] for k in ("stem", "profile", "data_source", "torch", "paper", "knobs") if k in first},
             "device": "; ".join(dict.fromkeys(r["device"] for r in records)),
             "seeds": [s for r in records for s in r["seeds"]],
             "git_commit": ", ".join(dict.fromkeys(r["git_commit"] for r in records)),

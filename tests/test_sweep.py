@@ -81,7 +81,8 @@ def test_local_sweep_resume_and_merge(chapters, monkeypatch):
     assert sweep.submit(grid(chapters), echo=lambda *_: None)["skipped"].__len__() == 4
 
     out = chapters / "merged"
-    paths = sweep.merge(grid(chapters), out, echo=lambda *_: None)
+    slurm = dict(executor="slurm", slurm={"partition": "gpu"})  # the run's own options: merging ignores them
+    paths = sweep.merge(grid(chapters, **slurm), out, echo=lambda *_: None)
     assert sorted(p.name for p in paths) == ["01_alpha.json", "02_beta.json"]
     for stem in ("01_alpha", "02_beta"):
         per_run = [json.loads((runs / stem / f"smoke-seed{s}.json").read_text()) for s in (3, 7)]
@@ -109,6 +110,8 @@ def test_settings_make_their_own_runs(chapters):
     assert [r.parameters for r in both] == [{"profile": "smoke", "seed": 0, "scale": 0.5, "width": 4},
                                             {"profile": "smoke", "seed": 0, "scale": 2, "width": 4}]
     assert both[0].run_id == "smoke-seed0-scale=0.5-width=4"
+    with pytest.raises(sweep.GridError, match="no completed runs of 01_alpha"):
+        sweep.merge(grid(chapters, chapters=["01"]), chapters / "m")
     with pytest.raises(sweep.GridError, match="2 settings of 01_alpha"):
         sweep.merge(grid(chapters, chapters=["01"], settings={"scale": [0.5, 2]}), chapters / "m")
 
