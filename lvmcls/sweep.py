@@ -131,7 +131,8 @@ def plan(grid: Grid) -> list[Run]:
         raise GridError(f"unknown executor {grid.executor!r}: use 'local' (this machine) or 'slurm'")
     slurm_only = [k for k in SLURM_ONLY if grid.slurm.get(k) is not None]
     if grid.executor == "local" and slurm_only:
-        raise GridError(f"{', '.join(slurm_only)} are Slurm options: add --executor slurm, or drop them")
+        flags = ", ".join("--" + k.replace("_", "-") for k in slurm_only)
+        raise GridError(f"{flags}: Slurm option(s), for --executor slurm; drop them to run locally")
     if grid.executor == "slurm" and shutil.which("sbatch") is None:
         raise GridError("--executor slurm needs Slurm, but `sbatch` is not on PATH: run on the cluster's login "
                         "node, or use --executor local")

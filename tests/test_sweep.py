@@ -124,7 +124,7 @@ def test_settings_make_their_own_runs(chapters):
     (dict(settings={"scale": []}), "the grid is empty"),
     (dict(profile="full"), "does not define the 'full' profile"),
     (dict(executor="pbs"), "unknown executor 'pbs'"),
-    (dict(slurm={"partition": "gpu"}), "partition are Slurm options: add --executor slurm"),
+    (dict(slurm={"partition": "gpu"}), "--partition: Slurm option.*for --executor slurm"),
     (dict(executor="slurm"), "`sbatch` is not on PATH"),
 ])
 def test_bad_grids_fail_before_any_job(chapters, monkeypatch, change, message):
