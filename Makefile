@@ -16,7 +16,7 @@ LIBRARY  := $(wildcard lvmcls/*.py)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
-.PHONY: help install data pairs execute smoke book test unit sync bench clean
+.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge clean
 help:
 	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
 	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
@@ -28,6 +28,8 @@ help:
 	@echo "make unit      the unit tests alone (no chapter execution)"
 	@echo "make sync      re-pair notebooks/*.py with their .ipynb (jupytext)"
 	@echo "make bench     the speed benchmarks in bench/"
+	@echo "make sweep     run a grid of chapter executions (GRID=file.toml, SWEEP=\"options\"), locally or on Slurm"
+	@echo "make merge     mean ± std over the sweep's seeds into results/full/ (the scorecards' full column)"
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/ci.txt
@@ -101,6 +103,15 @@ bench: install
 	$(BIN)/python bench/vc_overhead.py
 	$(BIN)/python bench/tree_softmax.py
 	$(BIN)/python bench/checkpoint_overhead.py
+
+# A grid of chapter runs (submitit: local processes or Slurm) and its mean ± std over seeds into results/full/.
+# make sweep GRID=grid.toml SWEEP="--executor slurm --partition gpu --gpus 1 --time 120"; later: make merge (same args)
+GRID  ?=
+SWEEP ?=
+sweep: install data
+	$(BIN)/python -m lvmcls.sweep run $(GRID) $(SWEEP)
+merge: install
+	$(BIN)/python -m lvmcls.sweep merge $(GRID) $(SWEEP)
 
 clean:
 	rm -rf _build

@@ -25,6 +25,7 @@ Infrastructure
 - `lvmcls.plots`         the book's figures
 - `lvmcls.results`       `results/<stem>.json` and the scorecard table
 - `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
+- `lvmcls.sweep`         grids of chapter runs (submitit: local or Slurm) and their merge over seeds
 - `lvmcls.paths`         cache and results folders, atomic writes
 """
 

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import socket
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -264,7 +264,7 @@ def _idx_cache_ok(raw: Path, md5: dict[str, str]) -> bool:
             ok = False
             continue
         if file_digest(path, "md5") != expected:
-            print(f"lvmcls.data: {path} is corrupt (md5 mismatch); deleting it and rebuilding", file=sys.stderr)
+            warnings.warn(f"lvmcls.data: {path} is corrupt (md5 mismatch); deleting it and rebuilding")
             path.unlink()
             ok = False
     return ok
@@ -303,7 +303,7 @@ def _ensure_idx(name: str, root: Path) -> str:
                 _record_source(folder, "torchvision download (official)")
                 return "torchvision download (official)"
             tried.append("torchvision download: files failed their checksums")
-        except Exception as err:  # network errors come in many types
+        except (OSError, RuntimeError, ValueError) as err:  # URLError and socket errors are OSErrors
             tried.append(f"torchvision download: {err}")
     else:
         tried.append(f"torchvision download: {host} unreachable (offline)")
@@ -363,8 +363,8 @@ def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset
             te = torchvision.datasets.CIFAR10(str(root), train=False, download=False)
             arrays = {"x_train": tr.data, "y_train": np.array(tr.targets), "x_test": te.data, "y_test": np.array(te.targets)}
             source = "CIFAR-10 (official, torchvision)"
-    except Exception as err:  # a corrupt or partial official copy: fall back to the JPEG copy
-        print(f"lvmcls.data: official CIFAR-10 unavailable ({err}); using the JPEG copy", file=sys.stderr)
+    except (OSError, RuntimeError, ValueError) as err:  # a corrupt or partial official copy: use the JPEG copy
+        warnings.warn(f"lvmcls.data: official CIFAR-10 unavailable ({err}); using the JPEG copy")
     if arrays is None:
         from .data_sources import CIFAR10_JPEG_LABEL, cifar_jpeg_arrays
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def cifar_jpeg_arrays(root: Path) -> dict[str, np.ndarray]:
         try:
             verify_checksum(out, json.loads(manifest.read_text())["sha256"])
         except (ChecksumError, ValueError, KeyError):
-            print(f"lvmcls.data: {out} is corrupt; deleting it and decoding again", file=sys.stderr)
+            warnings.warn(f"lvmcls.data: {out} is corrupt; deleting it and decoding again")
             out.unlink()
     if not out.is_file():
         tarball = find_cifar_jpeg_tarball()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -25,7 +26,13 @@ from .paths import atomic_write_text, project_root, results_dir
 
 
 def git_commit() -> str:
-    """The checkout's commit, with "+dirty" when tracked files differ from it; "unknown" outside git."""
+    """The checkout's commit, with "+dirty" when tracked files differ from it; "unknown" outside git.
+
+    ``$LVMCLS_GIT_COMMIT``, when set, is returned as is: a copy of the tree without ``.git`` (a GPU machine that
+    received the working tree) records the commit it was copied from."""
+    env = os.environ.get("LVMCLS_GIT_COMMIT", "").strip()
+    if env:
+        return env
     root = project_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -96,10 +103,19 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
     full = json.loads(full_path.read_text()) if full_path.is_file() else None
     paper = paper or {}
     header = "ours (full profile)" if full else "ours (full profile: not yet run)"
+    stds = (full or {}).get("metrics_std", {})
+    if full and "n_runs" in full:  # merged by lvmcls.sweep over seeds
+        header = f"ours (full profile, mean ± std over {full['n_runs']} runs)"
+
+    def full_value(key):
+        if not full:
+            return "—"
+        value, std = full["metrics"].get(key), stds.get(key)
+        return f"{_fmt(value)} ± {std:.2g}" if isinstance(value, float) and isinstance(std, float) else _fmt(value)
+
     lines = [f"| metric | paper | {header} | ours (this run) |", "|---|---|---|---|"]
     for key in metrics:
-        lines.append(f"| `{key}` | {_fmt(paper.get(key))} | {_fmt(full['metrics'].get(key)) if full else '—'} "
-                     f"| {_fmt(metrics[key])} |")
+        lines.append(f"| `{key}` | {_fmt(paper.get(key))} | {full_value(key)} | {_fmt(metrics[key])} |")
     if full:
         lines.append(f"\nFull-profile run: {full['device']}, commit `{full['git_commit'][:10]}`, "
                      f"{full['wall_time_s']} s, data: {full['data_source']}.")

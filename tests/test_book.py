@@ -100,3 +100,17 @@ def test_math_is_typeset_in_headless_chromium(stem, server, tmp_path, in_ci):
     subprocess.run([chromium, *flags, "--window-size=1280,2400", f"--screenshot={shots / (stem + '.png')}", url],
                    capture_output=True, timeout=120)
     assert (shots / f"{stem}.png").stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("stem", CHAPTER_PAGES)
+def test_tables_render_as_tables(stem):
+    """Markdown tables printed by a chapter (scorecards, results tables) become <table>s, never a paragraph of
+    pipes: the scorecard is a table whose rows are the chapter's metrics."""
+    page = (HTML / "notebooks" / f"{stem}.html").read_text()
+    paragraphs = re.findall(r"<p>(.*?)</p>", page, flags=re.S)
+    garbled = [p[:80] for p in paragraphs if "|---" in p or "|—|" in p or "| — |" in p and p.count("|") > 6]
+    assert not garbled, f"Markdown tables left as text: {garbled[:2]}"
+    tables = re.findall(r"<table.*?</table>", page, flags=re.S)
+    scorecards = [t for t in tables if re.search(r"<th[^>]*>\s*metric\s*</th>", t)]
+    assert len(scorecards) == 1, "the chapter must end with one scorecard table"
+    assert scorecards[0].count("<tr") >= 3, "the scorecard has a header and rows"

@@ -99,7 +99,7 @@ def test_local_sweep_resume_and_merge(chapters, monkeypatch):
     (chapters / "cards" / "full").mkdir(parents=True)
     (out / "01_alpha.json").rename(chapters / "cards" / "full" / "01_alpha.json")
     card = scorecard_markdown("01_alpha", {"acc": 1.0}, {"acc": 0.99}, folder=chapters / "cards")
-    assert "| `acc` | 0.99 | 7 | 1 |" in card
+    assert "| `acc` | 0.99 | 7 ± 2.8 | 1 |" in card
 
 
 def test_settings_make_their_own_runs(chapters):
