@@ -158,23 +158,33 @@ class ClassDensityRatio(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Variational Classification (Dhuliawala, Sachan & Allen, TMLR 2023), Algorithm 1
 
-VC_OBJECTIVES = ("ce", "gm", "vc")
-DEFAULT_LIKELIHOOD_WEIGHT = {"ce": 0.0, "gm": 0.1, "vc": 0.01}  # the reference code's run scripts
+VC_OBJECTIVES = ("ce", "ce_gaussian", "gm", "vc", "vc_reference")
+# λ, the weight of log p_θ(z|y), per objective: the reference code's run scripts (run_lgm.sh 0.1, run_vc.sh 0.01).
+DEFAULT_LIKELIHOOD_WEIGHT = {"ce": 0.0, "ce_gaussian": 0.0, "gm": 0.1, "vc": 0.01, "vc_reference": 0.01}
 
 
 def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=None, objective: str = "vc",
                                beta: float = 0.01, likelihood_weight: float | None = None) -> dict[str, torch.Tensor]:
-    """The CE / GM / VC objectives of Algorithm 1 for latents z ~ q_φ(z|x) of inputs with labels y.
+    """The objectives of the VC paper's ablation for latents z ~ q_φ(z|x) of inputs with labels y.
 
     Per example, with p_θ(y|z) from the prior by Bayes' rule (``prior.logits``):
 
-    - CE (MLE), the ELBO_VC of Eq. 5 with a point mass:  log p_θ(y|z) + log p_π(y)
-    - GM (MAP):  CE + λ log p_θ(z|y)                                     (Wan et al. 2018; λ = 0.1)
-    - VC, Eq. 7: CE + λ log p_θ(z|y) - β T^y_ψ(z),  with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))  (Eq. 8-9; β = λ = 0.01)
+    - ``ce`` (MLE), the ELBO_VC of Eq. 5 with a point mass: log p_θ(y|z) + log p_π(y). With a prior of one shared
+      isotropic covariance (what `LatentClassifier.build` gives "ce") the head is a plain linear softmax (Eq. 6):
+      the paper's and the reference code's CE baseline.
+    - ``ce_gaussian``: the same loss on per-class diagonal Gaussians (a quadratic head), not in the paper.
+    - ``gm`` (MAP, Wan et al. 2018): CE + λ log p_θ(z|y), every parameter receiving every term (λ = 0.1).
+    - ``vc``, Eq. 7 trained as Algorithm 1: CE + λ log p_θ(z|y) − β T^y_ψ(z), with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))
+      (Eqs. 8–9; β = λ = 0.01). The gradients follow the algorithm's lines:
+        line 9   θ (the prior):    ∇θ [log p_θ(y|z) + λ log p_θ(z|y)]
+        line 10  φ (the encoder):  ∇φ [log p_θ(y|z) − β T_ψ(z)]       (log p_θ(z|y) is taken at a detached z)
+        line 11  π (class prior):  ∇π log p_π(y)
+    - ``vc_reference``: the reference scripts' variant, where the encoder also receives ∇φ λ log p_θ(z|y), so the
+      prior's cross-entropy pulls the latents twice (once through T, once directly).
 
-    The discriminator T enters with its parameters detached: the encoder's gradient flows through T(z), while T
-    itself is trained only by its own objective (``ClassDensityRatio.loss``). Returns ``loss`` (the negated
-    objective, averaged) and its terms.
+    T enters with its parameters detached: the encoder's gradient flows through T(z), while T itself is trained
+    only by its own objective (``ClassDensityRatio.loss``, line 12). Returns ``loss`` (the negated objective,
+    averaged) and its terms.
     """
     if objective not in VC_OBJECTIVES:
         raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
@@ -183,18 +193,20 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
     lam = DEFAULT_LIKELIHOOD_WEIGHT[objective] if likelihood_weight is None else likelihood_weight
     if lam < 0:
         raise ValueError(f"likelihood_weight must be >= 0, got {lam}")
-    if objective == "vc" and ratio is None:
+    uses_ratio = objective in ("vc", "vc_reference")
+    if uses_ratio and ratio is None:
         raise ValueError("the VC objective needs a ClassDensityRatio to estimate KL(q(z|y) || p(z|y))")
     logits = prior.logits(z)
     log_p_y_given_z = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1)
     log_p_y = prior.log_class_prior()[y]
     elbo = log_p_y_given_z + log_p_y
     terms = {"log_p_y_given_z": log_p_y_given_z.mean(), "logits": logits}
-    if objective in ("gm", "vc"):
-        log_p_z_given_y = prior.log_prob(z, y)
+    if objective in ("gm", "vc", "vc_reference"):
+        # Algorithm 1, line 9 vs 10: for "vc" only θ learns from log p_θ(z|y); the encoder does not.
+        log_p_z_given_y = prior.log_prob(z.detach() if objective == "vc" else z, y)
         elbo = elbo + lam * log_p_z_given_y
         terms["log_p_z_given_y"] = log_p_z_given_y.mean()
-    if objective == "vc":
+    if uses_ratio:
         t = ratio(z, y, detach_params=True)
         elbo = elbo - beta * t
         terms["kl_estimate"] = t.mean()
@@ -210,7 +222,7 @@ class LatentClassifier(nn.Module):
     Gaussian N(μ_φ(x), diag σ²_φ(x)) sampled by reparameterisation (the paper's future work). The head is
     p_θ(y|z) by Bayes' rule, so p(y|x) = E_{q(z|x)} p_θ(y|z).
 
-    ``objective``: "ce", "gm" or "vc" (see `variational_classification`). For "vc" a
+    ``objective``: one of `VC_OBJECTIVES` (see `variational_classification`). For "vc" and "vc_reference" a
     ``ClassDensityRatio`` is trained alongside, one step per encoder step, on detached encoder outputs
     (label 1) and prior samples (label 0), by its own AdamW (library defaults), as in the reference code.
     """
@@ -225,8 +237,8 @@ class LatentClassifier(nn.Module):
             raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
-        if objective == "vc" and ratio is None:
-            raise ValueError("objective='vc' needs ratio=ClassDensityRatio(num_classes, dim)")
+        if objective in ("vc", "vc_reference") and ratio is None:
+            raise ValueError(f"objective={objective!r} needs ratio=ClassDensityRatio(num_classes, dim)")
         if ratio is not None and (ratio.num_classes, ratio.dim) != (prior.num_classes, prior.dim):
             raise ValueError(f"the density ratio is for {ratio.num_classes} classes in R^{ratio.dim} but the prior "
                              f"for {prior.num_classes} classes in R^{prior.dim}")
@@ -237,10 +249,15 @@ class LatentClassifier(nn.Module):
     @classmethod
     def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
               likelihood_weight: float | None = None, ratio_hidden: int | None = None, **kwargs) -> "LatentClassifier":
-        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio`` for VC: linear unless ``ratio_hidden``)."""
-        ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective == "vc" else None
-        return cls(encoder, GaussianClassPrior(num_classes, dim), ratio, objective=objective, beta=beta,
-                   likelihood_weight=likelihood_weight, **kwargs)
+        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio`` for VC: linear unless ``ratio_hidden``).
+
+        "ce" gets a prior with one shared isotropic covariance, i.e. a linear softmax head (the paper's CE);
+        every other objective gets per-class diagonal Gaussians."""
+        ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective in ("vc", "vc_reference") \
+            else None
+        prior = GaussianClassPrior(num_classes, dim, shared_isotropic=objective == "ce")
+        return cls(encoder, prior, ratio, objective=objective, beta=beta, likelihood_weight=likelihood_weight,
+                   **kwargs)
 
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """z ~ q_φ(z|x): the point itself, or a reparameterised Gaussian draw (its mean if not ``sample``)."""

@@ -169,3 +169,67 @@ def test_gaussian_posterior_option_samples_by_reparameterisation():
     assert model.encoder[-1].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="2 x 2 encoder outputs"):
         LatentClassifier(MLP(4, 3), GaussianClassPrior(3, 2), objective="ce", posterior="gaussian").encode(x)
+
+
+def test_the_ce_head_is_linear_in_z():
+    """The paper's CE baseline is a linear softmax head: its logits are affine in z up to a term shared by all
+    classes (−|z|²/2σ², which softmax ignores), so the logit differences of a convex combination of latents are
+    the same combination of logit differences (a per-class Gaussian head fails this)."""
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(16, 3), torch.randn(16, 3)
+    for objective, affine in (("ce", True), ("ce_gaussian", False)):
+        model = LatentClassifier.build(objective, MLP(4, 3, hidden=8), 5, 3)
+        with torch.no_grad():
+            model.prior.means.normal_()
+            model.prior.raw_log_var.normal_()
+        def f(z):
+            logits = model.prior.logits(z)
+            return logits - logits[:, :1]
+
+        mixed, combined = f(0.3 * z1 + 0.7 * z2), 0.3 * f(z1) + 0.7 * f(z2)
+        assert torch.allclose(mixed, combined, atol=1e-4) is affine, objective
+
+
+def _encoder_grads(objective: str, beta: float, lam: float, seed: int = 0):
+    """Gradients of the encoder's weights under `objective`, and under a hand-built reference objective."""
+    torch.manual_seed(seed)
+    model = LatentClassifier.build(objective, MLP(4, 2, hidden=8), 3, 2, beta=beta, likelihood_weight=lam)
+    with torch.no_grad():
+        model.ratio.weight.normal_()
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    terms = variational_classification(model.encode(x), y, model.prior, model.ratio, objective, beta, lam)
+    got = torch.autograd.grad(terms["loss"], list(model.encoder.parameters()))
+
+    def reference(with_likelihood: bool):
+        z = model.encode(x)
+        log_p_y_given_z = model.prior.logits(z).log_softmax(1).gather(1, y[:, None]).squeeze(1)
+        objective_ = log_p_y_given_z - beta * model.ratio(z, y, detach_params=True)
+        if with_likelihood:
+            objective_ = objective_ + lam * model.prior.log_prob(z, y)
+        return torch.autograd.grad(-objective_.mean(), list(model.encoder.parameters()))
+
+    return got, reference(False), reference(True)
+
+
+def test_vc_encoder_gradient_is_algorithm_1_line_10():
+    """Algorithm 1, line 10: the encoder follows ∇φ[log p(y|z) − β T(z)] only; the reference code's variant adds
+    ∇φ λ log p(z|y). Both checked against gradients of the hand-written objectives."""
+    got, line10, with_lam = _encoder_grads("vc", beta=0.5, lam=0.7)
+    assert all(torch.allclose(g, r, atol=1e-6) for g, r in zip(got, line10))
+    assert not all(torch.allclose(g, r, atol=1e-4) for g, r in zip(got, with_lam))
+    got_ref, line10, with_lam = _encoder_grads("vc_reference", beta=0.5, lam=0.7)
+    assert all(torch.allclose(g, r, atol=1e-6) for g, r in zip(got_ref, with_lam))
+    assert not all(torch.allclose(g, r, atol=1e-4) for g, r in zip(got_ref, line10))
+
+
+def test_vc_prior_still_learns_from_the_likelihood_term():
+    """Algorithm 1, line 9: θ receives ∇θ λ log p(z|y) under "vc" (only the encoder's share is removed)."""
+    torch.manual_seed(0)
+    model = LatentClassifier.build("vc", MLP(4, 2, hidden=8), 3, 2, likelihood_weight=1.0)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    z = model.encode(x)
+    with_lam = variational_classification(z, y, model.prior, model.ratio, "vc", 0.01, 1.0)["loss"]
+    without = variational_classification(z, y, model.prior, model.ratio, "vc", 0.01, 0.0)["loss"]
+    g1 = torch.autograd.grad(with_lam, model.prior.means)[0]
+    g0 = torch.autograd.grad(without, model.prior.means)[0]
+    assert not torch.allclose(g1, g0, atol=1e-4)
