@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .nets import eval_batched
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -116,10 +118,10 @@ class VAE(nn.Module):
 # Estimators
 
 
-@torch.no_grad()
 def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    out = [vae.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return torch.cat([m for m, _ in out]), torch.cat([v for _, v in out])
+    """(μ, log σ²) of q_φ(z|x) for every row of ``x``, batched in eval mode: two (N, d) tensors."""
+    mean, log_var = eval_batched(lambda xb: torch.cat(vae.encode(xb), dim=1), x, batch_size, model=vae).chunk(2, 1)
+    return mean.contiguous(), log_var.contiguous()
 
 
 def fano_lower_bound(error_rate: float, n: int) -> float:
