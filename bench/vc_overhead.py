@@ -14,7 +14,7 @@ import torch
 from timing import seconds_per_step
 
 from lvmcls.data import load_dataset
-from lvmcls.models import LatentClassifier
+from lvmcls.vc import LatentClassifier
 from lvmcls.nets import MLP, ConvNet, ResNet18Cifar
 from lvmcls.train import Trainer, pick_device
 

@@ -18,6 +18,7 @@ Images are kept as float32 tensors in [0, 1] with shape (N, C, H, W) on the chos
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -101,12 +102,21 @@ class TensorSplit:
 
 @dataclass
 class Dataset:
+    """The one container a chapter passes around: named splits on the device and where the data came from.
+
+    ``val`` may be None (e.g. fixed-budget low-data runs). Variants keep the source: ``data.replace(train=...)``.
+    """
+
     name: str
     train: TensorSplit
-    val: TensorSplit
+    val: TensorSplit | None
     test: TensorSplit
     classes: tuple[str, ...]
     source: str
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields replaced, e.g. ``data.replace(train=balanced_subset(data.train, 50), val=None)``."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +127,8 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, test={len(self.test)}, "
+        val = len(self.val) if self.val is not None else None
+        return (f"Dataset({self.name!r}, train={len(self.train)}, val={val}, test={len(self.test)}, "
                 f"input_shape={self.input_shape}, source={self.source!r})")
 
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from lvmcls import attacks, calibration, metrics
-from lvmcls.experiments import evaluate_classifier, ood_auroc
+from lvmcls.models import evaluate_classifier
+from lvmcls.vc import ood_auroc
 from lvmcls.data import TensorSplit
-from lvmcls.models import LatentClassifier
+from lvmcls.vc import LatentClassifier
 from lvmcls.nets import MLP
 
 
