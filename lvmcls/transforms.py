@@ -73,3 +73,17 @@ def gaussian_blob_templates(num_classes: int, side: int = 28, sigma: float = 2.0
     grid = torch.arange(side, dtype=torch.float32)
     d2 = (grid[None, :, None] - cy[:, None, None]) ** 2 + (grid[None, None, :] - cx[:, None, None]) ** 2
     return torch.exp(-d2 / (2 * sigma ** 2))[:, None]
+
+
+def class_reweighted(split: TensorSplit, class_weights: torch.Tensor, seed: int) -> TensorSplit:
+    """A resample of ``split`` of the same size in which each example is drawn with probability proportional to its
+    class's weight (with replacement, by ``seed``): weights (1, …, 10, …) multiply that class's count by 10 relative
+    to the others, at the same number of training steps."""
+    class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    if class_weights.ndim != 1 or not torch.isfinite(class_weights).all() or (class_weights < 0).any():
+        raise ValueError("class_weights must be a 1-D tensor of finite non-negative weights, one per class")
+    if int(split.y.max()) >= len(class_weights):
+        raise ValueError(f"labels reach {int(split.y.max())} but only {len(class_weights)} class weights were given")
+    g = torch.Generator().manual_seed(seed)
+    index = torch.multinomial(class_weights[split.y.cpu()], len(split), replacement=True, generator=g)
+    return split.subset(index)

@@ -482,3 +482,20 @@ class FixedOutputVAE(BranchedVAE):
 
     def reconstruction_target(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.targets[y]
+
+
+@torch.no_grad()
+def reconstruction_bce(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean over images of -log p_θ(x | z = μ_φ(x)), the Bernoulli cross-entropy of the input with the decoder's
+    output at the posterior mean, summed over pixels (nats per image), in eval mode. ``model`` is a VAE or wraps
+    one as ``.vae``; the target is always the input (for a fixed-output VAE, how far its output is from the image)."""
+    vae = getattr(model, "vae", model)
+    check_unit_interval(x)
+    was_training = vae.training
+    vae.eval()
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        total += -vae.log_likelihood(xb, vae.encode(xb)[0]).sum().item()
+    vae.train(was_training)
+    return total / len(x)

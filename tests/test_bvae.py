@@ -13,7 +13,7 @@ from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import TensorSplit
 from lvmcls.train import Trainer
-from lvmcls.transforms import class_templates, gaussian_blob_templates, rotate, rotated_split
+from lvmcls.transforms import class_reweighted, class_templates, gaussian_blob_templates, rotate, rotated_split
 
 
 def _images(n=64, side=28, seed=0):
@@ -223,3 +223,21 @@ def test_bad_input_raises_clear_errors():
         P.kmeans_scores(torch.zeros(5, 2), torch.arange(4), 2)
     with pytest.raises(ValueError, match="probe must be one of"):
         P.make_probe("svm")
+
+
+def test_reconstruction_bce_is_the_decoder_cross_entropy_at_the_posterior_mean():
+    x, y = _images(20)
+    model = V.BranchedVAE(_vae(), lam=1.0)
+    mu = model.vae.encode(x)[0]
+    probs = torch.sigmoid(model.vae.decoder(mu))
+    ref = torch.nn.functional.binary_cross_entropy(probs, x.flatten(1), reduction="sum").item() / 20
+    assert V.reconstruction_bce(model, x, batch_size=6) == pytest.approx(ref, rel=1e-4)
+
+
+def test_class_reweighted_multiplies_class_counts():
+    y = torch.arange(30_000) % 3
+    split = TensorSplit(torch.zeros(30_000, 1), y)
+    counts = class_reweighted(split, torch.tensor([10.0, 1.0, 1.0]), seed=0).class_counts(3).float()
+    assert counts.sum() == 30_000 and counts[0] / counts[1] == pytest.approx(10, rel=0.1)
+    with pytest.raises(ValueError, match="one per class|class weights"):
+        class_reweighted(split, torch.tensor([1.0, 1.0]), seed=0)
