@@ -119,3 +119,19 @@ def kmeans_scores(z, y, num_clusters: int, seed: int = 0) -> dict[str, float]:
         raise ValueError(f"need 2 <= num_clusters <= N = {len(z)}, got {num_clusters}")
     clusters = KMeans(num_clusters, n_init=10, random_state=seed).fit_predict(z)
     return clustering_scores(y, clusters)
+
+
+def latent_report(model: nn.Module, train, test, probes=PROBES, num_clusters: int | None = 10, seed: int = 0,
+                  max_train: int | None = None, knn_k: int = 10) -> dict[str, float]:
+    """Everything this module measures about one trained encoder: probe accuracies (``probes``, fitted on the first
+    ``max_train`` training latents, scored on all test latents) and, if ``num_clusters``, the NMI / ARI / ACC of
+    k-means on the test latents. ``train`` and ``test`` are `TensorSplit`s; keys "<probe>_acc", "nmi", "ari",
+    "cluster_acc"."""
+    n = len(train) if max_train is None else min(max_train, len(train))
+    z_train, z_test = latent_means(model, train.x[:n]), latent_means(model, test.x)
+    out = {f"{k}_acc": v for k, v in probe_accuracies(z_train, train.y[:n], z_test, test.y, probes, seed,
+                                                      knn_k).items()}
+    if num_clusters:
+        scores = kmeans_scores(z_test, test.y, num_clusters, seed)
+        out.update(nmi=scores["nmi"], ari=scores["ari"], cluster_acc=scores["acc"])
+    return out
