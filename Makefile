@@ -11,15 +11,18 @@ export LVMCLS_CACHE ?= $(CURDIR)/_build/cache
 
 CHAPTERS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := $(patsubst notebooks/%.py,_build/executed/notebooks/%.ipynb,$(CHAPTERS))
+SMOKED   := $(patsubst notebooks/%.py,_build/smoke/notebooks/%.ipynb,$(CHAPTERS))
 LIBRARY  := $(wildcard lvmcls/*.py)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
-.PHONY: help install data execute book test unit sync bench clean
+.PHONY: help install data pairs execute smoke book test unit sync bench clean
 help:
 	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
 	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
+	@echo "make pairs     check in seconds that every notebooks/*.ipynb matches its .py (else: make sync)"
 	@echo "make execute   execute every chapter with papermill (PROFILE=$(PROFILE)) into _build/executed"
+	@echo "make smoke     execute every chapter in the smoke profile (the full networks, a few steps)"
 	@echo "make book      execute the chapters and build the HTML book into _build/html"
 	@echo "make test      make book, then the test suite (unit tests, chapters, book, determinism)"
 	@echo "make unit      the unit tests alone (no chapter execution)"
@@ -40,11 +43,27 @@ $(MATHJAX): book/vendor/package.json
 data: install
 	$(BIN)/python -m lvmcls.data fetch
 
+# A stale .ipynb (a .py edited without `make sync`) fails here, in seconds, before any chapter runs.
+pairs: _build/pairs.ok
+_build/pairs.ok: $(CHAPTERS) $(CHAPTERS:.py=.ipynb) _toc.yml | install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py
+	@mkdir -p $(@D) && touch $@
+
 execute: $(EXECUTED)
-_build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) | install data
+_build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | install data
 	@mkdir -p $(@D)
 	cd notebooks && ../$(BIN)/papermill --no-progress-bar -k python3 -p profile $(PROFILE) \
 		$*.ipynb $(CURDIR)/$@.tmp.ipynb
+	mv $@.tmp.ipynb $@
+
+# The smoke profile: every chapter end to end with the full profile's networks for a few steps, so the GPU
+# path's code runs in CI on a CPU. Its results go to results/smoke/ (not committed) and its checkpoints to
+# their own cache.
+smoke: $(SMOKED)
+_build/smoke/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | install data
+	@mkdir -p $(@D)
+	cd notebooks && LVMCLS_CACHE=$(CURDIR)/_build/smoke/cache ../$(BIN)/papermill --no-progress-bar -k python3 \
+		-p profile smoke $*.ipynb $(CURDIR)/$@.tmp.ipynb
 	mv $@.tmp.ipynb $@
 
 book: _build/html/index.html
@@ -64,14 +83,15 @@ _build/html/index.html: $(EXECUTED) $(MATHJAX) _config.yml _toc.yml $(shell find
 # Re-executing doubles a chapter's time, so CI checks the chapters in NBVAL_CHAPTERS; `make test
 # NBVAL_CHAPTERS="$$(ls notebooks/*.py)"` checks them all.
 NBVAL_CHAPTERS ?= notebooks/01_softmax_probabilities.py notebooks/02_variational_classification.py
-test: book
+test: book smoke
 	cache=$$(mktemp -d $(CURDIR)/_build/nbval-cache.XXXX) && \
 	status=0 && LVMCLS_CACHE=$$cache $(BIN)/python -m pytest tests --nbval-lax \
 		$(patsubst notebooks/%.py,_build/executed/notebooks/%.ipynb,$(NBVAL_CHAPTERS)) \
 	|| status=$$?; rm -rf $$cache; exit $$status
 
+# The unit tests need neither the executed chapters nor the data sets.
 unit: install
-	$(BIN)/python -m pytest -m "not book"
+	$(BIN)/python -m pytest -m "not book and not data"
 
 sync: install
 	$(BIN)/jupytext --sync $(CHAPTERS)
@@ -80,6 +100,7 @@ bench: install
 	$(BIN)/python bench/data_loader.py
 	$(BIN)/python bench/vc_overhead.py
 	$(BIN)/python bench/tree_softmax.py
+	$(BIN)/python bench/checkpoint_overhead.py
 
 clean:
 	rm -rf _build

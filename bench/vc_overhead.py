@@ -14,17 +14,14 @@ import torch
 from timing import seconds_per_step
 
 from lvmcls.data import load_dataset
-from lvmcls.models import LatentClassifier
-from lvmcls.nets import MLP, ConvNet, ResNet18Cifar
+from lvmcls.nets import build_encoder
 from lvmcls.train import Trainer, pick_device
+from lvmcls.vc import LatentClassifier
 
 
 def time_steps(objective: str, encoder_kind: str, data, device, steps: int, latent_dim: int, batch_size: int) -> float:
     torch.manual_seed(0)
-    in_ch = data.train.x.shape[1]
-    encoder = {"mlp": lambda: MLP(data.train.x[0].numel(), latent_dim, hidden=256),
-               "convnet": lambda: ConvNet(latent_dim, in_channels=in_ch),
-               "resnet18": lambda: ResNet18Cifar(latent_dim, in_channels=in_ch)}[encoder_kind]()
+    encoder = build_encoder(encoder_kind, latent_dim, tuple(data.train.x.shape[1:]))
     model = LatentClassifier.build(objective, encoder, 10, latent_dim).to(device)
     trainer = Trainer(batch_size=batch_size, device=device, progress=False)
     optimizers, _ = trainer.configure_optimizer(model)

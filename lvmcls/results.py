@@ -59,9 +59,10 @@ def _plain(value):
 
 def write_results(stem: str, *, profile: str, device, seeds, data_source, metrics: dict, paper: dict | None = None,
                   wall_time_s: float, folder: str | Path | None = None, **extra) -> Path:
-    """Write ``<folder>/<stem>.json`` (default folder: ``results/``) atomically and return its path."""
-    if profile not in ("ci", "full"):
-        raise ValueError(f"profile must be 'ci' or 'full' (resolve 'auto' first), got {profile!r}")
+    """Write ``<folder>/<stem>.json`` atomically and return its path. Default folder: ``results/`` for the
+    ``ci`` profile, ``results/full/`` (committed GPU runs) and ``results/smoke/`` (not committed) for the others."""
+    if profile not in ("ci", "full", "smoke"):
+        raise ValueError(f"profile must be 'ci', 'full' or 'smoke' (resolve 'auto' first), got {profile!r}")
     record = {
         "stem": stem, "profile": profile, "device": describe_device(device),
         "seeds": list(seeds) if isinstance(seeds, (list, tuple)) else [seeds],
@@ -69,7 +70,10 @@ def write_results(stem: str, *, profile: str, device, seeds, data_source, metric
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_time_s": round(wall_time_s, 1),
         "metrics": _plain(metrics), "paper": _plain(paper or {}), **_plain(extra),
     }
-    path = Path(folder) if folder is not None else results_dir()
+    if folder is not None:
+        path = Path(folder)
+    else:
+        path = results_dir() if profile == "ci" else results_dir() / profile
     return atomic_write_text(path / f"{stem}.json", json.dumps(record, indent=1) + "\n")
 
 
@@ -103,7 +107,7 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
 
 
 def scorecard(stem: str, metrics: dict, paper: dict | None = None, folder: str | Path | None = None):
-    """Display `scorecard_markdown` in a notebook."""
-    from IPython.display import Markdown
+    """Display `scorecard_markdown` in a notebook (plain text in a script)."""
+    from .notebook import markdown
 
-    return Markdown(scorecard_markdown(stem, metrics, paper, folder))
+    return markdown(scorecard_markdown(stem, metrics, paper, folder))

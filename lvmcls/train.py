@@ -1,10 +1,16 @@
 """The one `Trainer`, seeding, and the "load if present, else train" checkpoint cache.
 
 A model is any ``nn.Module`` with ``training_step(x, y) -> dict`` holding a scalar ``"loss"`` (other
-entries are logged). The trainer owns the optimiser and the schedule; losses never do.
+entries are logged). The trainer owns the optimiser and the schedule; losses never do. Every model of the
+book trains through one function, with a *builder* so that the seed fixes the initial weights whether or not
+the cache is warm::
 
     trainer = Trainer(max_epochs=5, lr=1e-3, device=device, seed=0)
-    history = trainer.fit(model, data.train, data.val)
+    model, record = fit_cached("ch4-vae-depth3", lambda: VAE(decoder_depth=3), data, trainer)
+
+A training split is anything with ``__len__``, ``to(device)``, ``x``, ``y`` and
+``batches(batch_size, shuffle, generator)`` yielding ``(x, y)`` on its device (`lvmcls.data.TensorSplit`,
+or the semi-supervised split of `lvmcls.ssvae`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import random
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import TensorSplit
 from .paths import atomic_write_bytes, atomic_write_text, checkpoint_dir
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+GROUP_OPTIMIZERS = OPTIMIZERS + ("sparse_adam",)  # SparseAdam only for a group of sparse parameters
+SCHEDULES = (None, "cosine", "step", "onecycle")
+AUGMENTATIONS = (None, "crop_flip")
+# Monitored quantities that improve upwards; everything else (losses, NLL, ECE) improves downwards.
+MAXIMISED = ("acc", "accuracy", "auroc", "elbo", "bound")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,6 +58,10 @@ def pick_device(preferred: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _rng_devices(device: torch.device) -> list:
+    return [device] if device.type == "cuda" else []
+
+
 @dataclass
 class History:
     """Per-epoch means of everything ``training_step`` returned, for train and validation."""
@@ -52,10 +70,50 @@ class History:
     val: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     best_epoch: int = -1
     seconds: float = 0.0
+    epochs: int = 0
+    steps: int = 0
 
     def to_dict(self) -> dict:
         return {"train": dict(self.train), "val": dict(self.val), "best_epoch": self.best_epoch,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "epochs": self.epochs, "steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        h = cls(best_epoch=d["best_epoch"], seconds=d["seconds"], epochs=d["epochs"], steps=d["steps"])
+        h.train.update({k: list(v) for k, v in d["train"].items()})
+        h.val.update({k: list(v) for k, v in d["val"].items()})
+        return h
+
+
+def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Random ``pad``-pixel translation (zero padding, then a crop of the original size) and horizontal flip,
+    per image, batched on ``x``'s device (the standard CIFAR augmentation, without PIL or workers)."""
+    if x.dim() != 4:
+        raise ValueError(f"crop_flip needs images (N, C, H, W), got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    shift = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device)
+    rows = (torch.arange(h, device=x.device) + shift[0])[:, None, :, None]  # (N, 1, H, 1)
+    cols = torch.arange(w, device=x.device) + shift[1]  # (N, W)
+    flip = torch.rand(n, 1, device=x.device) < 0.5
+    cols = torch.where(flip, cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, W)
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
+    """Scale all gradients so that their joint L2 norm is at most ``max_norm``; sparse gradients included
+    (``torch.nn.utils.clip_grad_norm_`` does not take them). Returns the norm before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = [(g.coalesce().values() if g.is_sparse else g).detach().float().norm() for g in grads]
+    total = torch.stack(norms).norm()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.to(g.dtype))
+    return total
 
 
 @dataclass
@@ -63,14 +121,17 @@ class Trainer:
     """Mini-batch training on device-resident tensors.
 
     - ``optimizer``: "adam", "adamw" or "sgd" (with ``momentum``, Nesterov); ``schedule``: None, "cosine"
-      or "step" (×0.1 every ``step_size`` epochs).
-    - ``patience``: stop when the validation ``monitor`` (default: the loss) has not improved for that many
-      epochs, then restore the best weights (the reference VC code meant to and never did).
+      (over ``max_epochs``), "step" (×0.1 every ``step_size`` epochs) or "onecycle" (per step, peak ``lr``).
+    - ``patience``: stop when the validation ``monitor`` has not improved for that many *epochs*, then restore
+      the best weights. ``monitor_mode`` "min" or "max" (default: "max" for accuracies and bounds, else "min").
     - ``val_every``: validate every that many epochs (and after the last), e.g. for many short epochs on few data.
+    - ``max_steps``: stop after that many optimiser steps in all (part-way through an epoch), for fixed budgets.
+    - ``augment``: None or "crop_flip" (`random_crop_flip`, on the device); ``channels_last`` for conv nets on GPU.
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
     """
 
     max_epochs: int = 10
+    max_steps: int | None = None
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -80,42 +141,75 @@ class Trainer:
     step_size: int = 30
     patience: int | None = None
     monitor: str = "loss"
+    monitor_mode: str | None = None
     val_every: int = 1
     grad_clip: float | None = None
+    augment: str | None = None
+    channels_last: bool = False
     device: str | torch.device = "cpu"
     seed: int = 0
     amp: bool | None = None
     progress: bool = True
 
     def __post_init__(self):
+        problems = []
+        if self.max_epochs < 1:
+            problems.append(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be >= 1 (or None), got {self.max_steps}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "step" and self.step_size < 1:
+            problems.append(f"step_size must be >= 1, got {self.step_size}")
+        if self.patience is not None and self.patience < 1:
+            problems.append(f"patience must be >= 1 epochs (or None for no early stopping), got {self.patience}")
+        if self.monitor_mode not in (None, "min", "max"):
+            problems.append(f"monitor_mode must be 'min', 'max' or None, got {self.monitor_mode!r}")
         if self.val_every < 1:
-            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
-        if self.max_epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"need max_epochs >= 1, batch_size >= 1, lr > 0; got {self.max_epochs}, "
-                             f"{self.batch_size}, {self.lr}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.schedule not in (None, "cosine", "step"):
-            raise ValueError(f"schedule must be None, 'cosine' or 'step', got {self.schedule!r}")
+            problems.append(f"val_every must be >= 1, got {self.val_every}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            problems.append(f"grad_clip must be > 0 (or None for no clipping), got {self.grad_clip}")
+        if self.augment not in AUGMENTATIONS:
+            problems.append(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if problems:
+            raise ValueError("Trainer: " + "; ".join(problems))
         self.device = torch.device(self.device)
         if self.amp is None:
             self.amp = self.device.type == "cuda"
+        if self.monitor_mode is None:
+            self.monitor_mode = "max" if self.monitor in MAXIMISED else "min"
 
     def config(self) -> dict:
         """The plain values that define a run (used in checkpoint keys)."""
         cfg = asdict(self)
-        cfg["device"] = str(self.device)
+        cfg["device"] = self.device.type  # cuda:0 and cuda:1 train the same model
         cfg.pop("progress")
         return cfg
 
+    # ----------------------------------------------------------------------------------------
+    # Optimisers and schedules
+
     def _make_optimizer(self, params, optimizer: str, lr: float, weight_decay: float, momentum: float):
+        if optimizer not in GROUP_OPTIMIZERS or not lr > 0 or not weight_decay >= 0:
+            raise ValueError(f"a parameter group needs optimizer in {GROUP_OPTIMIZERS}, lr > 0 and weight_decay >= 0; "
+                             f"got {optimizer!r}, {lr}, {weight_decay}")
         if optimizer == "sgd":
             return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
         if optimizer == "sparse_adam":  # for sparse embeddings (e.g. a binary-tree softmax); no weight decay
             return torch.optim.SparseAdam(params, lr=lr)
         return (torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW)(params, lr=lr, weight_decay=weight_decay)
 
-    def configure_optimizer(self, model: nn.Module) -> tuple[list, list]:
+    def configure_optimizer(self, model: nn.Module, steps_per_epoch: int = 1) -> tuple[list, list]:
         """One optimiser (and schedule) per parameter group.
 
         By default all trainable parameters form one group with the trainer's settings. A model with
@@ -144,10 +238,24 @@ class Trainer:
                 schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs))
             elif self.schedule == "step":
                 schedules.append(torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=0.1))
+            elif self.schedule == "onecycle":
+                schedules.append(torch.optim.lr_scheduler.OneCycleLR(
+                    opt, max_lr=settings["lr"], total_steps=self.max_epochs * steps_per_epoch,
+                    cycle_momentum=settings["optimizer"] == "sgd"))
         return optimizers, schedules
+
+    # ----------------------------------------------------------------------------------------
+    # Steps
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.amp))
+
+    def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.augment == "crop_flip":
+            x = random_crop_flip(x)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
         """One step of every optimiser on one batch: one backward pass of ``out["loss"]``.
@@ -156,76 +264,153 @@ class Trainer:
         each parameter group receives only its own objective's gradient.
         """
         with self._autocast():
-            out = model.training_step(x, y)
+            out = model.training_step(self._prepare(x, train=True), y)
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()}; lower the learning rate or check the inputs")
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+        if self.grad_clip is not None:
+            clip_grad_norm([p for p in model.parameters() if p.requires_grad], self.grad_clip)
         for opt in optimizers:
             opt.step()
         return {k: v.detach() for k, v in out.items()}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: TensorSplit) -> dict[str, float]:
-        """Means of ``training_step``'s outputs over ``split``, weighted by batch size, in eval mode."""
+    def evaluate(self, model: nn.Module, split) -> dict[str, float]:
+        """Means of ``training_step``'s outputs over ``split``, weighted by batch size, in eval mode.
+
+        Runs on a forked RNG: validating (or not) never changes what the training run draws next.
+        """
+        was_training = model.training
         model.eval()
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
-        for x, y in split.batches(max(self.batch_size, 1024)):
-            with self._autocast():
-                out = model.training_step(x, y)
-            for k, v in out.items():
-                sums[k] += v.detach().float() * len(x)
-        model.train()
+        with torch.random.fork_rng(devices=_rng_devices(self.device)):
+            for x, y in split.batches(max(self.batch_size, 1024)):
+                with self._autocast():
+                    out = model.training_step(self._prepare(x, train=False), y)
+                for k, v in out.items():
+                    sums[k] += v.detach().float() * len(x)
+        model.train(was_training)
         return {k: (v / len(split)).item() for k, v in sums.items()}
 
-    def fit(self, model: nn.Module, train: TensorSplit, val: TensorSplit | None = None) -> History:
+    def _improved(self, score: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return score < best if self.monitor_mode == "min" else score > best
+
+    def fit(self, model: nn.Module, train, val=None, checkpoint: str | Path | None = None) -> History:
+        """Train ``model`` on ``train`` for ``max_epochs`` (validating on ``val``); return the history.
+
+        With ``checkpoint``, the full training state (model, optimisers, schedules, RNG states, epoch, history,
+        early-stopping state) is written there atomically after every epoch, and a run that finds it resumes
+        from it: a killed run, restarted with the same call, ends with the same weights as an uninterrupted one.
+        """
         from tqdm.auto import tqdm
 
         generator = seed_everything(self.seed)
         model.to(self.device).train()
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
         train, val = train.to(self.device), val.to(self.device) if val is not None else None
-        optimizers, schedules = self.configure_optimizer(model)
-        history, best, best_state, bad_epochs = History(), math.inf, None, 0
-        start = time.perf_counter()
-        bar = tqdm(range(self.max_epochs), desc=type(model).__name__, disable=not self.progress, leave=False)
+        steps_per_epoch = math.ceil(len(train) / self.batch_size)
+        optimizers, schedules = self.configure_optimizer(model, steps_per_epoch)
+        state = {"history": History(), "best": None, "best_state": None}
+        checkpoint = Path(checkpoint) if checkpoint is not None else None
+        if checkpoint is not None and checkpoint.is_file():
+            self._restore(checkpoint, model, optimizers, schedules, generator, state)
+        history = state["history"]
+        start = time.perf_counter() - history.seconds
+        bar = tqdm(range(history.epochs, self.max_epochs), desc=type(model).__name__, disable=not self.progress,
+                   leave=False, initial=history.epochs, total=self.max_epochs)
         for epoch in bar:
             sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
             n = 0
             for x, y in train.batches(self.batch_size, shuffle=True, generator=generator):
-                for k, v in self.step(model, x, y, optimizers).items():
+                if self.max_steps is not None and history.steps >= self.max_steps:
+                    break
+                out = self.step(model, x, y, optimizers)
+                history.steps += 1
+                for k, v in out.items():
                     sums[k] += v.float() * len(x)
                 n += len(x)
+                if self.schedule == "onecycle":
+                    for sched in schedules:
+                        sched.step()
             for k, v in sums.items():
                 history.train[k].append((v / n).item())
-            for sched in schedules:
-                sched.step()
+            if not math.isfinite(history.train["loss"][-1]):  # checked once per epoch: no host sync per step
+                raise FloatingPointError(f"the loss became {history.train['loss'][-1]} in epoch {epoch}; lower the "
+                                         "learning rate or check the inputs (NaN or inf in x?)")
+            if self.schedule in ("cosine", "step"):
+                for sched in schedules:
+                    sched.step()
             postfix = {"loss": history.train["loss"][-1]}
+            stop = False
             if val is not None and ((epoch + 1) % self.val_every == 0 or epoch + 1 == self.max_epochs):
                 for k, v in self.evaluate(model, val).items():
                     history.val[k].append(v)
                 postfix["val_loss"] = history.val["loss"][-1]
+                if self.monitor not in history.val:
+                    raise KeyError(f"monitor {self.monitor!r} is not among the validation outputs "
+                                   f"{sorted(history.val)}")
                 score = history.val[self.monitor][-1]
-                if score < best:
-                    best, bad_epochs, history.best_epoch = score, 0, epoch
+                if self._improved(score, state["best"]):
+                    state["best"], history.best_epoch = score, epoch
                     if self.patience is not None:
-                        best_state = copy.deepcopy(model.state_dict())
-                else:
-                    bad_epochs += 1
-                    if self.patience is not None and bad_epochs >= self.patience:
-                        break
+                        state["best_state"] = copy.deepcopy(model.state_dict())
+                elif self.patience is not None and epoch - history.best_epoch >= self.patience:
+                    stop = True
+            history.epochs = epoch + 1
+            history.seconds = time.perf_counter() - start
             bar.set_postfix(postfix)
-        if best_state is not None:
-            model.load_state_dict(best_state)
+            if checkpoint is not None:
+                self._save_state(checkpoint, model, optimizers, schedules, generator, state)
+            if stop or (self.max_steps is not None and history.steps >= self.max_steps):
+                break
+        if state["best_state"] is not None:
+            model.load_state_dict(state["best_state"])
         history.seconds = time.perf_counter() - start
         return history
 
+    # ----------------------------------------------------------------------------------------
+    # The resumable training state
+
+    def _save_state(self, path: Path, model, optimizers, schedules, generator, state) -> None:
+        blob = {
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+            "schedules": [s.state_dict() for s in schedules], "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "history": state["history"].to_dict(), "best": state["best"], "best_state": state["best_state"],
+            "trainer": json.dumps(self.config(), sort_keys=True),
+        }
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def _restore(self, path: Path, model, optimizers, schedules, generator, state) -> None:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+            warnings.warn(f"lvmcls.train: cannot read the resume checkpoint {path} ({err}); starting over")
+            return
+        if blob["trainer"] != json.dumps(self.config(), sort_keys=True):
+            warnings.warn(f"lvmcls.train: {path} was written by another trainer configuration; starting over")
+            return
+        model.load_state_dict(blob["model"])
+        for o, s in zip(optimizers, blob["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(schedules, blob["schedules"]):
+            sch.load_state_dict(s)
+        generator.set_state(blob["generator"])
+        torch.set_rng_state(blob["torch_rng"])
+        if blob["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(blob["cuda_rng"], self.device)
+        state.update(history=History.from_dict(blob["history"]), best=blob["best"], best_state=blob["best_state"])
+
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints: plain state_dict + JSON config, keyed by the config, loaded with weights_only=True
+# Checkpoint keys: everything that changes the result
 
 
 def library_fingerprint() -> str:
@@ -234,6 +419,55 @@ def library_fingerprint() -> str:
     for path in sorted(Path(__file__).parent.glob("*.py")):
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def model_hparams(model: nn.Module) -> dict:
+    """The model's hyper-parameters as plain values: ``model.hparams()`` if it defines one, else, for every
+    submodule, its class and its plain attributes (numbers, strings, tuples of them: β, λ, the objective's
+    name, layer sizes), which is what ``repr(model)`` leaves out."""
+    if hasattr(model, "hparams"):
+        return model.hparams()
+    out = {}
+    for name, module in model.named_modules():
+        plain = {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training" and (
+            isinstance(v, _PLAIN) or (isinstance(v, tuple) and all(isinstance(e, _PLAIN) for e in v)))}
+        out[name or "."] = {"class": type(module).__name__, **plain}
+    return out
+
+
+def tensor_fingerprint(*tensors: torch.Tensor | None, rows: int = 2048) -> str:
+    """A cheap content hash: shape, dtype and the bytes of up to ``rows`` evenly strided rows of each tensor."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        if t.numel():
+            idx = torch.linspace(0, len(t) - 1, min(rows, len(t))).long().to(t.device)
+            h.update(t.detach()[idx].contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def split_fingerprint(split) -> str | None:
+    if split is None:
+        return None
+    if hasattr(split, "fingerprint"):
+        return split.fingerprint()
+    return tensor_fingerprint(split.x, split.y)
+
+
+def state_fingerprint(model: nn.Module) -> str:
+    """A hash of every tensor in the state_dict (the initial weights and buffers, e.g. fixed targets)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().contiguous().cpu().numpy().tobytes() if v.dtype != torch.bfloat16
+                 else v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def checkpoint_key(name: str, config: dict) -> str:
@@ -258,29 +492,40 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-def load_or_train(name: str, model: nn.Module, config: dict, train: Callable[[nn.Module], History],
-                  cache_dir: str | Path | None = None) -> tuple[nn.Module, dict]:
-    """Load ``model``'s weights from the cache entry for (``name``, ``config``) if present, else call
-    ``train(model)`` and store the result. Returns the model and its record (config, history, loaded)."""
+def fit_cached(name: str, build: Callable[[], nn.Module], data, trainer: Trainer,
+               cache_dir: str | Path | None = None, **config) -> tuple[nn.Module, dict]:
+    """Seed, build, then load the trained model from the cache or train it (resumably) and store it.
+
+    ``build`` is a zero-argument function returning the untrained model; it runs after seeding with
+    ``trainer.seed``, so a seed fixes the initial weights whether or not the cache is warm. ``data`` is a
+    `lvmcls.data.Dataset` (``train``, ``val`` or None, ``source``). The cache key is ``name`` + the model's
+    hyper-parameters (`model_hparams`) and initial weights + the trainer's configuration + fingerprints of the
+    training and validation data + the library's source hash + ``config`` (anything else that defines the run).
+    Training runs on a forked RNG, so what the chapter draws afterwards is the same on a cache hit or a miss.
+    Returns the model (on ``trainer.device``) and its record: config, history and whether it was loaded.
+    """
+    if isinstance(build, nn.Module) or not callable(build):
+        raise TypeError("fit_cached takes a builder, a function of no arguments that returns the model "
+                        "(e.g. `lambda: VAE(z_dim=32)`), so that the seed fixes the initial weights")
+    seed_everything(trainer.seed)
+    model = build()
+    if not hasattr(model, "training_step"):
+        raise TypeError(f"{type(model).__name__} has no training_step(x, y) -> dict with a 'loss'")
+    key_config = {"model": model_hparams(model), "architecture": repr(model), "init": state_fingerprint(model),
+                  "trainer": trainer.config(), "train": split_fingerprint(data.train),
+                  "val": split_fingerprint(data.val), "data_source": getattr(data, "source", "unknown"), **config}
     folder = Path(cache_dir) if cache_dir is not None else checkpoint_dir()
-    path = folder / f"{checkpoint_key(name, config)}.pt"
+    path = folder / f"{checkpoint_key(name, key_config)}.pt"
     if path.is_file() and path.with_suffix(".json").is_file():
         try:
             record = load_checkpoint(model, path)
-            return model, {**record, "loaded": True}
-        except Exception as err:  # a damaged entry is retrained, never trusted
-            print(f"lvmcls.train: cannot load {path} ({err}); training again")
-    history = train(model)
-    record = {"history": history.to_dict() if isinstance(history, History) else history}
-    save_checkpoint(model, path, config, record)
-    return model, {"config": config, **record, "loaded": False}
-
-
-def fit_cached(name: str, model: nn.Module, data, trainer: Trainer, **config) -> tuple[nn.Module, dict]:
-    """Train ``model`` on ``data.train`` (validating on ``data.val``) with ``trainer``, or load it if a model with
-    the same name and configuration was trained before. ``data`` needs ``train``, ``val`` and ``source``;
-    ``config`` adds whatever else defines the run (hyper-parameters not visible in ``repr(model)``)."""
-    config = {"model": repr(model), "trainer": trainer.config(), "n_train": len(data.train),
-              "data": getattr(data, "source", "unknown"), **config}
-    model, record = load_or_train(name, model, config, lambda m: trainer.fit(m, data.train, data.val))
-    return model.to(trainer.device), record
+            return model.to(trainer.device), {**record, "loaded": True}
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+            warnings.warn(f"lvmcls.train: cannot load {path} ({err}); training again")  # never trusted
+    resume = path.with_suffix(".resume.pt")
+    with torch.random.fork_rng(devices=_rng_devices(trainer.device)):
+        history = trainer.fit(model, data.train, data.val, checkpoint=resume)
+    record = {"history": history.to_dict()}
+    save_checkpoint(model, path, key_config, record)
+    resume.unlink(missing_ok=True)
+    return model.to(trainer.device), {"config": key_config, **record, "loaded": False}

@@ -45,7 +45,6 @@
 import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 
 if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
@@ -85,10 +84,9 @@ STEM = "01_softmax_probabilities"
 metrics_ = {}  # every number in this chapter's scorecard is collected here
 
 
-def train_classifier(name, data, net, loss, epochs, batch_size=128):
-    """``Classifier(net, loss)`` trained by the book's one Trainer, or loaded if it was trained before."""
-    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=1e-3, device=run.device, seed=run.seed)
-    return fit_cached(name, Classifier(net, loss), data, trainer)
+# One trainer for the toy models; every model is built by a function (so the seed fixes its initial weights)
+# and trained by the book's one `fit_cached`, or loaded if the same model was trained before.
+toy_trainer = Trainer(max_epochs=toy_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
 
 
 # %% [markdown]
@@ -221,18 +219,10 @@ print(f"sampled CE {sampled_ce.mean():.4f}  vs  mean KL + H {kl_plus_h.mean():.4
 # $\sigma(\pm 1) \approx 0.27, 0.73$ whatever the posterior is.
 
 # %%
-def toy_data(model, n, seed_offset):
-    """Train / validation / test samples of a toy model, fixed by the chapter's seed."""
-    gen = torch.Generator().manual_seed(run.seed + seed_offset)
-    split = lambda m: model.sample(m, generator=gen)  # noqa: E731
-    return SimpleNamespace(train=split(n), val=split(n // 5), test=split(20_000),
-                           source=f"synthetic: {model.num_classes} Gaussian classes")
-
-
 binary = GaussianClasses(torch.tensor([[-1.0], [1.0]]), std=1.0)  # class 1 is A
-binary_data = toy_data(binary, toy_train, 1)
-binary_models = {loss: train_classifier(f"ch1-binary-{loss}", binary_data, MLP(1, 1, hidden=hidden), loss,
-                                        toy_epochs)[0] for loss in ("ce", "hinge")}
+binary_data = binary.dataset(toy_train, seed=run.seed + 1)
+binary_models = {loss: fit_cached(f"ch1-binary-{loss}", lambda: Classifier(MLP(1, 1, hidden=hidden), loss),
+                                  binary_data, toy_trainer)[0] for loss in ("ce", "hinge")}
 
 grid = torch.linspace(-4, 4, 401)[:, None]
 true_grid = binary.posterior(grid)[:, 1]
@@ -275,8 +265,9 @@ print({k: round(v, 4) for k, v in metrics_.items() if "binary" in k or "ratio" i
 # count-weighted mean gap to the diagonal {cite}`guo2017calibration`.
 
 # %%
-toy_data_k = toy_data(toy, toy_train, 2)
-k_models = {loss: train_classifier(f"ch1-k4-{loss}", toy_data_k, MLP(2, 4, hidden=hidden), loss, toy_epochs)[0]
+toy_data_k = toy.dataset(toy_train, seed=run.seed + 2)
+k_models = {loss: fit_cached(f"ch1-k4-{loss}", lambda: Classifier(MLP(2, 4, hidden=hidden), loss), toy_data_k,
+                             toy_trainer)[0]
             for loss in ("ce", "hinge")}
 test_x, test_y = toy_data_k.test.x, toy_data_k.test.y
 test_truth_k = toy.posterior(test_x)
@@ -321,8 +312,9 @@ show(reweight_to_prior)
 
 # %%
 skewed = GaussianClasses(binary.means, std=1.0, prior=[0.1, 0.9])
-skewed_data = toy_data(skewed, toy_train, 3)
-skewed_model, _ = train_classifier("ch1-binary-skewed", skewed_data, MLP(1, 1, hidden=hidden), "ce", toy_epochs)
+skewed_data = skewed.dataset(toy_train, seed=run.seed + 3)
+skewed_model, _ = fit_cached("ch1-binary-skewed", lambda: Classifier(MLP(1, 1, hidden=hidden), "ce"), skewed_data,
+                             toy_trainer)
 
 
 probs_skewed = skewed_model.predict_proba(grid.to(run.device)).cpu()
@@ -360,8 +352,9 @@ print({k: round(v, 4) for k, v in metrics_.items() if k.startswith("prior_shift"
 # %%
 mnist = load_dataset("mnist", device=run.device)
 print(mnist)
-mnist_model, mnist_record = train_classifier("ch1-mnist-mlp", mnist, MLP(784, 10, hidden=256, depth=2), "ce",
-                                             mnist_epochs, batch_size=128)
+mnist_trainer = Trainer(max_epochs=mnist_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
+mnist_model, mnist_record = fit_cached("ch1-mnist-mlp", lambda: Classifier(MLP(784, 10, hidden=256, depth=2), "ce"),
+                                       mnist, mnist_trainer)
 probs_mnist = mnist_model.predict_proba(mnist.test.x).cpu()
 curve = metrics.reliability_curve(probs_mnist, mnist.test.y.cpu(), n_bins=20)
 metrics_["mnist_test_acc"] = metrics.accuracy(probs_mnist, mnist.test.y.cpu())

@@ -38,7 +38,6 @@
 import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 
 if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
@@ -49,12 +48,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from lvmcls import estimators, metrics, objectives, plots
-from lvmcls.data import TensorSplit, load_dataset
-from lvmcls.nets import MLP, ConvNet
-from lvmcls.notebook import setup, show
-from lvmcls.priors import ClassDensityRatio, GaussianClassPrior
+from lvmcls.data import load_dataset
+from lvmcls.synthetic import nonlinear_latent_classes
+from lvmcls.nets import MLP
+from lvmcls.notebook import markdown, setup, show
+from lvmcls.vc import ClassDensityRatio, GaussianClassPrior, train_vc_model, variational_classification
 from lvmcls.results import scorecard, write_results
-from lvmcls.experiments import train_vc_model
 from lvmcls.train import pick_device
 
 device = pick_device()
@@ -80,12 +79,7 @@ OBJECTIVES = ("ce", "gm", "vc")
 metrics_ = {}
 
 
-def train_latent_classifier(name, data, objective, encoder, num_classes, epochs, beta_=None, ratio_hidden=None):
-    """One CE / GM / VC model with the chapter's weights, trained by the book's one Trainer (or loaded)."""
-    weight = {"ce": 0.0, "gm": gm_weight, "vc": vc_likelihood_weight}[objective]
-    return train_vc_model(name, data, objective, encoder, num_classes, latent_dim, epochs=epochs, seed=run.seed,
-                          device=run.device, beta=beta if beta_ is None else beta_, likelihood_weight=weight,
-                          ratio_hidden=ratio_hidden)
+LIKELIHOOD_WEIGHT = {"ce": 0.0, "gm": gm_weight, "vc": vc_likelihood_weight}  # λ of log p(z|y) per objective
 
 
 # %% [markdown]
@@ -189,7 +183,7 @@ def train_latent_classifier(name, data, objective, encoder, num_classes, epochs,
 show(GaussianClassPrior.logits)
 
 # %%
-show(objectives.variational_classification)
+show(variational_classification)
 
 # %%
 show(ClassDensityRatio.loss)
@@ -209,7 +203,7 @@ with torch.no_grad():
 z_check, y_check = torch.randn(4096, 16), torch.randint(0, 10, (4096,))
 w, b = shared.as_linear()
 ce_linear = objectives.cross_entropy(z_check @ w.T + b, y_check)
-elbo_vc = objectives.variational_classification(z_check, y_check, shared, objective="ce")["log_p_y_given_z"]
+elbo_vc = variational_classification(z_check, y_check, shared, objective="ce")["log_p_y_given_z"]
 metrics_["ce_linear_vs_elbo_vc_gap"] = abs(ce_linear.item() + elbo_vc.item())
 print(f"softmax CE {ce_linear.item():.6f}   -ELBO_VC {-elbo_vc.item():.6f}   "
       f"gap {metrics_['ce_linear_vs_elbo_vc_gap']:.1e}")
@@ -274,32 +268,19 @@ print(f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
 # code's option has 512), which can represent log ratios that are not linear in $z$.
 
 # %%
-def make_toy(n_train, seed_):
-    gen = torch.Generator().manual_seed(seed_)
-    angle = torch.arange(5) * 2 * math.pi / 5
-    mu = 3 * torch.stack([angle.cos(), angle.sin()], 1)
-    mixing = [torch.randn(2, 32, generator=gen), torch.randn(32, 10, generator=gen) / math.sqrt(32)]
-
-    def draw(n):
-        y = torch.randint(0, 5, (n,), generator=gen)
-        z = mu[y] + 0.5 * torch.randn(n, 2, generator=gen)
-        return TensorSplit(torch.tanh(z @ mixing[0]) @ mixing[1], y), z
-
-    (train, _), (val, _), (test, z_test) = draw(n_train), draw(n_train // 5), draw(5000)
-    return SimpleNamespace(train=train, val=val, test=test, z_test=z_test, source="synthetic: 5 Gaussian classes in R^2")
-
-
-toy = make_toy(10_000, run.seed + 1)
+toy, toy_z_test = nonlinear_latent_classes(10_000, seed=run.seed + 1)
 # name: (objective, beta, discriminator hidden units; None = linear)
 VARIANTS = {"ce": ("ce", None, None), "gm": ("gm", None, None), "vc": ("vc", None, None),
             "vc_beta1": ("vc", 1.0, None), "vc_mlp_beta1": ("vc", 1.0, 64)}
 LABELS = {"ce": "CE", "gm": "GM", "vc": "VC", "vc_beta1": "VC, β = 1", "vc_mlp_beta1": "VC, β = 1, MLP T"}
-toy_models = {name: train_latent_classifier(f"ch2-toy-{name}", toy, obj, MLP(10, latent_dim, hidden=64), 5,
-                                            toy_epochs, beta_=b, ratio_hidden=h)[0]
+toy_models = {name: train_vc_model(f"ch2-toy-{name}", toy, obj, lambda: MLP(10, latent_dim, hidden=64), 5,
+                                   latent_dim, epochs=toy_epochs, seed=run.seed, device=run.device,
+                                   beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj],
+                                   ratio_hidden=h)[0]
               for name, (obj, b, h) in VARIANTS.items()}
 fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
 axes = axes.flatten()
-axes[0].scatter(*toy.z_test[:2000].T, c=toy.test.y[:2000], cmap="tab10", vmin=0, vmax=9, s=2)
+axes[0].scatter(*toy_z_test[:2000].T, c=toy.test.y[:2000], cmap="tab10", vmin=0, vmax=9, s=2)
 axes[0].set(title="true latents z (unseen by the encoder)", xlabel="$z_1$", ylabel="$z_2$")
 axes[0].set_aspect("equal")
 for ax, name in zip(axes[1:], VARIANTS):
@@ -333,16 +314,11 @@ mnist = load_dataset("mnist", device=run.device)
 print(mnist)
 
 
-def mnist_encoder():
-    if KNOBS["encoder"] == "convnet":
-        return ConvNet(latent_dim, in_channels=1)
-    return MLP(784, latent_dim, hidden=256, depth=2)
-
-
 mnist_models, mnist_records = {}, {}
 for name, (obj, b, h) in VARIANTS.items():
-    mnist_models[name], mnist_records[name] = train_latent_classifier(
-        f"ch2-mnist-{name}", mnist, obj, mnist_encoder(), 10, mnist_epochs, beta_=b, ratio_hidden=h)
+    mnist_models[name], mnist_records[name] = train_vc_model(
+        f"ch2-mnist-{name}", mnist, obj, KNOBS["encoder"], 10, latent_dim, epochs=mnist_epochs, seed=run.seed,
+        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h)
 
 fig, axes = plt.subplots(2, 3, figsize=(18, 11.5))
 axes[1, 2].axis("off")
@@ -366,7 +342,6 @@ for ax, name in zip(axes, VARIANTS):
 fig.tight_layout()
 
 # %%
-from IPython.display import Markdown  # noqa: E402
 
 rows = ["| objective | test accuracy | ECE | spread ratio | KL(q(z|y) ‖ p(z|y)), kNN | VC's own estimate E_q T (validation) |",
         "|---|---|---|---|---|---|"]
@@ -379,7 +354,7 @@ closest = min(OBJECTIVES, key=lambda o: abs(math.log(metrics_[f"spread_ratio_{o}
 lowest_kl = min(OBJECTIVES, key=lambda o: metrics_[f"latent_kl_{o}"])
 rows.append(f"\nOf CE, GM and VC at the paper's weights, **{closest.upper()}** has the spread ratio closest to 1 and "
             f"**{lowest_kl.upper()}** the smallest KL to its priors in this run.")
-Markdown("\n".join(rows))
+markdown("\n".join(rows))
 
 # %% [markdown]
 # **What the numbers say.** The paper's claim for Figure 1 is qualitative: under CE the latents ignore the priors,

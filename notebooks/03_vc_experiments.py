@@ -52,14 +52,13 @@ import statistics
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
-from IPython.display import Markdown
 
 from lvmcls import attacks, calibration, metrics, plots
 from lvmcls.corruptions import CIFAR_C_CORRUPTIONS, SEVERITIES, corrupt_images
 from lvmcls.data import DataUnavailableError, TensorSplit, balanced_subset, load_dataset, load_ood_images
-from lvmcls.experiments import evaluate_classifier, ood_auroc, train_vc_model, with_train
-from lvmcls.nets import MLP, ConvNet, ResNet18Cifar
-from lvmcls.notebook import setup, show
+from lvmcls.models import evaluate_classifier
+from lvmcls.vc import ood_auroc, train_vc_model
+from lvmcls.notebook import markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import pick_device
 
@@ -91,12 +90,6 @@ metrics_ = {}
 print(KNOBS)
 
 
-def encoder_for(kind, in_channels):
-    return {"mlp": lambda: MLP(784 if in_channels == 1 else 3072, latent_dim, hidden=256, depth=2),
-            "convnet": lambda: ConvNet(latent_dim, in_channels=in_channels),
-            "resnet18": lambda: ResNet18Cifar(latent_dim, in_channels=in_channels)}[kind]()
-
-
 def mean_std(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -115,20 +108,20 @@ for ds in (mnist, fashion, cifar):
     print(ds)
 cifar_train = cifar.train if KNOBS["cifar_train"] is None else balanced_subset(
     cifar.train, KNOBS["cifar_train"] // 10, seed=0)
-cifar_data = with_train(cifar, cifar_train)
+cifar_data = cifar.replace(train=cifar_train)
 
 trios = {"mnist": {}, "fashion": {}, "cifar10": {}}
 for s in SEEDS:
-    trios["mnist"][s] = {obj: train_vc_model(f"ch3-mnist-{obj}-s{s}", mnist, obj, encoder_for(KNOBS["mnist_encoder"], 1),
+    trios["mnist"][s] = {obj: train_vc_model(f"ch3-mnist-{obj}-s{s}", mnist, obj, KNOBS["mnist_encoder"],
                                              10, latent_dim, epochs=KNOBS["mnist_epochs"], seed=s, device=run.device,
                                              beta=beta)[0] for obj in OBJECTIVES}
 trios["fashion"][SEEDS[0]] = {obj: train_vc_model(f"ch3-fashion-{obj}-s{SEEDS[0]}", fashion, obj,
-                                                  encoder_for(KNOBS["mnist_encoder"], 1), 10, latent_dim,
+                                                  KNOBS["mnist_encoder"], 10, latent_dim,
                                                   epochs=KNOBS["mnist_epochs"], seed=SEEDS[0], device=run.device,
                                                   beta=beta)[0] for obj in OBJECTIVES}
 for s in CIFAR_SEEDS:
     trios["cifar10"][s] = {obj: train_vc_model(f"ch3-cifar10-{obj}-s{s}", cifar_data, obj,
-                                               encoder_for(KNOBS["cifar_encoder"], 3), 10, latent_dim,
+                                               KNOBS["cifar_encoder"], 10, latent_dim,
                                                epochs=KNOBS["cifar_epochs"], seed=s, device=run.device, beta=beta)[0]
                            for obj in OBJECTIVES}
 print(f"trained or loaded {sum(len(t) * 3 for t in trios.values())} models in {run.elapsed():.0f} s")
@@ -169,7 +162,7 @@ for name, data, seeds_ in (("mnist", mnist, SEEDS), ("cifar10", cifar_data, CIFA
         h1_rows.append(f"| {name} | {label} | {100 * stats['acc'][0]:.2f} ± {100 * stats['acc'][1]:.2f} | "
                        f"{100 * stats['ece'][0]:.2f} ± {100 * stats['ece'][1]:.2f} | {100 * stats['mce'][0]:.1f} | "
                        f"{stats['nll'][0]:.3f} | {stats['brier'][0]:.4f} |")
-Markdown("\n".join(h1_rows) + f"\n\nMean ± std over {len(SEEDS)} MNIST seeds and {len(CIFAR_SEEDS)} CIFAR-10 seed(s).")
+markdown("\n".join(h1_rows) + f"\n\nMean ± std over {len(SEEDS)} MNIST seeds and {len(CIFAR_SEEDS)} CIFAR-10 seed(s).")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -220,14 +213,14 @@ fig.tight_layout()
 
 # %%
 lowdata = {}
-for name, data, n_per_class, seeds_, kind, channels, steps in (
-        ("mnist500", mnist, 50, SEEDS, KNOBS["mnist_encoder"], 1, KNOBS["lowdata_steps"]),
-        ("cifar1000", cifar, 100, CIFAR_SEEDS, KNOBS["cifar_encoder"], 3, KNOBS["cifar_lowdata_steps"])):
+for name, data, n_per_class, seeds_, kind, steps in (
+        ("mnist500", mnist, 50, SEEDS, KNOBS["mnist_encoder"], KNOBS["lowdata_steps"]),
+        ("cifar1000", cifar, 100, CIFAR_SEEDS, KNOBS["cifar_encoder"], KNOBS["cifar_lowdata_steps"])):
     for obj in OBJECTIVES:
         accs = []
         for s in seeds_:
-            small = with_train(data, balanced_subset(data.train, n_per_class, seed=s), val=None)
-            model, _ = train_vc_model(f"ch3-lowdata-{name}-{obj}-s{s}", small, obj, encoder_for(kind, channels), 10,
+            small = data.replace(train=balanced_subset(data.train, n_per_class, seed=s), val=None)
+            model, _ = train_vc_model(f"ch3-lowdata-{name}-{obj}-s{s}", small, obj, kind, 10,
                                       latent_dim, steps=steps, seed=s, device=run.device, beta=beta)
             accs.append(evaluate_classifier(model, data.test)[0]["acc"])
         lowdata[(name, obj)] = mean_std(accs)
@@ -238,7 +231,7 @@ rows = ["| training set | objective | paper accuracy (%) | ours (%) |", "|---|--
 for (name, obj), (m, sd) in lowdata.items():
     pm, ps = PAPER_LOWDATA[(name, obj)]
     rows.append(f"| {name} | {obj.upper()} | {pm}{'' if ps is None else f' ± {ps}'} | {100 * m:.1f} ± {100 * sd:.1f} |")
-Markdown("\n".join(rows))
+markdown("\n".join(rows))
 
 # %% [markdown]
 # **Figure 5: the gain of VC over CE against the training-set size**, on MNIST from 100 images to the whole
@@ -251,8 +244,8 @@ for n in KNOBS["sweep_sizes"]:
         accs = []
         for s in SEEDS[:KNOBS["sweep_seeds"]]:
             train_n = mnist.train if n >= len(mnist.train) else balanced_subset(mnist.train, n // 10, seed=s)
-            model, _ = train_vc_model(f"ch3-sweep-{n}-{obj}-s{s}", with_train(mnist, train_n, val=None), obj,
-                                      encoder_for(KNOBS["mnist_encoder"], 1), 10, latent_dim,
+            model, _ = train_vc_model(f"ch3-sweep-{n}-{obj}-s{s}", mnist.replace(train=train_n, val=None), obj,
+                                      KNOBS["mnist_encoder"], 10, latent_dim,
                                       steps=KNOBS["sweep_steps"], seed=s, device=run.device, beta=beta)
             accs.append(evaluate_classifier(model, mnist.test)[0]["acc"])
         sweep[obj].append(statistics.fmean(accs))
@@ -339,7 +332,7 @@ if run.profile == "full":  # CIFAR-10 against SVHN and CIFAR-100: official sets,
             metrics_[f"ood_auroc_cifar10_vs_{out_name}_{obj}"] = a_p
             metrics_[f"ood_auroc_logpz_cifar10_vs_{out_name}_{obj}"] = a_z
             ood_rows.append(f"| cifar10 | {out_name} | {obj.upper()} | {a_p:.3f} | {a_z:.3f} |")
-Markdown("\n".join(ood_rows))
+markdown("\n".join(ood_rows))
 
 # %% [markdown]
 # ## Verdicts
@@ -383,7 +376,7 @@ verdicts = {
     "OOD, MNIST vs Fashion-MNIST": compare(m["ood_auroc_mnist_vs_fashion_vc"], m["ood_auroc_mnist_vs_fashion_ce"],
                                            False, "AUROC of max p(y|x)"),
 }
-Markdown("\n".join(f"- **{k}**: {v}." for k, v in verdicts.items()))
+markdown("\n".join(f"- **{k}**: {v}." for k, v in verdicts.items()))
 
 # %% [markdown]
 # ## Scorecard

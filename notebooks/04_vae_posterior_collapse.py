@@ -35,7 +35,6 @@
 import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 
 if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
@@ -44,12 +43,12 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown
 
 from lvmcls import plots
 from lvmcls import vae as V
-from lvmcls.data import TensorSplit, binarized, load_dataset
-from lvmcls.notebook import setup, show
+from lvmcls.data import binarized_dataset, load_dataset
+from lvmcls.synthetic import random_binary_images
+from lvmcls.notebook import markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -82,8 +81,7 @@ metrics_ = {}
 
 # %%
 mnist = load_dataset("mnist", device=run.device)
-bmnist = SimpleNamespace(train=binarized(mnist.train, 0), val=binarized(mnist.val, 1), test=binarized(mnist.test, 2),
-                         source=f"{mnist.source}, binarised with seeds 0/1/2")
+bmnist = binarized_dataset(mnist)
 print(mnist)
 
 # %% [markdown]
@@ -129,16 +127,17 @@ show(V.aggregate_posterior_terms)
 # paper trains to convergence.
 
 # %%
-def train_vae(name, data, decoder_depth, epochs_, x_dim=784):
-    torch.manual_seed(run.seed)
-    model = V.VAE(x_dim=x_dim, z_dim=z_dim, hidden=hidden, decoder_depth=decoder_depth)
-    trainer = Trainer(max_epochs=epochs_, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
-    return fit_cached(name, model, data, trainer)
+vae_trainer = Trainer(max_epochs=epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
+
+
+def vae_with_decoder_depth(depth):
+    return lambda: V.VAE(x_dim=784, z_dim=z_dim, hidden=hidden, decoder_depth=depth)
 
 
 vaes, records = {}, {}
 for depth in KNOBS["depths"]:
-    vaes[depth], records[depth] = train_vae(f"ch4-vae-depth{depth}", bmnist, depth, epochs)
+    vaes[depth], records[depth] = fit_cached(f"ch4-vae-depth{depth}", vae_with_decoder_depth(depth), bmnist,
+                                             vae_trainer)
 
 rows = ["| decoder layers | active units (ours) | active units (paper, Table 1) | KL (test) | -ELBO (test) | "
         f"NLL (test, IW k = {KNOBS['iw_k']}) |", "|---|---|---|---|---|---|"]
@@ -155,7 +154,7 @@ for depth, model in vaes.items():
     rows.append(f"| {depth} | {au} | {PAPER_AU[depth]} | {t['kl'].mean():.2f} | {(t['kl'] - t['rec']).mean():.2f} | "
                 f"{nll:.2f} |")
 metrics_["active_units_by_depth"] = au_by_depth
-Markdown("\n".join(rows))
+markdown("\n".join(rows))
 
 # %% [markdown]
 # A deeper decoder can model more of the image on its own, so it needs fewer latent dimensions: the claim of the
@@ -206,13 +205,10 @@ fig.tight_layout()
 # the right answer.
 
 # %%
-g = torch.Generator().manual_seed(run.seed)
-noise = SimpleNamespace(train=TensorSplit((torch.rand(10_000, 784, generator=g) < 0.5).float().to(run.device),
-                                          torch.zeros(10_000, dtype=torch.long, device=run.device)),
-                        val=TensorSplit((torch.rand(2_000, 784, generator=g) < 0.5).float().to(run.device),
-                                        torch.zeros(2_000, dtype=torch.long, device=run.device)),
-                        source="random binary images, p = 0.5")
-noise_vae, noise_record = train_vae("ch4-vae-random", noise, 1, KNOBS["random_epochs"])
+noise = random_binary_images(10_000, 2_000, seed=run.seed, device=run.device)
+noise_vae, noise_record = fit_cached("ch4-vae-random", vae_with_decoder_depth(1), noise,
+                                     Trainer(max_epochs=KNOBS["random_epochs"], batch_size=128, lr=1e-3,
+                                             device=run.device, seed=run.seed))
 kl_curve = noise_record["history"]["val"]["kl"]
 metrics_["random_images_final_kl"] = kl_curve[-1]
 fig, ax = plt.subplots(figsize=(5.5, 3.4))

@@ -41,7 +41,6 @@
 import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 
 if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
@@ -50,12 +49,11 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown
 
 from lvmcls import plots
 from lvmcls import vae as V
-from lvmcls.data import TensorSplit, binarized, load_dataset
-from lvmcls.notebook import setup, show
+from lvmcls.data import Dataset, TensorSplit, binarized, load_dataset
+from lvmcls.notebook import markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -85,9 +83,9 @@ metrics_ = {}
 mnist = load_dataset("mnist", device=run.device)
 train_bin = binarized(mnist.train, 0)
 # The label of each training image is its own index e in [0, N): the auxiliary classifier's target.
-data = SimpleNamespace(train=TensorSplit(train_bin.x[:n_train], torch.arange(n_train, device=run.device)),
-                       val=None, test=binarized(mnist.test, 2),
-                       source=f"{mnist.source}, binarised (seed 0 train, 2 test); first {n_train} training images")
+data = Dataset("binarized_mnist_indices", TensorSplit(train_bin.x[:n_train], torch.arange(n_train, device=run.device)),
+               None, binarized(mnist.test, 2), tuple(range(n_train)),
+               f"{mnist.source}, binarised (seed 0 train, 2 test); first {n_train} training images")
 print(f"N = {n_train} sample indices, log N = {math.log(n_train):.3f}")
 
 # %% [markdown]
@@ -143,19 +141,13 @@ show(V.BinaryTreeSoftmax.log_prob)
 # and runs a subset of the paper's grid; `full` uses all 50,000 and the whole grid.
 
 # %%
-def train(name, model):
-    trainer = Trainer(max_epochs=epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed,
-                      monitor="loss")
-    return fit_cached(name, model, data, trainer)
-
-
-torch.manual_seed(run.seed)
-plain, plain_record = train("ch5-vae", V.VAE(z_dim=z_dim, hidden=hidden))
+trainer = Trainer(max_epochs=epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
+plain, plain_record = fit_cached("ch5-vae", lambda: V.VAE(z_dim=z_dim, hidden=hidden), data, trainer)
 models = {}
 for alpha, beta in KNOBS["grid"]:
-    torch.manual_seed(run.seed)
-    models[(alpha, beta)], _ = train(f"ch5-vaeas-a{alpha}-b{beta}",
-                                     V.VAEAS(V.VAE(z_dim=z_dim, hidden=hidden), n_train, alpha, beta, hidden=hidden))
+    models[(alpha, beta)], _ = fit_cached(
+        f"ch5-vaeas-a{alpha}-b{beta}",
+        lambda: V.VAEAS(V.VAE(z_dim=z_dim, hidden=hidden), n_train, alpha, beta, hidden=hidden), data, trainer)
 
 
 @torch.no_grad()
@@ -200,7 +192,7 @@ for (alpha, beta), model in models.items():
     table.append(row(f"VAE-AS α={alpha:g}, β={beta:g}", model.vae, {"mi": t["mi"], "md": t["md"], "sc": t["sc"]}))
 fmt = lambda v: "—" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
 cols = ["model", "nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc"]
-Markdown("\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
+markdown("\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
                    ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in table]) +
          f"\n\nNLL: importance-weighted with k = {KNOBS['iw_k']} on {KNOBS['iw_images']} images. MI and MD: the VAE-AS "
          f"estimates on the N = {n_train} training samples; SC: the index classifier's top-1 accuracy (against 100 "

