@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import TensorSplit, labelled_unlabelled
+from .train import tensor_fingerprint
 from .vae import _mlp, check_unit_interval, kl_to_standard_normal
 
 
@@ -309,6 +310,20 @@ def evaluate_classifier(model: nn.Module, split: TensorSplit, batch_size: int = 
     return out
 
 
+@torch.no_grad()
+def paired_accuracy_difference(model_a: nn.Module, model_b: nn.Module, split: TensorSplit,
+                               batch_size: int = 1000) -> tuple[float, float]:
+    """acc(a) - acc(b) on the same labelled split, and its standard error over the examples (the paired
+    differences of correctness, so the shared difficulty of the examples cancels)."""
+    diffs = []
+    for x, y in split.batches(batch_size):
+        correct_a = (model_a.classify(x).argmax(1) == y).float()
+        correct_b = (model_b.classify(x).argmax(1) == y).float()
+        diffs.append(correct_a - correct_b)
+    d = torch.cat(diffs)
+    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
+
+
 def bernoulli_floor(x: torch.Tensor) -> float:
     """Σ_pixels H_b(x) averaged over images, in nats: the smallest Bernoulli cross-entropy any decoder can reach
     on grey levels, so every Bernoulli bound on these images is at most minus this."""
@@ -366,6 +381,10 @@ class SemiSupervisedSplit:
     def __repr__(self) -> str:
         return (f"SemiSupervisedSplit(labelled={self.n_labelled}, unlabelled={len(self) - self.n_labelled}, "
                 f"labelled_per_batch={self.labelled_per_batch})")
+
+    def fingerprint(self) -> str:
+        """For the checkpoint cache: the rows, the labels and how batches are composed."""
+        return f"{tensor_fingerprint(self.x, self.y)}-l{self.n_labelled}-b{self.labelled_per_batch}"
 
     @property
     def labelled(self) -> TensorSplit:
