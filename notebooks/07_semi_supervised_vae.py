@@ -68,11 +68,11 @@ KNOBS = {
     # ci: two CPU cores, a few minutes. Narrower networks, a subset of the unlabelled images, few epochs.
     "ci": {"net": {"z_dim": 16, "hidden": 128, "depth": 1, "classifier_hidden": 500}, "unlabelled": 10_000,
            "epochs": 6, "lr": 2e-3, "alpha": 30.0, "batch": 200, "labelled_per_batch": 20, "warmup_epochs": 1,
-           "supervised_epochs": 300, "fashion_labels": [100], "draws": [0], "ablation": [(0.0, 6.0)],
+           "supervised_epochs": 75, "fashion_labels": [100], "draws": [0], "ablation": [(0.0, 6.0)],
            "cifar10": False, "max_steps": None, "test_limit": None},
     # full: the paper's networks on one GPU; 20 epochs instead of 1000 (about 8 minutes on an H100).
     "full": {"net": PAPER_NET, "unlabelled": None, "epochs": 20, "lr": 1e-3, "alpha": 30.0, "batch": 200,
-             "labelled_per_batch": 20, "warmup_epochs": 2, "supervised_epochs": 300, "fashion_labels": [100, 250, 500],
+             "labelled_per_batch": 20, "warmup_epochs": 2, "supervised_epochs": 75, "fashion_labels": [100, 250, 500],
              "draws": [0, 1, 2], "ablation": [(0.0, 6.0), (1.0, 0.0), (1.0, 1.0)], "cifar10": True, "max_steps": None, "test_limit": None},
     # smoke: the full networks for a few steps, so that the GPU path runs in CI on a CPU.
     "smoke": {"net": PAPER_NET, "unlabelled": 2_000, "epochs": 1, "lr": 1e-3, "alpha": 30.0, "batch": 200,
@@ -281,7 +281,8 @@ print(mnist_10.train, f"; first batch: {int((y_batch >= 0).sum())} labelled "
 # One `Trainer` for every run: Adam, batch 200, no validation split (the paper's model selection split is not
 # stated; we keep the last epoch and never look at the test set while training). The KL$(q(z\mid x,y)\,\|\,p(z))$ terms are
 # warmed up linearly over the first `warmup_epochs` (the paper uses warm-up without giving the schedule).
-# The supervised-only baseline is the same classifier network trained by cross-entropy on the labelled images alone.
+# The supervised-only baseline is the same classifier network trained by cross-entropy on the labelled images alone
+# (Adam 1e-3, batches of 25, 75 epochs: 300 steps on 100 images; the ci M2 run takes about as many).
 
 # %%
 def m2_builder(data, gamma=0.0, beta=0.0):
@@ -294,7 +295,7 @@ def m2_builder(data, gamma=0.0, beta=0.0):
 
 m2_trainer = Trainer(max_epochs=KNOBS["epochs"], max_steps=KNOBS["max_steps"], batch_size=KNOBS["batch"],
                      lr=KNOBS["lr"], device=run.device, seed=run.seed)
-supervised_trainer = Trainer(max_epochs=KNOBS["supervised_epochs"], batch_size=100, lr=1e-3, device=run.device,
+supervised_trainer = Trainer(max_epochs=KNOBS["supervised_epochs"], batch_size=25, lr=1e-3, device=run.device,
                              seed=run.seed)
 
 
@@ -382,9 +383,9 @@ markdown(
     f"Î(y; x) {m2_eval['mi']:.3f} → {mier_eval['mi']:.3f} nats "
     f"({'higher' if mier_eval['mi'] > m2_eval['mi'] else 'not higher'}; log K = {math.log(10):.3f}), "
     f"bound {m2_eval['bound']:.2f} → {mier_eval['bound']:.2f} nats (paper −248.18 → −247.95), against a Bernoulli "
-    f"floor of {-floor_fashion:.2f}: our bounds sit {m2_eval['bound'] + floor_fashion:.1f} and "
-    f"{mier_eval['bound'] + floor_fashion:.1f} nats below what any Bernoulli decoder could reach "
-    f"(the paper's {-248.18 + 189.86:.1f}).")
+    f"floor of {-floor_fashion:.2f}: our bounds sit {-(m2_eval['bound'] + floor_fashion):.1f} and "
+    f"{-(mier_eval['bound'] + floor_fashion):.1f} nats below what any Bernoulli decoder could reach "
+    f"(the paper's {248.18 - 189.86:.1f}).")
 
 # %% [markdown]
 # ### Which part of Eq. 7 does the work?
@@ -436,10 +437,15 @@ plots.image_grid(axes[2], torch.cat([x_show.flatten(1), *recon]).cpu(), ncol=10,
                  title="test images; M2; M2+MIER reconstructions")
 fig.tight_layout()
 hist_m2 = fashion_runs[100, d0, 0.0, 0.0][1]["history"]["train"]
-markdown(f"Under M2, the batch Î went {hist_m2['mi'][0]:.3f} → {hist_m2['mi'][-1]:.3f} nats and the entropy "
-         f"{hist_m2['entropy'][0]:.3f} → {hist_m2['entropy'][-1]:.3f} from the first to the last epoch "
-         f"({'as the paper claims' if hist_m2['mi'][-1] < hist_m2['mi'][0] else 'the other way round from the paper'}"
-         " for Î: with the large classification weight used here the labels drive the classifier early).")
+mi_trend = "fell" if hist_m2["mi"][-1] < hist_m2["mi"][0] else "rose"
+h_trend = "rose" if hist_m2["entropy"][-1] > hist_m2["entropy"][0] else "fell"
+markdown(f"Under M2, the batch Î {mi_trend} ({hist_m2['mi'][0]:.3f} → {hist_m2['mi'][-1]:.3f} nats) and the entropy "
+         f"{h_trend} ({hist_m2['entropy'][0]:.3f} → {hist_m2['entropy'][-1]:.3f}) from the first to the last epoch: "
+         f"{'as' if mi_trend == 'fell' else 'the other way round from what'} the paper claims for Î and "
+         f"{'as' if h_trend == 'rose' else 'the other way round from what'} it claims for the entropy. Here the "
+         "classifier starts untrained and the labelled term is heavily weighted, so these curves show the first "
+         f"{len(hist_m2['mi'])} epochs of learning, not the late phase of a 1000-epoch run that the paper describes.")
+
 
 # %% [markdown]
 # ## Grey CIFAR-10, KMNIST and SVHN (`full` profile)

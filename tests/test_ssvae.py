@@ -326,3 +326,21 @@ def test_bad_input_raises_clear_errors():
         S.greyscale(TensorSplit(torch.rand(2, 1, 4, 4), torch.zeros(2, dtype=torch.long)))
     with pytest.raises(ValueError, match="labels in 0..9"):
         S.SupervisedClassifier().training_step(torch.rand(2, 784), torch.tensor([0, -1]))
+
+
+def test_paired_accuracy_difference_against_counts():
+    class Fixed(torch.nn.Module):
+        def __init__(self, predictions):
+            super().__init__()
+            self.predictions = predictions
+
+        def classify(self, x):
+            return torch.log_softmax(10.0 * torch.nn.functional.one_hot(self.predictions[x[:, 0].long()], 3), 1)
+
+    y = torch.arange(3).repeat(20)  # 60 examples
+    split = TensorSplit(torch.arange(60, dtype=torch.float32)[:, None], y)
+    wrong_b = y.clone()
+    wrong_b[:15] = (y[:15] + 1) % 3  # b misses 15, a misses none
+    diff, se = S.paired_accuracy_difference(Fixed(y), Fixed(wrong_b), split, batch_size=7)
+    d = torch.cat([torch.ones(15), torch.zeros(45)])
+    assert diff == pytest.approx(15 / 60) and se == pytest.approx((d.std() / math.sqrt(60)).item())
