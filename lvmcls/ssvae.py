@@ -37,7 +37,7 @@ batch holds, -[(N_l/N) mean_l L + (N_u/N) mean_u M + α' mean_l log q(y|x)], so 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -46,7 +46,6 @@ from torch.nn import functional as F
 from .data import TensorSplit, labelled_unlabelled
 from .train import tensor_fingerprint
 from .vae import _mlp, check_unit_interval, kl_to_standard_normal
-
 
 # --------------------------------------------------------------------------------------------
 # Entropy and mutual information of a classifier on a batch (Eqs. 6 and 8)
@@ -369,7 +368,7 @@ class SemiSupervisedSplit:
 
     @classmethod
     def draw(cls, split: TensorSplit, labelled_per_class: int, labelled_per_batch: int, seed: int = 0
-             ) -> "SemiSupervisedSplit":
+             ) -> SemiSupervisedSplit:
         """A class-balanced labelled set of ``labelled_per_class`` per class drawn by ``seed``
         (`lvmcls.data.labelled_unlabelled`), the rest of ``split`` unlabelled (its labels dropped)."""
         labelled, unlabelled = labelled_unlabelled(split, labelled_per_class, seed)
@@ -398,7 +397,7 @@ class SemiSupervisedSplit:
     def device(self) -> torch.device:
         return self.x.device
 
-    def to(self, device) -> "SemiSupervisedSplit":
+    def to(self, device) -> SemiSupervisedSplit:
         new = object.__new__(SemiSupervisedSplit)
         new.n_labelled, new.labelled_per_batch = self.n_labelled, self.labelled_per_batch
         new.x, new.y = self.x.to(device), self.y.to(device)
