@@ -136,13 +136,16 @@ def test_chapter6_bvae_beats_the_vae_on_mnist():
     assert record["paper"]["nn_acc_bvae"] == 0.985 and record["paper"]["knn_acc_weighted"] == 0.83
 def test_chapter7_semi_supervised_claims_hold():
     """Chapter 7 (ci): M2 uses the unlabelled images (beats the same classifier trained on the labels alone), and
-    MIER lowers the test entropy while raising Î(y; x); bounds are bounds (below minus the Bernoulli floor); the
+    MIER lowers the test entropy while raising Î(y; x); α' is the one with the best MNIST *validation* accuracy; the
     identities close. The accuracy gain of MIER is reported with its spread, not asserted."""
     m = json.loads((ROOT / "results" / "07_semi_supervised_vae.json").read_text())["metrics"]
     assert m["acc_m2_mnist_10pc"] > m["acc_supervised_only_mnist_10pc"]
     assert m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
     assert m["mi_mier_fashion"] > m["mi_m2_fashion"]
-    for key in ("bound_m2_fashion", "bound_mier_fashion"):
-        assert m[key] < -m["bernoulli_floor_fashion"]
+    # the Fashion-MNIST test set's Bernoulli floor, measured independently (anchors.md): checks the data the bounds use
+    assert abs(m["bernoulli_floor_fashion"] - 189.86) < 0.01
+    val_acc = {float(k.removeprefix("val_acc_m2_mnist_alpha")): v for k, v in m.items()
+               if k.startswith("val_acc_m2_mnist_alpha")}
+    assert len(val_acc) >= 2 and m["alpha_chosen"] == max(val_acc, key=val_acc.get)
     assert 0 <= m["mi_m2_fashion"] <= math.log(10) and 0 <= m["mi_mier_fashion"] <= math.log(10)
     assert m["enumeration_vs_loop_max_abs"] < 1e-8 and m["eq2_vs_eq3_max_abs"] < 1e-8 and m["eq6_max_abs"] < 1e-10
