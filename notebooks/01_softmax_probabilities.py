@@ -77,7 +77,7 @@ toy_epochs = None
 mnist_epochs = None
 
 # %%
-FULL_MINUTES_H100 = 2  # the full profile's measured time on one H100 (results/full/01_softmax_probabilities.json)
+FULL_MINUTES_H100 = 2.1  # measured: wall_time_s of results/full/01_softmax_probabilities.json
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # toy_batch: the toys' mini-batch (full: 512, so 100,000 points x 40 epochs stay within a minute on a GPU);
 # mnist_train: None for the whole training split, else a class-balanced subset (smoke).
@@ -395,6 +395,10 @@ fig.tight_layout()
 # the theory predicts `posterior_mae` $\to 0$ for cross-entropy as data and capacity grow, and no such
 # limit for the hinge. Every number below was computed above, and written with its provenance to
 # `results/01_softmax_probabilities.json`.
+#
+# The *full profile* column is read from `results/full/01_softmax_probabilities.json`, a run of this chapter's
+# `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the commit and the
+# wall time.
 
 # %%
 PAPER = {}  # no seed paper for this chapter
