@@ -6,8 +6,9 @@ paper, over shared infrastructure:
 Model families
 - `lvmcls.vc`            Variational Classification (Dhuliawala et al. 2023): class priors, density ratios,
                           the CE / GM / VC objectives of Algorithm 1, `LatentClassifier`, `train_vc_model`
-- `lvmcls.vae`           VAEs and VAE-AS: the model, KL / MI / MD / active-unit / IW-NLL estimators, the
-                          binary-tree softmax over sample indices, `VAEAS`
+- `lvmcls.vae`           VAEs, VAE-AS and branched VAEs: the models (MLP and conv), KL / MI / MD / active-unit /
+                          IW-NLL estimators, the binary-tree softmax over sample indices, `VAEAS`, `BranchedVAE`,
+                          `FixedOutputVAE`
 
 Infrastructure
 - `lvmcls.data`          MNIST / Fashion-MNIST / CIFAR-10 as device-resident tensors (`TensorSplit`, `Dataset`)
@@ -17,12 +18,15 @@ Infrastructure
 - `lvmcls.objectives`    the losses of Chapter 1 (cross-entropy, hinge, KL to the true posterior)
 - `lvmcls.models`        the plain classifier and its evaluation
 - `lvmcls.train`         the one `Trainer`, resumable checkpoints and `fit_cached` (seed, build, load or train)
+- `lvmcls.transforms`    rotated MNIST on the device, class templates (fixed-output targets), re-weighting
+- `lvmcls.probes`        probes on frozen latents (kNN, random forest, MLP) and clustering NMI / ARI / ACC
 - `lvmcls.estimators`    KL, entropy and density-ratio estimators
 - `lvmcls.metrics`       accuracy, ECE, reliability curves, Brier, AUROC, posterior error
 - `lvmcls.calibration`   temperature scaling, Bayes re-weighting to a new class prior
 - `lvmcls.attacks`       FGSM
 - `lvmcls.corruptions`   image corruptions for distribution shift
 - `lvmcls.plots`         the book's figures
+- `lvmcls.ssvae`       semi-supervised VAEs: M2 with y summed out exactly, MIER, semi-supervised batches
 - `lvmcls.results`       `results/<stem>.json` and the scorecard table
 - `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
 - `lvmcls.sweep`         grids of chapter runs (submitit: local or Slurm) and their merge over seeds

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .nets import eval_batched
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -116,10 +118,10 @@ class VAE(nn.Module):
 # Estimators
 
 
-@torch.no_grad()
 def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    out = [vae.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return torch.cat([m for m, _ in out]), torch.cat([v for _, v in out])
+    """(μ, log σ²) of q_φ(z|x) for every row of ``x``, batched in eval mode: two (N, d) tensors."""
+    mean, log_var = eval_batched(lambda xb: torch.cat(vae.encode(xb), dim=1), x, batch_size, model=vae).chunk(2, 1)
+    return mean.contiguous(), log_var.contiguous()
 
 
 def fano_lower_bound(error_rate: float, n: int) -> float:
@@ -327,3 +329,175 @@ class VAEAS(nn.Module):
                 "classifier_body": (list(self.classifier.body.parameters()), {"lr": self.classifier_lr}),
                 "classifier_head": (list(head.parameters()),
                                     {"optimizer": "sparse_adam" if sparse else "adam", "lr": self.classifier_lr})}
+
+
+# --------------------------------------------------------------------------------------------
+# Convolutional VAE and branched VAE classifiers (BVAE, arXiv 2401.02526)
+
+
+class ConvEncoder(nn.Module):
+    """conv(32, 3, stride 2) → conv(64, 3, stride 2) → dense(``hidden``) → (μ, log σ²) stacked: (N, 2 z_dim).
+    Takes flattened (N, side²) or (N, 1, side, side) images; ``side`` must be divisible by 4."""
+
+    def __init__(self, z_dim: int, side: int = 28, hidden: int = 128):
+        super().__init__()
+        self.side = side
+        self.net = nn.Sequential(nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                 nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(64 * (side // 4) ** 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.reshape(len(x), 1, self.side, self.side))
+
+
+class ConvDecoder(nn.Module):
+    """dense(64·(side/4)²) → transposed conv(32, stride 2) → transposed conv(1, stride 2): Bernoulli logits, flattened
+    to (..., side²) (the sigmoid is applied by the likelihood). ``z`` may carry leading sample dimensions."""
+
+    def __init__(self, z_dim: int, side: int = 28):
+        super().__init__()
+        self.side = side
+        self.dense = nn.Sequential(nn.Linear(z_dim, 64 * (side // 4) ** 2), nn.ReLU())
+        self.net = nn.Sequential(nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+                                 nn.ConvTranspose2d(32, 1, 3, stride=2, padding=1, output_padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]
+        h = self.dense(z.reshape(-1, z.shape[-1])).reshape(-1, 64, self.side // 4, self.side // 4)
+        return self.net(h).reshape(*lead, self.side ** 2)
+
+
+class ConvVAE(VAE):
+    """The `VAE` with the BVAE paper's network shape: encoder conv → dense → (μ, log σ²), decoder dense → transposed
+    conv → sigmoid. Same generative story z ~ N(0, I), x | z ~ Bernoulli(σ(g_θ(z))), same inference
+    q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)) and the same negative ELBO; only g_θ, μ_φ and σ_φ are convolutional."""
+
+    def __init__(self, z_dim: int = 10, side: int = 28, hidden: int = 128):
+        nn.Module.__init__(self)
+        if min(z_dim, hidden) < 1 or side < 4 or side % 4:
+            raise ValueError(f"need z_dim, hidden >= 1 and a side divisible by 4, got {z_dim=}, {hidden=}, {side=}")
+        self.x_dim, self.z_dim = side * side, z_dim
+        self.encoder = ConvEncoder(z_dim, side, hidden)
+        self.decoder = ConvDecoder(z_dim, side)
+
+
+class BranchedVAE(nn.Module):
+    """A VAE with a classifier branch on its sampled latent: the BVAE (arXiv 2401.02526, its objective
+    L_BVAE = α L_recon + L_KL + λ L_C).
+
+    Generative story: z ~ N(0, I); given z, independently x | z ~ Bernoulli(σ(g_θ(z))) and y | z ~ Cat(softmax(c_ψ(z)))
+    (the branch c_ψ: dense → ReLU → dense → softmax, or one dense layer when ``branch_hidden`` is None).
+    Inference: q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)) from the image alone, z = μ + σ ⊙ ε.
+    Loss per batch (mean over examples), one reparameterised sample z:
+
+        L = -α log p_θ(x|z) + KL(q_φ(z|x) ‖ p(z)) - λ log p_ψ(y|z)
+
+    With α = λ = 1 it is the negative ELBO of log p(x, y) under the model z → (x, y); λ = 0 is the VAE's loss
+    exactly (same seed, same number), and the branch then receives no gradient. The CE term does not involve the
+    decoder: its gradient reaches the encoder φ (through z) and the branch ψ, never the decoder θ.
+    """
+
+    def __init__(self, vae: VAE, num_classes: int = 10, lam: float = 1.0, alpha: float = 1.0,
+                 branch_hidden: int | None = 128):
+        super().__init__()
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"lam (λ, the weight of the classifier's cross-entropy) must be >= 0, got {lam}; "
+                             "use lam=0 for the plain VAE")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha (α, the weight of the reconstruction term) must be > 0, got {alpha}")
+        if num_classes < 2:
+            raise ValueError(f"need num_classes >= 2, got {num_classes}")
+        self.vae, self.num_classes, self.lam, self.alpha = vae, num_classes, float(lam), float(alpha)
+        self.classifier = (nn.Linear(vae.z_dim, num_classes) if branch_hidden is None else
+                           _mlp([vae.z_dim, branch_hidden, num_classes]))
+
+    @property
+    def z_dim(self) -> int:
+        return self.vae.z_dim
+
+    def _check_labels(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if y is None or y.shape != (len(x),):
+            raise ValueError(f"need one class label per input, shape ({len(x)},), got "
+                             f"{None if y is None else tuple(y.shape)}")
+        if y.is_floating_point() or bool(((y < 0) | (y >= self.num_classes)).any()):
+            raise ValueError(f"labels must be integers in [0, {self.num_classes}), got range "
+                             f"[{y.min().item()}, {y.max().item()}]: does num_classes match the data?")
+
+    def reconstruction_target(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What the decoder is asked to reproduce: the input itself (the VAE and the BVAE)."""
+        return x
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per example: rec = log p_θ(target|z), the closed-form KL, the branch's logits, and z, μ, log σ²."""
+        check_unit_interval(x)
+        self._check_labels(x, y)
+        mean, log_var = self.vae.encode(x)
+        z = self.vae.reparameterise(mean, log_var)
+        rec = self.vae.log_likelihood(self.reconstruction_target(x, y), z)
+        kl = kl_to_standard_normal(mean, log_var).sum(1)
+        return {"rec": rec, "kl": kl, "logits": self.classifier(z), "z": z, "mean": mean, "log_var": log_var}
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L = mean(KL - α rec) + λ CE; with α = 1 the first part is computed exactly as `VAE.training_step` does."""
+        t = self.terms(x, y)
+        ce = F.cross_entropy(t["logits"].float(), y)
+        loss = (t["kl"] - self.alpha * t["rec"]).mean() + self.lam * ce
+        acc = (t["logits"].argmax(1) == y).float().mean()
+        return {"loss": loss, "rec": t["rec"].mean(), "kl": t["kl"].mean(), "ce": ce, "branch_acc": acc}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """The branch's class at the posterior mean, argmax_y p_ψ(y | μ_φ(x)): (N,)."""
+        mean, _ = posterior_params(self.vae, x, batch_size)
+        return self.classifier(mean).argmax(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.vae.sample(n, generator)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.reconstruct(x)
+
+
+class FixedOutputVAE(BranchedVAE):
+    """The "fixed-output VAE": the decoder reconstructs a predefined per-class target t_y (a class template, a
+    Gaussian blob) instead of the input, from the latent of the input.
+
+    Generative story: z ~ N(0, I), t | z ~ Bernoulli(σ(g_θ(z))) (and, if λ > 0, y | z ~ Cat(softmax(c_ψ(z))));
+    inference q_φ(z|x) from the image x. Loss per example, with the target t_y of the example's label y:
+
+        L = -α log p_θ(t_y|z) + KL(q_φ(z|x) ‖ p(z)) - λ log p_ψ(y|z),   z ~ q_φ(z|x),
+
+    for α = 1, λ = 0 the negative of an ELBO on log p_θ(t_y) whose variational posterior is conditioned on x; the
+    variational information bottleneck (Alemi et al. 2017) with a template likelihood for the label. ``targets`` is
+    (num_classes, x_dim) or (num_classes, C, H, W) with values in [0, 1]; it is a buffer (saved, moved, not trained).
+    """
+
+    def __init__(self, vae: VAE, targets: torch.Tensor, lam: float = 0.0, alpha: float = 1.0,
+                 branch_hidden: int | None = 128):
+        targets = torch.as_tensor(targets, dtype=torch.float32)
+        if targets.ndim < 2 or targets[0].numel() != vae.x_dim:
+            raise ValueError(f"targets must hold one {vae.x_dim}-pixel image per class, shape (num_classes, "
+                             f"{vae.x_dim}) or (num_classes, C, H, W), got {tuple(targets.shape)}")
+        check_unit_interval(targets)
+        super().__init__(vae, len(targets), lam, alpha, branch_hidden)
+        self.register_buffer("targets", targets.reshape(len(targets), vae.x_dim).clone())
+
+    def reconstruction_target(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.targets[y]
+
+
+@torch.no_grad()
+def reconstruction_bce(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean over images of -log p_θ(x | z = μ_φ(x)), the Bernoulli cross-entropy of the input with the decoder's
+    output at the posterior mean, summed over pixels (nats per image), in eval mode. ``model`` is a VAE or wraps
+    one as ``.vae``; the target is always the input (for a fixed-output VAE, how far its output is from the image)."""
+    vae = getattr(model, "vae", model)
+    check_unit_interval(x)
+    was_training = vae.training
+    vae.eval()
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        total += -vae.log_likelihood(xb, vae.encode(xb)[0]).sum().item()
+    vae.train(was_training)
+    return total / len(x)

@@ -39,7 +39,10 @@
 #
 # The first cell installs `lvmcls` when it is missing (on Colab), imports what the chapter uses and
 # picks the device. The next cell holds the parameters: papermill overrides them, and
-# `profile="auto"` means `full` on a CUDA GPU and `ci` (a few minutes on two CPU cores) otherwise.
+# `profile="auto"` means `full` on a CUDA GPU and `ci` (a few minutes on two CPU cores) otherwise (or whatever
+# the environment variable `LVMCLS_PROFILE` names, so that the chapter also runs as a plain script:
+# `LVMCLS_PROFILE=full python notebooks/01_softmax_probabilities.py`). `full` trains on 100,000 points per toy
+# problem and 20 MNIST epochs; `smoke` runs the `full` code for a few steps on tiny subsets (a CI check).
 
 # %%
 import importlib.util
@@ -55,7 +58,7 @@ import torch
 import lvmcls
 from lvmcls import metrics, objectives, plots
 from lvmcls.calibration import reweight_to_prior
-from lvmcls.data import load_dataset
+from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
 from lvmcls.notebook import markdown, setup, show
@@ -66,7 +69,7 @@ from lvmcls.train import Trainer, fit_cached, pick_device
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = "auto"  # "auto" | "ci" | "full"
+profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
 hidden = 64  # width of the toy MLPs (two hidden layers)
 toy_train = None  # training points per toy problem (None: the profile's default)
@@ -74,9 +77,14 @@ toy_epochs = None
 mnist_epochs = None
 
 # %%
-run = setup(profile, seed, device)
-KNOBS = {"ci": {"toy_train": 20_000, "toy_epochs": 20, "mnist_epochs": 3},
-         "full": {"toy_train": 100_000, "toy_epochs": 40, "mnist_epochs": 20}}[run.profile]
+FULL_MINUTES_H100 = 2  # the full profile's measured time on one H100 (results/full/01_softmax_probabilities.json)
+run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+# toy_batch: the toys' mini-batch (full: 512, so 100,000 points x 40 epochs stay within a minute on a GPU);
+# mnist_train: None for the whole training split, else a class-balanced subset (smoke).
+KNOBS = {"ci": {"toy_train": 20_000, "toy_epochs": 20, "toy_batch": 128, "mnist_epochs": 3, "mnist_train": None},
+         "full": {"toy_train": 100_000, "toy_epochs": 40, "toy_batch": 512, "mnist_epochs": 20, "mnist_train": None},
+         "smoke": {"toy_train": 2_000, "toy_epochs": 2, "toy_batch": 512, "mnist_epochs": 1, "mnist_train": 1_000},
+         }[run.profile]
 toy_train = toy_train or KNOBS["toy_train"]
 toy_epochs = toy_epochs or KNOBS["toy_epochs"]
 mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
@@ -86,7 +94,8 @@ metrics_ = {}  # every number in this chapter's scorecard is collected here
 
 # One trainer for the toy models; every model is built by a function (so the seed fixes its initial weights)
 # and trained by the book's one `fit_cached`, or loaded if the same model was trained before.
-toy_trainer = Trainer(max_epochs=toy_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
+toy_trainer = Trainer(max_epochs=toy_epochs, batch_size=KNOBS["toy_batch"], lr=1e-3, device=run.device,
+                      seed=run.seed)
 
 
 # %% [markdown]
@@ -397,6 +406,8 @@ markdown(f"Mean $|f - P|$ on held-out points: {metrics_['prior_shift_mae_train_p
 
 # %%
 mnist = load_dataset("mnist", device=run.device)
+if KNOBS["mnist_train"] is not None:  # smoke: a class-balanced subset
+    mnist = mnist.replace(train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0))
 print(mnist)
 mnist_trainer = Trainer(max_epochs=mnist_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
 mnist_model, mnist_record = fit_cached("ch1-mnist-mlp", lambda: Classifier(MLP(784, 10, hidden=256, depth=2), "ce"),
@@ -444,7 +455,7 @@ PAPER = {}  # no seed paper for this chapter
 path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.seed],
                      data_source={"toys": "synthetic Gaussian classes", "mnist": mnist.source},
                      metrics=metrics_, paper=PAPER, wall_time_s=run.elapsed(),
-                     knobs={"toy_train": toy_train, "toy_epochs": toy_epochs, "mnist_epochs": mnist_epochs,
+                     knobs={**KNOBS, "toy_train": toy_train, "toy_epochs": toy_epochs, "mnist_epochs": mnist_epochs,
                             "hidden": hidden})
 print(f"wrote {path.name}")
 scorecard(STEM, metrics_, PAPER)

@@ -29,7 +29,10 @@
 # encoder lie relative to their priors?
 #
 # Run it yourself: the launch menu at the top of the page (the rocket) opens this notebook on Colab;
-# on a GPU runtime `profile="auto"` selects the `full` profile.
+# on a GPU runtime `profile="auto"` selects the `full` profile: a ConvNet encoder on MNIST, 10 epochs at batch 512
+# per objective (the time it takes on one H100 is printed below, with a Colab T4's estimate). `smoke` runs the same
+# code for a few steps on tiny subsets (a CI check); as a plain script, `LVMCLS_PROFILE=full python
+# notebooks/02_variational_classification.py`.
 
 # %% [markdown]
 # ## Setup
@@ -48,7 +51,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from lvmcls import estimators, metrics, objectives, plots
-from lvmcls.data import load_dataset
+from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.synthetic import nonlinear_latent_classes
 from lvmcls.nets import MLP
 from lvmcls.notebook import markdown, setup, show
@@ -59,7 +62,7 @@ from lvmcls.train import pick_device
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = "auto"  # "auto" | "ci" | "full"
+profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
 latent_dim = 2  # Figure 1 uses a two-dimensional latent space
 beta = 0.01  # weight of the KL estimate in VC (the reference code's run_vc.sh)
@@ -69,9 +72,19 @@ mnist_epochs = None  # None: the profile's default
 toy_epochs = None
 
 # %%
-run = setup(profile, seed, device)
-KNOBS = {"ci": {"mnist_epochs": 6, "toy_epochs": 30, "encoder": "mlp"},
-         "full": {"mnist_epochs": 30, "toy_epochs": 60, "encoder": "convnet"}}[run.profile]
+FULL_MINUTES_H100 = 3  # the full profile's measured time on one H100 (results/full/02_variational_classification.json)
+run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+# mnist_train / mnist_test: None for the whole split, else a class-balanced subset (smoke)
+# ratio_steps: Adam steps of the linear discriminator in the KL check (twice as many for the MLP one)
+# batch / lr: the mini-batch and Adam's learning rate (full: large batches, since a small model's GPU step costs
+# the same at 128 or 512 examples)
+KNOBS = {"ci": {"mnist_epochs": 6, "toy_epochs": 30, "encoder": "mlp", "mnist_train": None, "mnist_test": None,
+                "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 128, "mnist_batch": 128, "mnist_lr": 1e-3},
+         "full": {"mnist_epochs": 10, "toy_epochs": 60, "encoder": "convnet", "mnist_train": None, "mnist_test": None,
+                  "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
+         "smoke": {"mnist_epochs": 1, "toy_epochs": 1, "encoder": "convnet", "mnist_train": 1_000, "mnist_test": 1_000,
+                   "toy_train": 2_000, "ratio_steps": 100, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
+         }[run.profile]
 mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
 toy_epochs = toy_epochs or KNOBS["toy_epochs"]
 STEM = "02_variational_classification"
@@ -237,12 +250,14 @@ g = torch.Generator().manual_seed(run.seed)
 m = torch.tensor([1.0, -0.5])
 kl_true = 0.5 * m.pow(2).sum().item()
 kl_linear = estimators.fit_density_ratio(ClassDensityRatio(1, 2), lambda n: m + torch.randn(n, 2, generator=g),
-                                         lambda n: torch.randn(n, 2, generator=g), steps=1500, seed=run.seed)
+                                         lambda n: torch.randn(n, 2, generator=g), steps=KNOBS["ratio_steps"],
+                                         seed=run.seed)
 s_q = torch.tensor([0.5, 2.0])
 kl_true_cov = estimators.gaussian_kl(torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)).item()
 kl_mlp = estimators.fit_density_ratio(ClassDensityRatio(1, 2, hidden=64),
                                       lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
-                                      lambda n: torch.randn(n, 2, generator=g), steps=3000, lr=3e-3, seed=run.seed)
+                                      lambda n: torch.randn(n, 2, generator=g), steps=2 * KNOBS["ratio_steps"], lr=3e-3,
+                                      seed=run.seed)
 metrics_["kl_estimate_rel_error"] = abs(kl_linear - kl_true) / kl_true
 metrics_["kl_estimate_rel_error_mlp"] = abs(kl_mlp - kl_true_cov) / kl_true_cov
 print(f"equal covariances: true KL {kl_true:.4f}, linear T {kl_linear:.4f} "
@@ -287,7 +302,7 @@ print(f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
 # code's option has 512), which can represent log ratios that are not linear in $z$.
 
 # %%
-toy, toy_z_test = nonlinear_latent_classes(10_000, seed=run.seed + 1)
+toy, toy_z_test = nonlinear_latent_classes(KNOBS["toy_train"], seed=run.seed + 1)
 # name: (objective, beta, discriminator hidden units; None = linear)
 VARIANTS = {"ce": ("ce", None, None), "gm": ("gm", None, None), "vc": ("vc", None, None),
             "vc_beta1": ("vc", 1.0, None), "vc_mlp_beta1": ("vc", 1.0, 64)}
@@ -297,7 +312,7 @@ MNIST_VARIANTS = {**VARIANTS, "vc_reference": ("vc_reference", None, None)}  # F
 toy_models = {name: train_vc_model(f"ch2-toy-{name}", toy, obj, lambda: MLP(10, latent_dim, hidden=64), 5,
                                    latent_dim, epochs=toy_epochs, seed=run.seed, device=run.device,
                                    beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj],
-                                   ratio_hidden=h)[0]
+                                   ratio_hidden=h, batch_size=KNOBS["toy_batch"])[0]
               for name, (obj, b, h) in VARIANTS.items()}
 fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
 axes = axes.flatten()
@@ -333,6 +348,10 @@ fig.tight_layout()
 
 # %%
 mnist = load_dataset("mnist", device=run.device)
+if KNOBS["mnist_train"] is not None:  # smoke: class-balanced subsets
+    mnist = mnist.replace(train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0),
+                          val=balanced_subset(mnist.val, KNOBS["mnist_test"] // 10, seed=0),
+                          test=balanced_subset(mnist.test, KNOBS["mnist_test"] // 10, seed=0))
 print(mnist)
 
 
@@ -340,7 +359,8 @@ mnist_models, mnist_records = {}, {}
 for name, (obj, b, h) in MNIST_VARIANTS.items():
     mnist_models[name], mnist_records[name] = train_vc_model(
         f"ch2-mnist-{name}", mnist, obj, KNOBS["encoder"], 10, latent_dim, epochs=mnist_epochs, seed=run.seed,
-        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h)
+        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h,
+        batch_size=KNOBS["mnist_batch"], lr=KNOBS["mnist_lr"])
 
 fig, axes = plt.subplots(2, 3, figsize=(18, 11.5))
 axes = axes.flatten()
@@ -422,7 +442,7 @@ path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.se
                      wall_time_s=run.elapsed(),
                      knobs={"latent_dim": latent_dim, "beta": beta, "gm_weight": gm_weight,
                             "vc_likelihood_weight": vc_likelihood_weight, "mnist_epochs": mnist_epochs,
-                            "toy_epochs": toy_epochs, "encoder": KNOBS["encoder"]})
+                            "toy_epochs": toy_epochs, **KNOBS})
 print(f"wrote {path.name}")
 scorecard(STEM, metrics_, PAPER)
 

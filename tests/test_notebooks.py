@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import jupytext
@@ -48,3 +49,14 @@ def test_parameters_cell(py):
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert "find_spec(\"lvmcls\")" in first_code.source and "pick_device" in first_code.source
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_install_cells_name_the_repository_of_config():
+    """The Colab install cell of every chapter installs from the repository `_config.yml` names (the launch
+    buttons' one source): change the URL there, and this test lists the cells to change with it."""
+    import yaml
+
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for py in CHAPTERS:
+        urls = set(re.findall(r"git\+(https://[^\"']+)", py.read_text()))
+        assert urls == {repo}, f"{py.name} installs from {urls or 'nowhere'}, _config.yml names {repo}"

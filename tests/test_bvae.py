@@ -1,0 +1,243 @@
+"""Branched VAE classifiers (Chapter 6): the loss against the VAE's, where the branch's gradient goes, rotations,
+class templates, clustering scores against brute force, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from lvmcls import probes as P
+from lvmcls import vae as V
+from lvmcls.data import TensorSplit
+from lvmcls.train import Trainer
+from lvmcls.transforms import class_reweighted, class_templates, gaussian_blob_templates, rotate, rotated_split
+
+
+def _images(n=64, side=28, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, side, side, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _vae(seed=0, conv=False, z_dim=4):
+    torch.manual_seed(seed)
+    return V.ConvVAE(z_dim=z_dim, hidden=16) if conv else V.VAE(x_dim=784, z_dim=z_dim, hidden=32)
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_lambda_zero_gives_the_vae_loss_exactly(conv):
+    x, y = _images()
+    vae = _vae(conv=conv)
+    bvae = V.BranchedVAE(_vae(conv=conv), lam=0.0)
+    torch.manual_seed(7)
+    ref = vae.training_step(x, y)["loss"]
+    torch.manual_seed(7)
+    out = bvae.training_step(x, y)
+    assert torch.equal(out["loss"], ref)
+    # and with λ > 0 the loss is the VAE's plus λ·CE (the same sample z), not the VAE's
+    bvae.lam = 2.5
+    torch.manual_seed(7)
+    out = bvae.training_step(x, y)
+    assert not torch.equal(out["loss"], ref)
+    assert torch.allclose(out["loss"], ref + 2.5 * out["ce"], rtol=1e-6)
+
+
+def test_lambda_zero_trains_the_same_vae_as_the_vae():
+    """One epoch through the book's Trainer: the VAE inside a λ = 0 BVAE ends with the VAE's weights, bit for bit."""
+    x, y = _images(96)
+    split = TensorSplit(x, y)
+    trainer = Trainer(max_epochs=2, batch_size=32, lr=1e-3, seed=3, progress=False)
+    vae, bvae = _vae(), V.BranchedVAE(_vae(), lam=0.0)
+    trainer.fit(vae, split)
+    trainer.fit(bvae, split)
+    for (name, a), b in zip(vae.state_dict().items(), bvae.vae.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_fixed_output_target_equal_to_the_input_gives_the_vae():
+    """Three classes, each a single image: with the templates equal to those images the target is the input."""
+    images, _ = _images(3)
+    y = torch.tensor([0, 1, 2, 2, 1, 0, 0, 2])
+    x = images[y]
+    vae = _vae()
+    fixed = V.FixedOutputVAE(_vae(), targets=images, lam=0.0)
+    torch.manual_seed(11)
+    ref = vae.training_step(x, y)["loss"]
+    torch.manual_seed(11)
+    assert torch.equal(fixed.training_step(x, y)["loss"], ref)
+    other = V.FixedOutputVAE(_vae(), targets=images.flip(0), lam=0.0)  # different targets: a different loss
+    torch.manual_seed(11)
+    assert not torch.allclose(other.training_step(x, y)["loss"], ref)
+    assert fixed.targets.shape == (3, 784) and "targets" in dict(fixed.named_buffers())
+    assert "targets" not in dict(fixed.named_parameters())
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_branch_gradient_reaches_the_encoder_but_not_the_decoder(conv):
+    x, y = _images(32)
+    model = V.BranchedVAE(_vae(conv=conv), lam=1.0)
+
+    def grads(lam):
+        model.lam = lam
+        model.zero_grad()
+        torch.manual_seed(5)
+        model.training_step(x, y)["loss"].backward()
+        return {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    with_ce, without = grads(1.0), grads(0.0)
+    diff = {k: (with_ce[k] - without[k]).abs().max().item() for k in with_ce}
+    decoder = [k for k in diff if k.startswith("vae.decoder")]
+    encoder = [k for k in diff if k.startswith("vae.encoder")]
+    branch = [k for k in diff if k.startswith("classifier")]
+    assert decoder and encoder and branch
+    assert all(diff[k] == 0 for k in decoder), "the CE term must not reach the decoder"
+    assert all(diff[k] > 0 for k in encoder), "the CE term must reach every encoder layer"
+    assert all(without[k].abs().max() == 0 for k in branch), "with λ = 0 the branch gets no gradient"
+
+
+def test_conv_vae_shapes_and_sample_dimensions():
+    vae = _vae(conv=True, z_dim=3)
+    x, _ = _images(5)
+    mean, log_var = vae.encode(x)
+    assert mean.shape == (5, 3) and log_var.shape == (5, 3)
+    z = torch.randn(4, 5, 3)
+    ll = vae.log_likelihood(x, z)
+    assert ll.shape == (4, 5)
+    assert torch.allclose(ll[2], vae.log_likelihood(x, z[2]), atol=1e-4)
+    assert vae.sample(6).shape == (6, 784) and vae.reconstruct(x).shape == (5, 784)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        V.ConvVAE(z_dim=2, side=30)
+
+
+def test_rotation_zero_is_identity_and_ninety_is_rot90():
+    x, _ = _images(10)
+    assert torch.allclose(rotate(x, torch.zeros(10)), x, atol=1e-5)
+    assert torch.allclose(rotate(x, torch.full((10,), 90.0)), torch.rot90(x, 1, (2, 3)), atol=1e-5)
+    assert torch.allclose(rotate(x, torch.full((10,), 180.0)), torch.rot90(x, 2, (2, 3)), atol=1e-5)
+    assert not torch.allclose(rotate(x, torch.full((10,), -90.0)), torch.rot90(x, 1, (2, 3)), atol=1e-2)
+    mixed = torch.tensor([0.0, 90.0] * 5)  # one batched call, a different angle per image
+    out = rotate(x, mixed)
+    assert torch.allclose(out[1::2], torch.rot90(x[1::2], 1, (2, 3)), atol=1e-5)
+    assert torch.allclose(out[::2], x[::2], atol=1e-5)
+
+
+def test_rotated_split_is_seeded_and_records_its_angles():
+    x, y = _images(50)
+    split = TensorSplit(x, y)
+    a, angles_a = rotated_split(split, seed=1, max_angle=45)
+    b, angles_b = rotated_split(split, seed=1, max_angle=45)
+    c, angles_c = rotated_split(split, seed=2, max_angle=45)
+    assert torch.equal(a.x, b.x) and torch.equal(angles_a, angles_b) and not torch.equal(angles_a, angles_c)
+    assert angles_a.abs().max() <= 45 and angles_a.shape == (50,) and torch.equal(a.y, y)
+    assert torch.allclose(a.x[7], rotate(x[7:8], angles_a[7:8])[0])
+    with pytest.raises(ValueError, match="max_angle"):
+        rotated_split(split, seed=0, max_angle=200)
+
+
+def test_class_templates_are_the_class_means():
+    x, y = _images(200)
+    t = class_templates(TensorSplit(x, y), 10)
+    for c in range(10):
+        assert torch.allclose(t[c], x[y == c].mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="every class must occur"):
+        class_templates(TensorSplit(x[y < 5], y[y < 5]), 10)
+    blobs = gaussian_blob_templates(10)
+    assert blobs.shape == (10, 1, 28, 28) and blobs.max() <= 1 and blobs.amax((1, 2, 3)).min() > 0.9
+    assert len(set(blobs.flatten(1).argmax(1).tolist())) == 10, "one blob position per class"
+
+
+def test_hungarian_accuracy_equals_brute_force_over_permutations():
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 4, 5):
+        for _ in range(5):
+            truth = rng.integers(0, k, 60)
+            pred = np.where(rng.random(60) < 0.5, truth, rng.integers(0, k, 60))
+            pred = rng.permutation(k)[pred]
+            brute = max(np.mean(np.asarray(perm)[pred] == truth) for perm in itertools.permutations(range(k)))
+            assert P.clustering_accuracy(truth, pred) == pytest.approx(brute, abs=1e-12)
+
+
+def test_a_relabelled_perfect_clustering_scores_one():
+    truth = np.repeat(np.arange(6), 20)
+    pred = np.array([4, 0, 5, 1, 3, 2])[truth] + 10  # cluster ids are arbitrary
+    scores = P.clustering_scores(truth, pred)
+    assert scores == pytest.approx({"nmi": 1.0, "ari": 1.0, "acc": 1.0})
+    worse = P.clustering_scores(truth, np.roll(pred, 7))
+    assert max(worse.values()) < 1
+
+
+def test_kmeans_and_probes_find_separated_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = 10 * torch.randn(4, 3, generator=g)
+    y = torch.arange(400) % 4
+    z = centres[y] + 0.1 * torch.randn(400, 3, generator=g)
+    assert P.kmeans_scores(z, y, 4) == pytest.approx({"nmi": 1.0, "ari": 1.0, "acc": 1.0})
+    acc = P.probe_accuracies(z[:300], y[:300], z[300:], y[300:])
+    assert set(acc) == {"nn", "knn", "rf"} and min(acc.values()) == 1.0
+    noise = torch.randn(400, 3, generator=g)  # latents without label information: near chance
+    assert P.probe_accuracies(noise[:300], y[:300], noise[300:], y[300:], probes=("knn",))["knn"] < 0.45
+
+
+def test_latent_means_is_the_batched_eval_mode_posterior_mean():
+    x, y = _images(50)
+    model = V.BranchedVAE(_vae(), lam=1.0)
+    model.train()
+    mu = P.latent_means(model, x, batch_size=7)
+    assert torch.allclose(mu, model.vae.encode(x)[0], atol=1e-6) and model.training
+
+
+def test_bad_input_raises_clear_errors():
+    x, y = _images(8)
+    with pytest.raises(ValueError, match="lam .* must be >= 0"):
+        V.BranchedVAE(_vae(), lam=-0.1)
+    with pytest.raises(ValueError, match="lam"):
+        V.BranchedVAE(_vae(), lam=float("nan"))
+    with pytest.raises(ValueError, match="alpha"):
+        V.BranchedVAE(_vae(), alpha=0.0)
+    with pytest.raises(ValueError, match="targets must hold one 784-pixel image per class"):
+        V.FixedOutputVAE(_vae(), targets=torch.rand(10, 27, 27))
+    with pytest.raises(ValueError, match="inputs in \\[0, 1\\]"):
+        V.FixedOutputVAE(_vae(), targets=2 * torch.rand(10, 784))
+    model = V.BranchedVAE(_vae(), num_classes=10)
+    with pytest.raises(ValueError, match="labels must be integers in \\[0, 10\\)"):
+        model.training_step(x, torch.full((8,), 10))
+    with pytest.raises(ValueError, match="labels must be integers"):
+        model.training_step(x, torch.full((8,), -1))
+    with pytest.raises(ValueError, match="labels must be integers"):
+        model.training_step(x, y.float())
+    with pytest.raises(ValueError, match="one class label per input"):
+        model.training_step(x, y[:5])
+    x_nan = x.clone()
+    x_nan[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.training_step(x_nan, y)
+    with pytest.raises(ValueError, match="NaN"):
+        rotate(x_nan, torch.zeros(8))
+    with pytest.raises(ValueError, match="one angle per image"):
+        rotate(x, torch.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        P.probe_accuracies(torch.full((5, 2), float("nan")), torch.arange(5), torch.zeros(5, 2), torch.arange(5))
+    with pytest.raises(ValueError, match="one label per latent"):
+        P.kmeans_scores(torch.zeros(5, 2), torch.arange(4), 2)
+    with pytest.raises(ValueError, match="probe must be one of"):
+        P.make_probe("svm")
+
+
+def test_reconstruction_bce_is_the_decoder_cross_entropy_at_the_posterior_mean():
+    x, y = _images(20)
+    model = V.BranchedVAE(_vae(), lam=1.0)
+    mu = model.vae.encode(x)[0]
+    probs = torch.sigmoid(model.vae.decoder(mu))
+    ref = torch.nn.functional.binary_cross_entropy(probs, x.flatten(1), reduction="sum").item() / 20
+    assert V.reconstruction_bce(model, x, batch_size=6) == pytest.approx(ref, rel=1e-4)
+
+
+def test_class_reweighted_multiplies_class_counts():
+    y = torch.arange(30_000) % 3
+    split = TensorSplit(torch.zeros(30_000, 1), y)
+    counts = class_reweighted(split, torch.tensor([10.0, 1.0, 1.0]), seed=0).class_counts(3).float()
+    assert counts.sum() == 30_000 and counts[0] / counts[1] == pytest.approx(10, rel=0.1)
+    with pytest.raises(ValueError, match="one per class|class weights"):
+        class_reweighted(split, torch.tensor([1.0, 1.0]), seed=0)
