@@ -69,7 +69,7 @@ def test_chapter_results_carry_provenance_and_scorecard_keys(stem):
     for key in REQUIRED_METRICS.get(stem, []):
         assert isinstance(record["metrics"].get(key), (int, float, list, dict)), f"{path.name} lacks metric {key!r}"
     nb = _executed(stem)
-    rendered = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+    rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
     assert "| metric | paper |" in rendered, "the chapter must end with a rendered scorecard"
     # the page shows this run's numbers: every scalar metric's row carries the value the results file holds
     for key, value in record["metrics"].items():
@@ -125,7 +125,7 @@ def test_chapter3_verdicts_follow_from_the_per_seed_numbers():
     mnist_seeds = len(m["lowdata_mnist500_acc_vc_per_seed"])
     assert mnist_seeds >= 3, "the MNIST verdicts need at least 3 seeds"
     nb = _executed("03_vc_experiments")
-    rendered = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+    rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
     for name, text in record["verdicts"].items():
         assert f"**{name}**: {text}." in rendered, f"the page does not show the verdict {name!r} of the results file"
 
