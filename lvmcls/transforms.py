@@ -84,15 +84,16 @@ def _check_class_weights(split: TensorSplit, class_weights) -> torch.Tensor:
     return class_weights
 
 
-def class_reweighted(split: TensorSplit, class_weights: torch.Tensor, seed: int) -> TensorSplit:
+def class_reweighted(split: TensorSplit, class_weights: torch.Tensor, seed: int,
+                     return_index: bool = False) -> TensorSplit | tuple[TensorSplit, torch.Tensor]:
     """A resample of ``split`` of the same size in which each example is drawn with probability proportional to its
-    class's weight (with replacement, by ``seed``). The weights' *ratios* set the class shares, so the up-weighted
-    classes grow and the others shrink: on a balanced set of 10 classes, weights 10 on three of them leave each other
-    class ~N/37 draws (fewer distinct images than it had). For "repeat those classes" see `class_repeated`."""
+    class's weight (with replacement, by ``seed``; with ``return_index`` also the drawn indices). The weights'
+    *ratios* set the class shares, so the up-weighted classes grow and the others shrink: on a balanced set of 10
+    classes, weights 10 on three of them leave each other class ~N/37 draws (fewer distinct images than it had). For "repeat those classes" see `class_repeated`."""
     class_weights = _check_class_weights(split, class_weights)
     g = torch.Generator().manual_seed(seed)
     index = torch.multinomial(class_weights[split.y.cpu()], len(split), replacement=True, generator=g)
-    return split.subset(index)
+    return (split.subset(index), index) if return_index else split.subset(index)
 
 
 def class_repeated(split: TensorSplit, repeats) -> TensorSplit:

@@ -333,3 +333,20 @@ def test_fixed_output_with_lambda_adds_lambda_times_the_branch_cross_entropy():
     mean = branched.vae.encode(x)[0]
     assert not torch.allclose(branched.vae.log_likelihood(templates[y], mean),
                               branched.vae.log_likelihood(x, mean))
+
+
+def test_negative_elbo_bounds_the_importance_weighted_nll():
+    """-ELBO >= -log p(x); the IWAE estimate with k = 500 is close to -log p(x), so the mean gap must be >= 0 (up to
+    Monte Carlo error), and with one sample -ELBO is the loss `VAE.training_step` estimates."""
+    x, _ = _images(16)
+    vae = _vae(z_dim=3)
+    vae.eval()
+    neg_elbo = V.negative_elbo(vae, x, samples=256, batch_size=5)
+    torch.manual_seed(0)
+    iw_nll = V.importance_weighted_nll(vae, x, k=500).mean().item()
+    assert neg_elbo >= iw_nll - 0.05
+    torch.manual_seed(1)
+    losses = torch.stack([vae.training_step(x)["loss"] for _ in range(256)]).mean().item()
+    assert losses == pytest.approx(neg_elbo, rel=2e-3)
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        V.negative_elbo(vae, x, samples=0)
