@@ -26,6 +26,7 @@ Infrastructure
 - `lvmcls.attacks`       FGSM
 - `lvmcls.corruptions`   image corruptions for distribution shift
 - `lvmcls.plots`         the book's figures
+- `lvmcls.ssvae`       semi-supervised VAEs: M2 with y summed out exactly, MIER, semi-supervised batches
 - `lvmcls.results`       `results/<stem>.json` and the scorecard table
 - `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
 - `lvmcls.sweep`         grids of chapter runs (submitit: local or Slurm) and their merge over seeds

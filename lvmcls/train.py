@@ -41,6 +41,9 @@ SCHEDULES = (None, "cosine", "step", "onecycle")
 AUGMENTATIONS = (None, "crop_flip")
 # Monitored quantities that improve upwards; everything else (losses, NLL, ECE) improves downwards.
 MAXIMISED = ("acc", "accuracy", "auroc", "elbo", "bound")
+# `fit_cached` writes the resumable training state after an epoch once this many seconds have passed since the
+# last write (and after the first epoch): many tiny epochs do not each pay for a checkpoint. 0: every epoch.
+RESUME_EVERY_S = 30.0
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -298,12 +301,14 @@ class Trainer:
             return True
         return score < best if self.monitor_mode == "min" else score > best
 
-    def fit(self, model: nn.Module, train, val=None, checkpoint: str | Path | None = None) -> History:
+    def fit(self, model: nn.Module, train, val=None, checkpoint: str | Path | None = None,
+            checkpoint_every_s: float = 0.0) -> History:
         """Train ``model`` on ``train`` for ``max_epochs`` (validating on ``val``); return the history.
 
         With ``checkpoint``, the full training state (model, optimisers, schedules, RNG states, epoch, history,
-        early-stopping state) is written there atomically after every epoch, and a run that finds it resumes
-        from it: a killed run, restarted with the same call, ends with the same weights as an uninterrupted one.
+        early-stopping state) is written there atomically after an epoch (after every epoch, or once
+        ``checkpoint_every_s`` seconds have passed since the last write), and a run that finds it resumes from it:
+        a killed run, restarted with the same call, ends with the same weights as an uninterrupted one.
         """
         from tqdm.auto import tqdm
 
@@ -320,6 +325,7 @@ class Trainer:
             self._restore(checkpoint, model, optimizers, schedules, generator, state)
         history = state["history"]
         start = time.perf_counter() - history.seconds
+        last_saved = -math.inf
         bar = tqdm(range(history.epochs, self.max_epochs), desc=type(model).__name__, disable=not self.progress,
                    leave=False, initial=history.epochs, total=self.max_epochs)
         for epoch in bar:
@@ -363,8 +369,9 @@ class Trainer:
             history.epochs = epoch + 1
             history.seconds = time.perf_counter() - start
             bar.set_postfix(postfix)
-            if checkpoint is not None:
+            if checkpoint is not None and time.perf_counter() - last_saved >= checkpoint_every_s:
                 self._save_state(checkpoint, model, optimizers, schedules, generator, state)
+                last_saved = time.perf_counter()
             if stop or (self.max_steps is not None and history.steps >= self.max_steps):
                 break
         if state["best_state"] is not None:
@@ -524,7 +531,7 @@ def fit_cached(name: str, build: Callable[[], nn.Module], data, trainer: Trainer
             warnings.warn(f"lvmcls.train: cannot load {path} ({err}); training again")  # never trusted
     resume = path.with_suffix(".resume.pt")
     with torch.random.fork_rng(devices=_rng_devices(trainer.device)):
-        history = trainer.fit(model, data.train, data.val, checkpoint=resume)
+        history = trainer.fit(model, data.train, data.val, checkpoint=resume, checkpoint_every_s=RESUME_EVERY_S)
     record = {"history": history.to_dict()}
     save_checkpoint(model, path, key_config, record)
     resume.unlink(missing_ok=True)

@@ -29,8 +29,8 @@
 # encoder lie relative to their priors?
 #
 # Run it yourself: the launch menu at the top of the page (the rocket) opens this notebook on Colab;
-# on a GPU runtime `profile="auto"` selects the `full` profile: a ConvNet encoder on MNIST, 20 epochs per
-# objective (the time it takes on one H100 is printed below, with a Colab T4's estimate). `smoke` runs the same
+# on a GPU runtime `profile="auto"` selects the `full` profile: a ConvNet encoder on MNIST, 10 epochs at batch 512
+# per objective (the time it takes on one H100 is printed below, with a Colab T4's estimate). `smoke` runs the same
 # code for a few steps on tiny subsets (a CI check); as a plain script, `LVMCLS_PROFILE=full python
 # notebooks/02_variational_classification.py`.
 
@@ -76,12 +76,15 @@ FULL_MINUTES_H100 = 3  # the full profile's measured time on one H100 (results/f
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # mnist_train / mnist_test: None for the whole split, else a class-balanced subset (smoke)
 # ratio_steps: Adam steps of the linear discriminator in the KL check (twice as many for the MLP one)
+# batch / lr: the mini-batch and Adam's learning rate (full: large batches, since a small model's GPU step costs
+# the same at 128 or 512 examples)
 KNOBS = {"ci": {"mnist_epochs": 6, "toy_epochs": 30, "encoder": "mlp", "mnist_train": None, "mnist_test": None,
-                "toy_train": 10_000, "ratio_steps": 1500},
-         "full": {"mnist_epochs": 20, "toy_epochs": 60, "encoder": "convnet", "mnist_train": None, "mnist_test": None,
-                  "toy_train": 10_000, "ratio_steps": 1500},
+                "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 128, "mnist_batch": 128, "mnist_lr": 1e-3},
+         "full": {"mnist_epochs": 10, "toy_epochs": 60, "encoder": "convnet", "mnist_train": None, "mnist_test": None,
+                  "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
          "smoke": {"mnist_epochs": 1, "toy_epochs": 1, "encoder": "convnet", "mnist_train": 1_000, "mnist_test": 1_000,
-                   "toy_train": 2_000, "ratio_steps": 100}}[run.profile]
+                   "toy_train": 2_000, "ratio_steps": 100, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
+         }[run.profile]
 mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
 toy_epochs = toy_epochs or KNOBS["toy_epochs"]
 STEM = "02_variational_classification"
@@ -288,7 +291,7 @@ LABELS = {"ce": "CE", "gm": "GM", "vc": "VC", "vc_beta1": "VC, β = 1", "vc_mlp_
 toy_models = {name: train_vc_model(f"ch2-toy-{name}", toy, obj, lambda: MLP(10, latent_dim, hidden=64), 5,
                                    latent_dim, epochs=toy_epochs, seed=run.seed, device=run.device,
                                    beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj],
-                                   ratio_hidden=h)[0]
+                                   ratio_hidden=h, batch_size=KNOBS["toy_batch"])[0]
               for name, (obj, b, h) in VARIANTS.items()}
 fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
 axes = axes.flatten()
@@ -334,7 +337,8 @@ mnist_models, mnist_records = {}, {}
 for name, (obj, b, h) in VARIANTS.items():
     mnist_models[name], mnist_records[name] = train_vc_model(
         f"ch2-mnist-{name}", mnist, obj, KNOBS["encoder"], 10, latent_dim, epochs=mnist_epochs, seed=run.seed,
-        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h)
+        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h,
+        batch_size=KNOBS["mnist_batch"], lr=KNOBS["mnist_lr"])
 
 fig, axes = plt.subplots(2, 3, figsize=(18, 11.5))
 axes[1, 2].axis("off")

@@ -26,7 +26,9 @@
 # KL with an auxiliary classifier (VAE-AS) and trains them with separate weights.
 #
 # Run it yourself: the launch menu at the top of the page (the rocket) opens this notebook on Colab;
-# on a GPU runtime `profile="auto"` selects the `full` profile.
+# on a GPU runtime `profile="auto"` selects the `full` profile: 40 epochs per VAE at batch 256 in fp32 (bf16 autocast
+# is slower for these small MLPs: `bench/gpu_efficiency.py`), about 4 minutes on one H100 instead of the paper's
+# training to convergence. `smoke` runs the same code for a few steps on tiny subsets (a CI check).
 
 # %% [markdown]
 # ## Setup
@@ -46,7 +48,7 @@ import torch
 
 from lvmcls import plots
 from lvmcls import vae as V
-from lvmcls.data import binarized_dataset, load_dataset
+from lvmcls.data import balanced_subset, binarized_dataset, load_dataset
 from lvmcls.synthetic import random_binary_images
 from lvmcls.notebook import markdown, setup, show
 from lvmcls.results import scorecard, write_results
@@ -55,7 +57,7 @@ from lvmcls.train import Trainer, fit_cached, pick_device
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = "auto"  # "auto" | "ci" | "full"
+profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
 z_dim = 40  # the VAE-AS paper: 40 latent dimensions, 500 hidden units
 hidden = 500
@@ -63,9 +65,16 @@ epochs = None  # None: the profile's default
 mc_samples = None  # data points in the Monte Carlo aggregate posterior
 
 # %%
-run = setup(profile, seed, device)
-KNOBS = {"ci": {"epochs": 6, "mc_samples": 5000, "depths": [1, 2, 3, 4, 5], "random_epochs": 4, "iw_k": 50},
-         "full": {"epochs": 100, "mc_samples": 20_000, "depths": [1, 2, 3, 4, 5], "random_epochs": 30, "iw_k": 1000}
+FULL_MINUTES_H100 = 4  # the full profile's measured time on one H100 (results/full/04_vae_posterior_collapse.json)
+run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+# batch: the mini-batch; amp: bf16 autocast (None: the Trainer's default, on for CUDA); subsets: smoke's
+# class-balanced train / test sizes and random-image counts; iw_images: test images for the IW NLL
+KNOBS = {"ci": {"epochs": 6, "mc_samples": 5000, "depths": [1, 2, 3, 4, 5], "random_epochs": 4, "iw_k": 50,
+                "batch": 128, "amp": None, "iw_images": 1000, "subsets": None},
+         "full": {"epochs": 40, "mc_samples": 20_000, "depths": [1, 2, 3, 4, 5], "random_epochs": 30, "iw_k": 1000,
+                  "batch": 256, "amp": False, "iw_images": 1000, "subsets": None},
+         "smoke": {"epochs": 1, "mc_samples": 500, "depths": [1, 2, 3, 4, 5], "random_epochs": 1, "iw_k": 1000,
+                   "batch": 256, "amp": False, "iw_images": 20, "subsets": {"train": 1000, "test": 500}},
          }[run.profile]
 epochs = epochs or KNOBS["epochs"]
 mc_samples = mc_samples or KNOBS["mc_samples"]
@@ -81,6 +90,10 @@ metrics_ = {}
 
 # %%
 mnist = load_dataset("mnist", device=run.device)
+if KNOBS["subsets"] is not None:  # smoke: class-balanced subsets
+    n_train, n_test = KNOBS["subsets"]["train"] // 10, KNOBS["subsets"]["test"] // 10
+    mnist = mnist.replace(train=balanced_subset(mnist.train, n_train, seed=0),
+                          val=balanced_subset(mnist.val, n_test, seed=0), test=balanced_subset(mnist.test, n_test, seed=0))
 bmnist = binarized_dataset(mnist)
 print(mnist)
 
@@ -122,12 +135,13 @@ show(V.aggregate_posterior_terms)
 # %% [markdown]
 # ## Training VAEs with 1 to 5 decoder layers
 #
-# One encoder layer, 1–5 decoder layers of 500 units, $z \in \mathbb R^{40}$, Adam at 1e-3, batch 128, with the book's
-# one `Trainer` (a VAE's `training_step` returns the negative ELBO). The `ci` profile trains a few epochs; the
-# paper trains to convergence.
+# One encoder layer, 1–5 decoder layers of 500 units, $z \in \mathbb R^{40}$, Adam at 1e-3, batch 128 (`full`: 256),
+# with the book's one `Trainer` (a VAE's `training_step` returns the negative ELBO). The `ci` profile trains a few
+# epochs and `full` 40; the paper trains to convergence.
 
 # %%
-vae_trainer = Trainer(max_epochs=epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
+vae_trainer = Trainer(max_epochs=epochs, batch_size=KNOBS["batch"], lr=1e-3, device=run.device, seed=run.seed,
+                      amp=KNOBS["amp"])
 
 
 def vae_with_decoder_depth(depth):
@@ -143,7 +157,7 @@ rows = ["| decoder layers | active units (ours) | active units (paper, Table 1) 
         f"NLL (test, IW k = {KNOBS['iw_k']}) |", "|---|---|---|---|---|---|"]
 PAPER_AU = {1: 23, 2: 21, 3: 17, 4: 12, 5: 8}
 au_by_depth = []
-n_iw = 1000  # test images for the importance-weighted NLL
+n_iw = KNOBS["iw_images"]  # test images for the importance-weighted NLL
 for depth, model in vaes.items():
     mean, log_var = V.posterior_params(model, bmnist.test.x)
     au = V.active_units(mean)
@@ -205,10 +219,11 @@ fig.tight_layout()
 # the right answer.
 
 # %%
-noise = random_binary_images(10_000, 2_000, seed=run.seed, device=run.device)
+n_noise = 10_000 if KNOBS["subsets"] is None else KNOBS["subsets"]["train"]
+noise = random_binary_images(n_noise, n_noise // 5, seed=run.seed, device=run.device)
 noise_vae, noise_record = fit_cached("ch4-vae-random", vae_with_decoder_depth(1), noise,
-                                     Trainer(max_epochs=KNOBS["random_epochs"], batch_size=128, lr=1e-3,
-                                             device=run.device, seed=run.seed))
+                                     Trainer(max_epochs=KNOBS["random_epochs"], batch_size=KNOBS["batch"], lr=1e-3,
+                                             device=run.device, seed=run.seed, amp=KNOBS["amp"]))
 kl_curve = noise_record["history"]["val"]["kl"]
 metrics_["random_images_final_kl"] = kl_curve[-1]
 fig, ax = plt.subplots(figsize=(5.5, 3.4))

@@ -243,9 +243,12 @@ def test_a_cache_hit_equals_an_empty_cache_run(toy_data, tmp_path):
         assert _same_weights(model, outcomes[0][0]) and torch.equal(after, outcomes[0][1])
 
 
-def test_a_killed_run_resumes_to_the_same_weights(toy_data, tmp_path):
+def test_a_killed_run_resumes_to_the_same_weights(toy_data, tmp_path, monkeypatch):
     """Kill training in epoch 3 of 4; the same call then resumes from the epoch-2 checkpoint and ends bitwise
     equal to an uninterrupted run (CPU)."""
+    import lvmcls.train
+
+    monkeypatch.setattr(lvmcls.train, "RESUME_EVERY_S", 0.0)  # a checkpoint after every epoch
 
     class Noisy(Classifier):
         calls = 0
@@ -271,6 +274,19 @@ def test_a_killed_run_resumes_to_the_same_weights(toy_data, tmp_path):
     resumed, record = fit_cached("r", build, toy_data, trainer, cache_dir=tmp_path / "run")
     assert record["history"]["epochs"] == 4 and _same_weights(resumed, reference)
     assert not list((tmp_path / "run").glob("*.resume.pt"))  # removed once the final checkpoint is written
+
+
+def test_resume_checkpoints_are_throttled_by_time(toy_split, tmp_path, monkeypatch):
+    """With checkpoint_every_s, an epoch writes the state only if that long has passed since the last write."""
+    import lvmcls.train
+
+    writes = []
+    monkeypatch.setattr(lvmcls.train.Trainer, "_save_state", lambda self, *a: writes.append(1))
+    trainer = Trainer(max_epochs=5, batch_size=256, progress=False)
+    trainer.fit(_classifier(), toy_split[0], checkpoint=tmp_path / "r.pt", checkpoint_every_s=3600)
+    assert len(writes) == 1  # after the first epoch only
+    trainer.fit(_classifier(), toy_split[0], checkpoint=tmp_path / "r.pt", checkpoint_every_s=0)
+    assert len(writes) == 1 + 5
 
 
 def test_checkpoints_are_plain_state_dicts(tmp_path):

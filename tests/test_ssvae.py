@@ -1,0 +1,346 @@
+"""Semi-supervised VAEs (M2, MIER): the bounds against quadrature, exact enumeration against a loop, the information
+identities of Eqs. 6 and 8, the objective's conventions, the semi-supervised batching, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lvmcls import ssvae as S
+from lvmcls.data import TensorSplit
+from lvmcls.train import Trainer
+
+
+def small_m2(x_dim=12, num_classes=3, z_dim=2, **kw) -> S.M2:
+    torch.manual_seed(0)
+    return S.M2(x_dim=x_dim, num_classes=num_classes, z_dim=z_dim, hidden=8, depth=2, classifier_hidden=8, **kw).double()
+
+
+def grey_batch(n=6, d=12, seed=1) -> torch.Tensor:
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact enumeration and Eq. 2 = Eq. 3
+
+
+def test_enumeration_equals_an_explicit_loop_over_y_with_the_same_noise():
+    model = small_m2()
+    x = grey_batch()
+    noise = torch.randn(6, 3, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    batched, log_q = model.unlabelled_bound(x, noise)
+    looped = S.unlabelled_bound_by_loop(model, x, noise)
+    assert torch.allclose(batched, looped, atol=1e-10)
+    assert torch.allclose(log_q.exp().sum(1), torch.ones(6, dtype=torch.float64))
+    # and other noise gives another value: the comparison is not vacuous
+    assert not torch.allclose(batched, model.unlabelled_bound(x, noise + 1)[0], atol=1e-3)
+
+
+def test_eq2_equals_eq3_for_any_prior():
+    model = small_m2()
+    x = grey_batch()
+    t = model.bound_terms(x)
+    log_prior = torch.log_softmax(torch.randn(3, dtype=torch.float64), 0)
+    class_bound = t["log_lik"] + log_prior - t["kl_z"]  # L(x, y) of Eq. 1 for every y
+    eq3 = S.unlabelled_bound_eq3(class_bound, t["log_q"])
+    eq2 = S.unlabelled_bound_eq2(t["log_lik"], t["kl_z"], t["log_q"], log_prior)
+    assert torch.allclose(eq2, eq3, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# The bounds against quadrature on a model with a one-dimensional z
+
+
+def _grid_quantities(model: S.M2, x: torch.Tensor, y: int):
+    """On a dense grid of z: log p(x|y) = log ∫ p(x|y,z) p(z) dz and KL(q(z|x,y) ‖ p(z|x,y))."""
+    z = torch.linspace(-12, 12, 24001, dtype=torch.float64)[:, None]
+    dz = (z[1] - z[0]).item()
+    labels = torch.full((len(z),), y, dtype=torch.long)
+    log_lik = model.log_likelihood(x.expand(len(z), -1), model.decode(z, labels))
+    log_prior_z = -0.5 * (z[:, 0] ** 2 + math.log(2 * math.pi))
+    log_joint = log_lik + log_prior_z
+    log_px_given_y = torch.logsumexp(log_joint, 0) + math.log(dz)
+    mean, log_var = model.encode(x, torch.tensor([y]))
+    log_q = -0.5 * ((z[:, 0] - mean[0, 0]) ** 2 / log_var[0, 0].exp() + log_var[0, 0] + math.log(2 * math.pi))
+    kl = (log_q.exp() * (log_q - (log_joint - log_px_given_y))).sum() * dz
+    return log_px_given_y.item(), kl.item()
+
+
+@torch.no_grad()
+def test_bounds_are_below_the_log_likelihood_by_the_kl_to_the_true_posterior():
+    model = small_m2(x_dim=4, num_classes=3, z_dim=1)
+    for p in model.decoder_rest.parameters():
+        p.mul_(3.0)  # a decoder that depends strongly on z: a non-Gaussian posterior, a visible gap
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)  # E_{ε ~ N(0, 1)} f(ε) = Σ w f(t) / Σ w
+    nodes, weights = torch.tensor(nodes), torch.tensor(weights / weights.sum())
+    log_q_y = model.classify(x)[0]
+    log_pxy, gaps = [], []
+    for y in range(3):
+        labels = torch.tensor([y])
+        bound = sum(w * model.labelled_bound(x, labels, t.reshape(1, 1)) for t, w in zip(nodes, weights)).item()
+        log_px_given_y, kl = _grid_quantities(model, x, y)
+        log_p_xy = log_px_given_y - math.log(3)
+        assert bound <= log_p_xy  # Eq. 1 is a bound
+        assert bound == pytest.approx(log_p_xy - kl, abs=1e-6)  # and its gap is KL(q(z|x,y) ‖ p(z|x,y))
+        assert kl > 1e-3
+        log_pxy.append(log_p_xy)
+        gaps.append(kl)
+    log_pxy = torch.tensor(log_pxy, dtype=torch.float64)
+    log_px = torch.logsumexp(log_pxy, 0).item()
+    u = sum(w * model.unlabelled_bound(x, t.expand(1, 3, 1))[0] for t, w in zip(nodes, weights)).item()
+    # the gap of U is KL(q(y, z|x) ‖ p(y, z|x)) = Σ_y q(y|x) [log q(y|x) - log p(y|x) + KL_y]
+    gap_u = (log_q_y.exp() * (log_q_y - (log_pxy - log_px) + torch.tensor(gaps))).sum().item()
+    assert u <= log_px
+    assert u == pytest.approx(log_px - gap_u, abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Eqs. 6 and 8 on a batch of classifier outputs
+
+
+def test_information_identities_on_random_logits():
+    g = torch.Generator().manual_seed(0)
+    log_q = torch.log_softmax(3 * torch.randn(64, 5, generator=g, dtype=torch.float64), 1)
+    log_prior = torch.log_softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
+    info = S.label_information(log_q, log_prior)
+    # the definition of I(y; x) with q(x) = 1/N: Σ_{n,y} q(y, x_n) log q(y, x_n) / (q(y) q(x_n))
+    q_joint = log_q.exp() / len(log_q)
+    q_y = q_joint.sum(0)
+    mi_definition = (q_joint * (q_joint.log() - q_y.log()[None] - math.log(1 / len(log_q)))).sum()
+    assert info["mi"].item() == pytest.approx(mi_definition.item(), abs=1e-10)  # Eq. 8
+    assert info["mean_kl"].item() == pytest.approx((info["mi"] + info["kl_marginal"]).item(), abs=1e-10)  # Eq. 6
+    assert info["mean_kl"] >= info["mi"] > 0
+    assert info["mi"] <= math.log(5)
+
+
+def test_mutual_information_reaches_both_ends():
+    same_rows = torch.log_softmax(torch.randn(1, 4).expand(40, 4), 1)
+    assert S.label_information(same_rows)["mi"].item() == pytest.approx(0.0, abs=1e-6)
+    one_hot = torch.log_softmax(60.0 * torch.eye(4).repeat(10, 1), 1)  # confident and balanced
+    info = S.label_information(one_hot)
+    assert info["mi"].item() == pytest.approx(math.log(4), abs=1e-6)
+    assert info["entropy"].item() == pytest.approx(0.0, abs=1e-6)
+    assert info["marginal_entropy"].item() == pytest.approx(math.log(4), abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# The objective: M2 (Eq. 4), MIER (Eq. 9), α
+
+
+def _batch():
+    x = grey_batch(10)
+    y = torch.tensor([0, 1, 2, -1, -1, -1, -1, -1, -1, -1])
+    return x, y
+
+
+def _loss_and_grads(model, x, y, seed=5):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    out = model.training_step(x, y)
+    out["loss"].backward()
+    return out["loss"].detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def test_gamma_beta_zero_is_m2_loss_and_gradients():
+    f = 0.2
+    model = small_m2(labelled_fraction=f, alpha=0.7, gamma=0.0, beta=0.0)
+    x, y = _batch()
+    loss, grads = _loss_and_grads(model, x, y)
+    # Eq. 4 assembled by hand from the bounds, with the same noise (same seed, same order of draws)
+    model.zero_grad()
+    torch.manual_seed(5)
+    lab = y >= 0
+    bound_l = model.labelled_bound(x[lab], y[lab])
+    bound_u, _ = model.unlabelled_bound(x[~lab])
+    log_q_y = model.classify(x[lab]).gather(1, y[lab][:, None]).squeeze(1)
+    j = f * bound_l.mean() + (1 - f) * bound_u.mean() + 0.7 * log_q_y.mean()
+    (-j).backward()
+    assert loss.item() == pytest.approx(-j.item(), abs=1e-10)
+    for g, p in zip(grads, model.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-10)
+    # MIER changes the loss by exactly -(1 - f)(γ I - β H) on the unlabelled rows, and the gradients with it
+    mier = small_m2(labelled_fraction=f, alpha=0.7, gamma=1.0, beta=5.0)
+    mier.load_state_dict(model.state_dict())
+    loss_mier, grads_mier = _loss_and_grads(mier, x, y)
+    info = S.label_information(model.classify(x[~lab]))
+    assert (loss_mier - loss).item() == pytest.approx(-(1 - f) * (info["mi"] - 5 * info["entropy"]).item(), abs=1e-10)
+    assert not torch.allclose(grads_mier[0], grads[0])
+
+
+def test_mier_expansion_per_example_and_marginal_entropy():
+    """Batch mean of M = mean Σ_y q L + (1 - γ - β) mean H(q(y|x)) + γ H(q(y))."""
+    model = small_m2()
+    x = grey_batch(20)
+    noise = torch.randn(20, 3, 2, dtype=torch.float64)
+    u, log_q = model.unlabelled_bound(x, noise)
+    t = model.bound_terms(x, noise)
+    expected_l = (log_q.exp() * (t["log_lik"] + model.log_prior - t["kl_z"])).sum(1).mean()
+    info = S.label_information(log_q)
+    for gamma, beta in [(1.0, 5.0), (0.0, 6.0), (2.0, 0.0)]:
+        m = u.mean() + S.mier_regulariser(log_q, gamma, beta)
+        expanded = expected_l + (1 - gamma - beta) * info["entropy"] + gamma * info["marginal_entropy"]
+        assert m.item() == pytest.approx(expanded.item(), abs=1e-10)
+
+
+def test_alpha_weights_the_labelled_log_likelihood_of_the_classifier():
+    x, y = _batch()
+    with_alpha, without = small_m2(alpha=0.1, labelled_fraction=0.3), small_m2(alpha=0.0, labelled_fraction=0.3)
+    loss_a, _ = _loss_and_grads(with_alpha, x, y)
+    loss_0, _ = _loss_and_grads(without, x, y)
+    log_q_y = with_alpha.classify(x[:3]).gather(1, y[:3, None]).squeeze(1)
+    assert (loss_a - loss_0).item() == pytest.approx(-0.1 * log_q_y.mean().item(), abs=1e-10)
+
+
+def test_kl_warm_up_rises_linearly_and_evaluation_uses_the_full_kl():
+    model = small_m2(warmup_steps=4)
+    x, y = _batch()
+    weights = []
+    for _ in range(6):
+        weights.append(model.kl_weight())
+        model.training_step(x, y)
+    assert weights == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    model.eval()
+    model.steps_taken.zero_()
+    assert model.kl_weight() == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Semi-supervised batches
+
+
+def _toy_split(labelled_per_batch=3):
+    # 3 classes × 4 labelled, 53 unlabelled; x holds the row's identity
+    y_l = torch.arange(3).repeat_interleave(4)
+    labelled = TensorSplit(torch.arange(12, dtype=torch.float32)[:, None], y_l)
+    unlabelled_x = torch.arange(12, 65, dtype=torch.float32)[:, None]
+    return S.SemiSupervisedSplit(labelled, unlabelled_x, labelled_per_batch)
+
+
+def test_batches_visit_every_unlabelled_row_once_and_keep_labelled_balanced():
+    split = _toy_split()
+    assert len(split) == 65 and split.labelled_fraction == pytest.approx(12 / 65)
+    assert (split.y[12:] == -1).all()
+    seen_unlabelled, labelled_counts = [], torch.zeros(12)
+    batches = list(split.batches(10, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert len(batches) == math.ceil(53 / 7)
+    for x, y in batches:
+        lab = y >= 0
+        assert lab.sum() == 3 and (~lab).sum() >= 1
+        assert sorted(y[lab].tolist()) == [0, 1, 2]  # one of each class in every batch
+        ids = x[:, 0].long()
+        assert (split.y[ids] == y).all()
+        seen_unlabelled += ids[~lab].tolist()
+        labelled_counts += torch.bincount(ids[lab], minlength=12)
+    assert sorted(seen_unlabelled) == list(range(12, 65))  # each unlabelled row exactly once
+    assert labelled_counts.max() - labelled_counts.min() <= 1  # labelled rows cycled evenly
+    again = list(split.batches(10, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    other = list(split.batches(10, shuffle=True, generator=torch.Generator().manual_seed(1)))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(batches, other))
+
+
+def test_draw_is_class_balanced_and_rejects_too_many_labels():
+    g = torch.Generator().manual_seed(0)
+    data = TensorSplit(torch.rand(300, 1, 4, 4, generator=g), torch.arange(3).repeat(100))
+    split = S.SemiSupervisedSplit.draw(data, labelled_per_class=5, labelled_per_batch=3, seed=0)
+    assert torch.bincount(split.labelled.y).tolist() == [5, 5, 5] and len(split) == 300
+    with pytest.raises(ValueError, match="only 100 examples"):
+        S.SemiSupervisedSplit.draw(data, labelled_per_class=101, labelled_per_batch=3)
+
+
+def test_the_trainer_fits_m2_on_a_semi_supervised_split():
+    g = torch.Generator().manual_seed(0)
+    data = TensorSplit(torch.rand(120, 12, generator=g), torch.arange(3).repeat(40))
+    split = S.SemiSupervisedSplit.draw(data, labelled_per_class=2, labelled_per_batch=3, seed=0)
+    torch.manual_seed(0)
+    model = S.M2(x_dim=12, num_classes=3, z_dim=2, hidden=8, classifier_hidden=8,
+                 labelled_fraction=split.labelled_fraction, warmup_steps=10)
+    history = Trainer(max_epochs=2, batch_size=23, lr=1e-3, progress=False).fit(model, split)
+    assert {"loss", "bound_l", "bound_u", "mi", "entropy", "error"} <= set(history.train)
+    assert model.steps_taken.item() == 2 * math.ceil(114 / 20)
+
+
+# --------------------------------------------------------------------------------------------
+# Grey levels, the Bernoulli floor, evaluation
+
+
+def test_greyscale_matches_pil_luma():
+    from PIL import Image
+
+    rgb = torch.randint(0, 256, (5, 3, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    grey = S.greyscale(TensorSplit(rgb.float() / 255, torch.zeros(5, dtype=torch.long))).x
+    pil = torch.stack([torch.from_numpy(np.array(Image.fromarray(im.permute(1, 2, 0).numpy()).convert("L")))
+                       for im in rgb])
+    assert grey.shape == (5, 1, 4, 4)
+    assert (grey[:, 0] * 255 - pil.float()).abs().max() <= 1.0
+
+
+def test_bernoulli_floor():
+    assert S.bernoulli_floor(torch.tensor([[0.0, 1.0, 1.0]])) == 0.0
+    assert S.bernoulli_floor(torch.full((3, 10), 0.5)) == pytest.approx(10 * math.log(2))
+    x = torch.rand(50, 20, generator=torch.Generator().manual_seed(0))
+    logits = torch.randn(50, 20)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean().item()
+    assert bce >= S.bernoulli_floor(x)
+
+
+def test_evaluate_classifier_reports_the_whole_split_information():
+    model = small_m2().float()
+    data = TensorSplit(grey_batch(30).float(), torch.arange(3).repeat(10))
+    out = S.evaluate_classifier(model, data, batch_size=7, bound=True)
+    with torch.no_grad():
+        info = S.label_information(model.classify(data.x))
+    assert out["mi"] == pytest.approx(info["mi"].item(), abs=1e-6)
+    assert 0 <= out["accuracy"] <= 1 and out["bound"] < 0
+    assert model.training  # the mode is restored
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="gamma >= 0 and beta >= 0"):
+        S.M2(gamma=-1.0)
+    with pytest.raises(ValueError, match="gamma >= 0 and beta >= 0"):
+        S.M2(beta=-0.5)
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        S.M2(labelled_fraction=0.0)
+    model = small_m2()
+    x, y = _batch()
+    with pytest.raises(ValueError, match="labels must be in 0..2"):
+        model.training_step(x, torch.tensor([0, 1, 3, -1, -1, -1, -1, -1, -1, -1]))
+    with pytest.raises(ValueError, match="NaN"):
+        model.training_step(torch.full_like(x, float("nan")), y)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.training_step(x + 1.5, y)
+    with pytest.raises(ValueError, match="expects 12 pixels"):
+        model.training_step(torch.rand(10, 13, dtype=torch.float64), y)
+    with pytest.raises(ValueError, match="must exceed labelled_per_batch"):
+        next(_toy_split(labelled_per_batch=10).batches(10))
+    with pytest.raises(ValueError, match="RGB"):
+        S.greyscale(TensorSplit(torch.rand(2, 1, 4, 4), torch.zeros(2, dtype=torch.long)))
+    with pytest.raises(ValueError, match="labels in 0..9"):
+        S.SupervisedClassifier().training_step(torch.rand(2, 784), torch.tensor([0, -1]))
+
+
+def test_paired_accuracy_difference_against_counts():
+    class Fixed(torch.nn.Module):
+        def __init__(self, predictions):
+            super().__init__()
+            self.predictions = predictions
+
+        def classify(self, x):
+            return torch.log_softmax(10.0 * torch.nn.functional.one_hot(self.predictions[x[:, 0].long()], 3), 1)
+
+    y = torch.arange(3).repeat(20)  # 60 examples
+    split = TensorSplit(torch.arange(60, dtype=torch.float32)[:, None], y)
+    wrong_b = y.clone()
+    wrong_b[:15] = (y[:15] + 1) % 3  # b misses 15, a misses none
+    diff, se = S.paired_accuracy_difference(Fixed(y), Fixed(wrong_b), split, batch_size=7)
+    d = torch.cat([torch.ones(15), torch.zeros(45)])
+    assert diff == pytest.approx(15 / 60) and se == pytest.approx((d.std() / math.sqrt(60)).item())
