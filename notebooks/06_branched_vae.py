@@ -487,8 +487,8 @@ fig.tight_layout()
 # and 98.5 % (BVAE), kNN / RF with input weighting 83 % against 73 % without. We read the first pair as MNIST with 10
 # latent dimensions and the MLP probe; the second as kNN *probes* on frozen latents (not kNN branches: our reading)
 # in the setting fixed above, with the literal "repeat digits 0–2 ten times" as the weighted row. Departures: the `ci`
-# profile uses an MLP VAE, a subset of MNIST, a few epochs and small probes; $\alpha = 1$; $\lambda$ chosen on
-# validation; network sizes are ours.
+# profile uses an MLP VAE, a subset of MNIST, a few epochs, two values of $\lambda$ and a smaller forest and fewer
+# k-means restarts than `full`; $\alpha = 1$; $\lambda$ chosen on validation; network sizes are ours.
 
 # %%
 PAPER = {"nn_acc_vae": 0.971, "nn_acc_bvae": 0.985, "knn_acc_unweighted": 0.73, "knn_acc_weighted": 0.83}
