@@ -532,8 +532,8 @@ lines = [
        else "the label term did not make the clusters follow the digits better on every score in this run."),
     f"- The image bound: the test −ELBO is {m['neg_elbo_bvae']:.1f} nats per image for the BVAE and "
     f"{m['neg_elbo_vae']:.1f} for the VAE ("
-    + ("the BVAE's is worse: its latents spend capacity on the label" if m["neg_elbo_bvae"] > m["neg_elbo_vae"]
-       else "the BVAE's is no worse in this run")
+    + ("the BVAE's bound on the images is looser" if m["neg_elbo_bvae"] > m["neg_elbo_vae"]
+       else "the BVAE's bound on the images is no looser in this run")
     + f"); the reconstruction at the posterior mean is {m['recon_bce_bvae']:.1f} vs {m['recon_bce_vae']:.1f} nats.",
     f"- On rotated MNIST the MLP probe scores {m['nn_acc_rot_vae']:.3f} (VAE), {m['nn_acc_rot_bvae']:.3f} (BVAE) and "
     f"{m['nn_acc_rot_fixed_output']:.3f} (fixed-output VAE, class-mean targets): the fixed-output VAE is "
