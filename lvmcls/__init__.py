@@ -9,6 +9,8 @@ Model families
 - `lvmcls.vae`           VAEs, VAE-AS and branched VAEs: the models (MLP and conv), KL / MI / MD / active-unit /
                           IW-NLL estimators, the binary-tree softmax over sample indices, `VAEAS`, `BranchedVAE`,
                           `FixedOutputVAE`
+- `lvmcls.ssvae`         semi-supervised VAEs (Kingma et al. 2014; MIER): M2 with y summed out exactly, the MIER
+                          regulariser (Eqs. 6–9), semi-supervised batches, the supervised-only baseline
 
 Infrastructure
 - `lvmcls.data`          MNIST / Fashion-MNIST / CIFAR-10 as device-resident tensors (`TensorSplit`, `Dataset`)
@@ -26,7 +28,6 @@ Infrastructure
 - `lvmcls.attacks`       FGSM
 - `lvmcls.corruptions`   image corruptions for distribution shift
 - `lvmcls.plots`         the book's figures
-- `lvmcls.ssvae`       semi-supervised VAEs: M2 with y summed out exactly, MIER, semi-supervised batches
 - `lvmcls.results`       `results/<stem>.json` and the scorecard table
 - `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
 - `lvmcls.sweep`         grids of chapter runs (submitit: local or Slurm) and their merge over seeds

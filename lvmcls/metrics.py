@@ -37,6 +37,17 @@ class ReliabilityCurve:
         return (self.count * gap).sum().item() / self.count.sum().item()
 
     @property
+    def signed_gap(self) -> float:
+        """Σ_b (n_b/N) (acc_b - conf_b): > 0 when the bars stand above the diagonal on average (under-confident
+        scores), < 0 when below (over-confident). Unlike the ECE, gaps of opposite signs cancel."""
+        return (self.count * (self.accuracy - self.confidence)).sum().item() / self.count.sum().item()
+
+    @property
+    def share_above_diagonal(self) -> float:
+        """The fraction of the points that lie in bins whose accuracy exceeds their mean confidence."""
+        return self.count[self.accuracy > self.confidence].sum().item() / self.count.sum().item()
+
+    @property
     def mce(self) -> float:
         """Maximum calibration error over the non-empty bins."""
         gap = (self.accuracy - self.confidence).abs()[self.count > 0]

@@ -61,7 +61,7 @@ from lvmcls.calibration import reweight_to_prior
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
-from lvmcls.notebook import setup, show
+from lvmcls.notebook import markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.synthetic import GaussianClasses
 from lvmcls.train import Trainer, fit_cached, pick_device
@@ -77,7 +77,7 @@ toy_epochs = None
 mnist_epochs = None
 
 # %%
-FULL_MINUTES_H100 = 2  # the full profile's measured time on one H100 (results/full/01_softmax_probabilities.json)
+FULL_MINUTES_H100 = 2.1  # measured: wall_time_s of results/full/01_softmax_probabilities.json
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # toy_batch: the toys' mini-batch (full: 512, so 100,000 points x 40 epochs stay within a minute on a GPU);
 # mnist_train: None for the whole training split, else a class-balanced subset (smoke).
@@ -225,7 +225,7 @@ print(f"sampled CE {sampled_ce.mean():.4f}  vs  mean KL + H {kl_plus_h.mean():.4
 #
 # The hinge is not a proper scoring rule: at each $x$ its expected value is minimised by
 # $s^*(x) = \operatorname{sign}(2P(A\mid x) - 1)$, the Bayes *decision*, so $\sigma(s)$ saturates near
-# $\sigma(\pm 1) \approx 0.27, 0.73$ whatever the posterior is.
+# $\sigma(\pm 1) \approx 0.27, 0.73$ whatever the posterior is (that is the theory; the run below measures it).
 
 # %%
 binary = GaussianClasses(torch.tensor([[-1.0], [1.0]]), std=1.0)  # class 1 is A
@@ -258,10 +258,29 @@ metrics_["density_ratio_mae"] = (logit - true_ratio)[inside].abs().mean().item()
 print({k: round(v, 4) for k, v in metrics_.items() if "binary" in k or "ratio" in k})
 
 # %% [markdown]
-# The cross-entropy curve lies on the true posterior; the hinge curve is a step between $\approx 0.27$ and
-# $\approx 0.73$. Both classify equally well (their decision boundaries are both at $x = 0$), so accuracy
-# cannot tell them apart: only the cross-entropy model's scores are probabilities. On the right, the
-# learned logit tracks the log density ratio $2x$ where there are data to learn from; it drifts in the tails.
+# What the curves show, measured on the grid (where $|x| \le 3$) and on the held-out points:
+
+# %%
+binary_test_acc, boundary = {}, {}
+for loss in ("ce", "hinge"):
+    p_grid = binary_models[loss].predict_proba(grid.to(run.device)).cpu()[:, 1]
+    binary_test_acc[loss] = metrics.accuracy(binary_models[loss].predict_proba(binary_data.test.x.to(run.device)).cpu(),
+                                             binary_data.test.y.cpu())
+    boundary[loss] = grid[(p_grid - 0.5).abs().argmin(), 0].item()  # where f(x) crosses 1/2
+hinge_grid = binary_models["hinge"].predict_proba(grid.to(run.device)).cpu()[inside, 1]
+metrics_["hinge_binary_score_min"], metrics_["hinge_binary_score_max"] = hinge_grid.min().item(), hinge_grid.max().item()
+markdown(
+    f"The cross-entropy curve is {metrics_['posterior_mae_binary']:.3f} from the true posterior on average (held-out "
+    f"points); the hinge curve is {metrics_['posterior_mae_binary_hinge']:.3f} from it and stays between "
+    f"{metrics_['hinge_binary_score_min']:.2f} and {metrics_['hinge_binary_score_max']:.2f} over $|x| \\le 3$ "
+    f"(the theory's $0.27$ and $0.73$). Test accuracy: {100 * binary_test_acc['ce']:.1f}% with cross-entropy, "
+    f"{100 * binary_test_acc['hinge']:.1f}% with the hinge; the decision boundaries lie at $x = {boundary['ce']:.2f}$ "
+    f"and $x = {boundary['hinge']:.2f}$ (the Bayes boundary is $x = 0$). On the right, the learned logit is "
+    f"{metrics_['density_ratio_mae']:.2f} from the log density ratio $2x$ on average over $|x| \\le 3$.")
+
+# %% [markdown]
+# Accuracy scores only the decisions; only the cross-entropy model's scores are meant to be probabilities.
+# Outside $|x| \le 3$ there are few data to learn from, and the logit is free to drift from $2x$.
 
 # %% [markdown]
 # ## $K$ classes: softmax scores against the true posterior, and calibration
@@ -300,10 +319,36 @@ metrics_["bayes_test_acc"] = metrics.accuracy(test_truth_k, test_y)
 print({k: round(v, 4) for k, v in metrics_.items() if k.startswith(("posterior_mae", "ece", "test_acc", "bayes"))})
 
 # %% [markdown]
-# Both models are close to the Bayes accuracy (the accuracy of the true posterior itself), yet only the
-# cross-entropy model's points lie on the diagonal: its scores *are* the posterior, up to estimation
-# error. The hinge model's softmax is confident where the truth is not, and its reliability bars fall
-# below the diagonal.
+# Where the reliability bars fall is read off the curve: the count-weighted mean of accuracy − confidence over
+# the bins (`ReliabilityCurve.signed_gap`: positive when the bars stand above the diagonal, i.e. the scores are
+# *under*-confident) and the share of test points in bins above the diagonal. The sentences below are built from
+# them and from the mean top score $\max_c f(c\mid x)$ against the true posterior's $\max_c P(c\mid x)$.
+
+# %%
+def where_bars_fall(curve) -> str:
+    """'above' / 'below' / 'on' the diagonal, from the signed gap (within 0.01 counts as on it)."""
+    gap = curve.signed_gap
+    return "on" if abs(gap) < 0.01 else ("above" if gap > 0 else "below")
+
+
+curves_k = {loss: metrics.reliability_curve(probs_k[loss], test_y, n_bins=20) for loss in ("ce", "hinge")}
+top_true = test_truth_k.max(1).values.mean().item()
+for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
+    metrics_[f"signed_gap{suffix}"] = curves_k[loss].signed_gap
+    metrics_[f"mean_top_score{suffix}"] = probs_k[loss].max(1).values.mean().item()
+metrics_["mean_top_posterior"] = top_true
+confidence_word = {"above": "under-confident", "below": "over-confident", "on": "calibrated on average"}
+markdown(
+    f"Test accuracy: cross-entropy {100 * metrics_['test_acc']:.1f}%, hinge {100 * metrics_['test_acc_hinge']:.1f}%, "
+    f"the Bayes accuracy (of the true posterior itself) {100 * metrics_['bayes_test_acc']:.1f}%. The scores against "
+    f"the true posterior: mean $|f - P|$ = {metrics_['posterior_mae']:.3f} for cross-entropy and "
+    f"{metrics_['posterior_mae_hinge']:.3f} for the hinge. The hinge model's reliability bars stand "
+    f"**{where_bars_fall(curves_k['hinge'])}** the diagonal (mean accuracy − confidence "
+    f"{metrics_['signed_gap_hinge']:+.3f}; {100 * curves_k['hinge'].share_above_diagonal:.0f}% of the test points lie "
+    f"in bins above it): its scores are {confidence_word[where_bars_fall(curves_k['hinge'])]}, with a mean top score "
+    f"of {metrics_['mean_top_score_hinge']:.3f} where the true posterior's is {top_true:.3f}. The cross-entropy "
+    f"model's bars stand {where_bars_fall(curves_k['ce'])} the diagonal (mean gap {metrics_['signed_gap']:+.3f}, "
+    f"mean top score {metrics_['mean_top_score']:.3f}).")
 
 # %% [markdown]
 # ## Unequal class counts: the posterior under the training prior, and Bayes' rule to move it
@@ -343,12 +388,13 @@ metrics_["prior_shift_mae_before"] = metrics.posterior_mae(p_test, skewed.poster
 metrics_["prior_shift_mae_after"] = metrics.posterior_mae(reweight_to_prior(p_test, skewed.prior, balanced_prior),
                                                           skewed.posterior(held_out, balanced_prior))
 print({k: round(v, 4) for k, v in metrics_.items() if k.startswith("prior_shift")})
+markdown(f"Mean $|f - P|$ on held-out points: {metrics_['prior_shift_mae_train_prior']:.3f} against the posterior "
+         f"under the training prior 9:1, {metrics_['prior_shift_mae_before']:.3f} against the balanced-prior posterior, "
+         f"and {metrics_['prior_shift_mae_after']:.3f} against it after Bayes' rule re-weights the odds.")
 
 # %% [markdown]
-# The model matches the posterior under the prior it was trained with (`prior_shift_mae_train_prior`).
-# Against the balanced-prior posterior it is off (`prior_shift_mae_before`) until Bayes' rule moves it
-# (`prior_shift_mae_after`): the classifier's output is $P(c\mid x)$ for the class frequencies of its training
-# set, and nothing else.
+# The classifier's output is $P(c\mid x)$ for the class frequencies of its training set; moving it to other
+# frequencies needs only Bayes' rule, as the numbers above show.
 
 # %% [markdown]
 # ## Real data: MNIST
@@ -384,8 +430,16 @@ fig.tight_layout()
 # %% [markdown]
 # With a finite sample and a flexible network, cross-entropy's optimum on the *training* set is not the
 # population posterior: a long run drives training loss toward zero and the network becomes
-# over-confident {cite}`guo2017calibration`. The reliability diagram shows how far this short run
-# is from that regime. Calibration of deep classifiers, and what a latent-variable view does for it, is the
+# over-confident {cite}`guo2017calibration`. How far this short run is from that regime, from its reliability curve:
+
+# %%
+metrics_["mnist_signed_gap"] = curve.signed_gap
+markdown(f"MNIST test ECE {100 * metrics_['mnist_ece']:.2f}% after {len(hist['train']['loss'])} epochs; the bars stand "
+         f"{where_bars_fall(curve)} the diagonal on average (mean accuracy − confidence {curve.signed_gap:+.4f}), so "
+         f"the scores are {confidence_word[where_bars_fall(curve)]}.")
+
+# %% [markdown]
+# Calibration of deep classifiers, and what a latent-variable view does for it, is the
 # subject of the Variational Classification chapters.
 
 # %% [markdown]
@@ -395,6 +449,10 @@ fig.tight_layout()
 # the theory predicts `posterior_mae` $\to 0$ for cross-entropy as data and capacity grow, and no such
 # limit for the hinge. Every number below was computed above, and written with its provenance to
 # `results/01_softmax_probabilities.json`.
+#
+# The *full profile* column is read from `results/full/01_softmax_probabilities.json`, a run of this chapter's
+# `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the commit and the
+# wall time.
 
 # %%
 PAPER = {}  # no seed paper for this chapter
@@ -415,13 +473,22 @@ print({k: round(v, 4) for k, v in sorted(metrics_.items())})
 
 # %% [markdown]
 # ## Conclusion
-#
-# - Cross-entropy is the expected KL divergence from the true posterior to the model, plus the posterior's
-#   entropy, which does not depend on the model. Minimising it estimates $P(c\mid x)$, checked here to within a
-#   few hundredths on held-out points.
-# - The class counts of the training set are the prior of that posterior; Bayes' rule moves it to another prior.
-# - The softmax/sigmoid output is what makes $f$ a conditional distribution; the loss decides which one. The
-#   hinge loss classifies as well but its scores are not probabilities.
+
+# %%
+markdown(
+    "- Cross-entropy is the expected KL divergence from the true posterior to the model, plus the posterior's\n"
+    "  entropy, which does not depend on the model. Minimising it estimates $P(c\\mid x)$: on held-out points this "
+    f"run's scores are {metrics_['posterior_mae_binary']:.3f} (two classes) and {metrics_['posterior_mae']:.3f} "
+    "(four classes) from the true posterior on average.\n"
+    "- The class counts of the training set are the prior of that posterior; Bayes' rule moves it to another prior "
+    f"(here from {metrics_['prior_shift_mae_before']:.3f} to {metrics_['prior_shift_mae_after']:.3f} off the balanced "
+    "posterior).\n"
+    "- The softmax/sigmoid output is what makes $f$ a conditional distribution; the loss decides which one. The "
+    f"hinge loss classifies about as well ({100 * metrics_['test_acc_hinge']:.1f}% against "
+    f"{100 * metrics_['test_acc']:.1f}% on the four classes) but its scores are "
+    f"{metrics_['posterior_mae_hinge'] / metrics_['posterior_mae']:.1f} times as far from the posterior.")
+
+# %% [markdown]
 # - The logit of a binary classifier is a log density ratio: the tool that Variational Classification uses to
 #   estimate a KL divergence between the encoder's class-conditional latents and their prior.
 #

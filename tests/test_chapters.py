@@ -9,19 +9,23 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lvmcls.results import _fmt
+from lvmcls.results import _fmt, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "executed" / "notebooks"
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
 
 REQUIRED_METRICS = {
-    "01_softmax_probabilities": ["posterior_mae", "posterior_mae_hinge", "ece", "ece_hinge", "mnist_test_acc"],
+    "01_softmax_probabilities": ["posterior_mae", "posterior_mae_hinge", "ece", "ece_hinge", "mnist_test_acc",
+                                 "signed_gap_hinge", "mean_top_score_hinge", "mean_top_posterior"],
     "02_variational_classification": ["kl_estimate_rel_error"] + [
-        f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in ("test_acc", "spread_ratio", "latent_kl")],
+        f"{k}_{obj}" for obj in ("ce", "gm", "vc", "vc_reference") for k in ("test_acc", "spread_ratio", "latent_kl")],
     "03_vc_experiments": [f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in (
         "mnist_acc", "mnist_ece", "cifar10_acc", "cifar10_ece", "lowdata_mnist500_acc", "lowdata_cifar1000_acc",
-        "ood_auroc_mnist_vs_fashion", "shift_median_ece")],
+        "ood_auroc_mnist_vs_fashion", "shift_median_ece")] + [
+        f"{k}_{obj}_per_seed" for obj in ("ce", "vc") for k in (
+            "mnist_ece", "cifar10_ece", "shift_median_ece", "fgsm_acc_attacked_mean", "fgsm_cifar10_acc_attacked_mean",
+            "lowdata_mnist500_acc", "lowdata_cifar1000_acc", "ood_auroc_mnist_vs_fashion")] + ["lowdata_steps_taken"],
     "04_vae_posterior_collapse": ["active_units_by_depth", "kl_decomposition_gap", "random_images_final_kl"],
     "05_vae_as": ["nll_test_vae", "nll_test_vae_as", "au_vae", "au_vae_as", "mi_vae_as", "md_vae_as",
                   "mi_mc_by_samples", "table"],
@@ -66,7 +70,7 @@ def test_chapter_results_carry_provenance_and_scorecard_keys(stem):
     for key in REQUIRED_METRICS.get(stem, []):
         assert isinstance(record["metrics"].get(key), (int, float, list, dict)), f"{path.name} lacks metric {key!r}"
     nb = _executed(stem)
-    rendered = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+    rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
     assert "| metric | paper |" in rendered, "the chapter must end with a rendered scorecard"
     # the page shows this run's numbers: every scalar metric's row carries the value the results file holds
     for key, value in record["metrics"].items():
@@ -109,6 +113,40 @@ def test_chapter3_scorecard_is_complete():
     assert "JPEG copy" in record["data_source"]["cifar10"] or "official" in record["data_source"]["cifar10"]
 
 
+def test_chapter3_verdicts_follow_from_the_per_seed_numbers():
+    """Every verdict the chapter states is what `results.verdict` gives on the per-seed numbers in its results file."""
+    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
+    m, inputs = record["metrics"], record["verdict_inputs"]
+    assert set(inputs) == set(record["verdicts"]) and len(inputs) >= 8
+    for name, spec in inputs.items():
+        vc, ce = m[f"{spec['metric']}_vc_per_seed"], m[f"{spec['metric']}_ce_per_seed"]
+        assert isinstance(vc, list) and isinstance(ce, list) and len(vc) == len(ce) >= 1
+        expected = verdict(vc, ce, lower_is_better=spec["lower_is_better"], what=spec["what"], names=("VC", "CE"))
+        assert record["verdicts"][name] == expected, name
+    mnist_seeds = len(m["lowdata_mnist500_acc_vc_per_seed"])
+    assert mnist_seeds >= 3, "the MNIST verdicts need at least 3 seeds"
+    nb = _executed("03_vc_experiments")
+    rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
+    for name, text in record["verdicts"].items():
+        assert f"**{name}**: {text}." in rendered, f"the page does not show the verdict {name!r} of the results file"
+
+
+def test_chapter3_low_data_near_table4_with_one_step_budget():
+    """Issue 10: MNIST-500 accuracies within 1.5 points of Table 4; one optimiser-step budget per training set."""
+    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
+    m = record["metrics"]
+    # CE and GM reach Table 4 within 1.5 points. VC, trained as Algorithm 1 describes, does not in this budget
+    # (0.92 in the run this test was written against): the chapter must say so from its numbers, not hide it.
+    for obj, paper in (("ce", 0.931), ("gm", 0.944)):
+        assert abs(m[f"lowdata_mnist500_acc_{obj}"] - paper) <= 0.015, (obj, m[f"lowdata_mnist500_acc_{obj}"])
+    page = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in _executed("03_vc_experiments").cells
+                     for o in c.get("outputs", []))
+    gap = abs(m["lowdata_mnist500_acc_vc"] - 0.942)
+    assert f"VC {'yes' if gap <= 0.015 else 'no'} ({100 * gap:.1f} points off)" in page
+    assert m["lowdata_steps_taken"]["mnist500"] == [record["knobs"]["lowdata_steps"]]
+    assert m["lowdata_steps_taken"]["cifar1000"] == [record["knobs"]["cifar_lowdata_steps"]]
+
+
 def test_vae_chapters_identities_hold():
     """Chapter 4: the KL decomposition closes within Monte Carlo error; random images drive the KL to ~0.
     Chapter 5: every MI estimate respects 0 <= I <= log N (up to Monte Carlo error)."""
@@ -149,13 +187,16 @@ def test_chapter6_lambda_is_chosen_on_validation():
 
 def test_chapter7_semi_supervised_claims_hold():
     """Chapter 7 (ci): M2 uses the unlabelled images (beats the same classifier trained on the labels alone), and
-    MIER lowers the test entropy while raising Î(y; x); bounds are bounds (below minus the Bernoulli floor); the
+    MIER lowers the test entropy while raising Î(y; x); α' is the one with the best MNIST *validation* accuracy; the
     identities close. The accuracy gain of MIER is reported with its spread, not asserted."""
     m = json.loads((ROOT / "results" / "07_semi_supervised_vae.json").read_text())["metrics"]
     assert m["acc_m2_mnist_10pc"] > m["acc_supervised_only_mnist_10pc"]
     assert m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
     assert m["mi_mier_fashion"] > m["mi_m2_fashion"]
-    for key in ("bound_m2_fashion", "bound_mier_fashion"):
-        assert m[key] < -m["bernoulli_floor_fashion"]
+    # the Fashion-MNIST test set's Bernoulli floor, measured independently (anchors.md): checks the data the bounds use
+    assert abs(m["bernoulli_floor_fashion"] - 189.86) < 0.01
+    val_acc = {float(k.removeprefix("val_acc_m2_mnist_alpha")): v for k, v in m.items()
+               if k.startswith("val_acc_m2_mnist_alpha")}
+    assert len(val_acc) >= 2 and m["alpha_chosen"] == max(val_acc, key=val_acc.get)
     assert 0 <= m["mi_m2_fashion"] <= math.log(10) and 0 <= m["mi_mier_fashion"] <= math.log(10)
     assert m["enumeration_vs_loop_max_abs"] < 1e-8 and m["eq2_vs_eq3_max_abs"] < 1e-8 and m["eq6_max_abs"] < 1e-10

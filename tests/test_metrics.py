@@ -20,6 +20,21 @@ def test_ece_hand_computed():
     curve = metrics.reliability_curve(probs, y, n_bins=2)
     assert curve.count.tolist() == [1, 3]
     assert curve.mce == pytest.approx(0.6)
+    # signed: the lower bin stands 0.6 above the diagonal, the upper one gap_hi below it
+    assert curve.signed_gap == pytest.approx(0.25 * 0.6 - 0.75 * gap_hi)
+    assert curve.share_above_diagonal == pytest.approx(0.25)
+
+
+def test_signed_gap_tells_under_from_over_confidence():
+    """Scores at 0.6 that are right 80 % of the time are under-confident (+0.2); the reverse is over-confident."""
+    g = torch.Generator().manual_seed(1)
+    n = 100_000
+    for p_score, p_right, sign in ((0.6, 0.8, 1), (0.8, 0.6, -1)):
+        probs = torch.tensor([p_score, 1 - p_score]).expand(n, 2)
+        y = torch.where(torch.rand(n, generator=g) < p_right, 0, 1)
+        curve = metrics.reliability_curve(probs, y, n_bins=20)
+        assert curve.signed_gap == pytest.approx(sign * 0.2, abs=0.01)
+        assert curve.share_above_diagonal == (1.0 if sign > 0 else 0.0)
 
 
 def test_perfectly_calibrated_scores_have_small_ece():

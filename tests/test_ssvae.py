@@ -39,6 +39,29 @@ def test_enumeration_equals_an_explicit_loop_over_y_with_the_same_noise():
     assert not torch.allclose(batched, model.unlabelled_bound(x, noise + 1)[0], atol=1e-3)
 
 
+def test_first_layers_equal_a_linear_map_of_the_concatenation_with_onehot_y():
+    # the batched pass and the loop reference share encode/decode: check W_x x + W_y[:, y] against an explicit
+    # nn.Linear on cat([x, onehot(y)]) (resp. cat([z, onehot(y)])), with the same weights
+    model = small_m2()
+    x, y = grey_batch(), torch.tensor([0, 2, 1, 1, 0, 2])
+    onehot = torch.nn.functional.one_hot(y, 3).double()
+    enc = torch.nn.Linear(12 + 3, 8).double()
+    dec = torch.nn.Linear(2 + 3, 8).double()
+    with torch.no_grad():
+        enc.weight.copy_(torch.cat([model.encoder_x.weight, model.encoder_y.weight], 1))
+        enc.bias.copy_(model.encoder_x.bias)
+        dec.weight.copy_(torch.cat([model.decoder_z.weight, model.decoder_y.weight], 1))
+        dec.bias.copy_(model.decoder_z.bias)
+        mean, log_var = model.encoder_rest(torch.nn.functional.softplus(enc(torch.cat([x, onehot], 1)))).chunk(2, -1)
+        got_mean, got_log_var = model.encode(x, y)
+        assert torch.allclose(got_mean, mean, atol=1e-12) and torch.allclose(got_log_var, log_var.clamp(-12, 8))
+        every_mean, _ = model.encode(x)  # (N, K, d): row y of every class equals the labelled call
+        assert torch.allclose(every_mean[torch.arange(6), y], mean, atol=1e-12)
+        z = torch.randn(6, 2, dtype=torch.float64)
+        logits = model.decoder_rest(torch.nn.functional.softplus(dec(torch.cat([z, onehot], 1))))
+        assert torch.allclose(model.decode(z, y), logits, atol=1e-12)
+
+
 def test_eq2_equals_eq3_for_any_prior():
     model = small_m2()
     x = grey_batch()
@@ -195,6 +218,27 @@ def test_alpha_weights_the_labelled_log_likelihood_of_the_classifier():
     assert (loss_a - loss_0).item() == pytest.approx(-0.1 * log_q_y.mean().item(), abs=1e-10)
 
 
+def test_training_step_applies_the_warm_up_weight_to_the_z_kl():
+    # at step 0 with warm-up the loss is the hand-assembled loss with the z-KL weighted 0; without warm-up, weight 1
+    x, y = _batch()
+    for warmup_steps, kl_weight in [(4, 0.0), (0, 1.0)]:
+        model = small_m2(alpha=0.1, labelled_fraction=0.3, warmup_steps=warmup_steps)
+        torch.manual_seed(5)
+        loss = model.training_step(x, y)["loss"]
+        torch.manual_seed(5)  # the same noise, drawn in the same order as training_step draws it
+        bound_l = model.labelled_bound(x[:3], y[:3], kl_weight=kl_weight)
+        log_q_y = model.classify(x[:3]).gather(1, y[:3, None]).squeeze(1)
+        bound_u, _ = model.unlabelled_bound(x[3:], kl_weight=kl_weight)
+        by_hand = -(0.3 * bound_l.mean() + 0.7 * bound_u.mean() + 0.1 * log_q_y.mean())
+        assert loss.item() == pytest.approx(by_hand.item(), abs=1e-10)
+    # and the two weights give different losses: the check is not vacuous
+    torch.manual_seed(5)
+    full_kl = small_m2(alpha=0.1, labelled_fraction=0.3).training_step(x, y)["loss"]
+    torch.manual_seed(5)
+    no_kl = small_m2(alpha=0.1, labelled_fraction=0.3, warmup_steps=4).training_step(x, y)["loss"]
+    assert abs(full_kl.item() - no_kl.item()) > 1e-3
+
+
 def test_kl_warm_up_rises_linearly_and_evaluation_uses_the_full_kl():
     model = small_m2(warmup_steps=4)
     x, y = _batch()
@@ -241,6 +285,25 @@ def test_batches_visit_every_unlabelled_row_once_and_keep_labelled_balanced():
     other = list(split.batches(10, shuffle=True, generator=torch.Generator().manual_seed(1)))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(batches, other))
+
+
+@pytest.mark.parametrize("labelled_per_batch", [6, 5])
+def test_batches_balance_labelled_rows_for_two_per_class_and_an_uneven_share(labelled_per_batch):
+    # 6 = 2K (the chapter's 20 = 2K for MNIST): two of each class per batch; 5 does not divide the 12 labelled rows:
+    # every run of K consecutive labelled rows still holds one of each class, and the rows are cycled evenly
+    split = _toy_split(labelled_per_batch)
+    labelled_ids = []
+    for x, y in split.batches(10, shuffle=True, generator=torch.Generator().manual_seed(3)):
+        lab = y >= 0
+        assert lab.sum() == labelled_per_batch
+        if labelled_per_batch == 6:
+            assert torch.bincount(y[lab], minlength=3).tolist() == [2, 2, 2]
+        labelled_ids += x[lab, 0].long().tolist()
+    classes = split.y[torch.tensor(labelled_ids)]
+    for start in range(0, len(classes) - 2, 3):
+        assert sorted(classes[start:start + 3].tolist()) == [0, 1, 2]
+    counts = torch.bincount(torch.tensor(labelled_ids), minlength=12)
+    assert counts.max() - counts.min() <= 1
 
 
 def test_draw_is_class_balanced_and_rejects_too_many_labels():
@@ -295,7 +358,14 @@ def test_evaluate_classifier_reports_the_whole_split_information():
     with torch.no_grad():
         info = S.label_information(model.classify(data.x))
     assert out["mi"] == pytest.approx(info["mi"].item(), abs=1e-6)
-    assert 0 <= out["accuracy"] <= 1 and out["bound"] < 0
+    assert 0 <= out["accuracy"] <= 1
+    g = torch.Generator().manual_seed(0)  # the noise evaluate_classifier draws, batch by batch of 7
+    noise = torch.cat([torch.randn((n, 3, 2), generator=g) for n in (7, 7, 7, 7, 2)])
+    with torch.no_grad():
+        model.eval()
+        reference = S.unlabelled_bound_by_loop(model, data.x, noise).mean().item()
+        model.train()
+    assert out["bound"] == pytest.approx(reference, abs=1e-4)
     assert model.training  # the mode is restored
 
 
