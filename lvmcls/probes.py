@@ -44,29 +44,34 @@ def _as_numpy(z, y=None) -> tuple[np.ndarray, np.ndarray | None]:
     return z, y
 
 
-def make_probe(kind: str, seed: int = 0, knn_k: int = 10):
-    """A scikit-learn classifier: "knn" (k = ``knn_k``, Euclidean), "rf" (100 trees) or "nn" (an MLP with one hidden
-    layer of 256 ReLU units on standardised latents, Adam, early stopping on 10 % of its training set)."""
+def make_probe(kind: str, seed: int = 0, knn_k: int = 10, rf_trees: int = 100, nn_hidden: int = 256,
+               nn_max_iter: int = 200):
+    """A scikit-learn classifier: "knn" (k = ``knn_k``, Euclidean), "rf" (``rf_trees`` trees) or "nn" (an MLP with one
+    hidden layer of ``nn_hidden`` ReLU units on standardised latents, Adam, at most ``nn_max_iter`` epochs, early
+    stopping on 10 % of its training set)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if min(knn_k, rf_trees, nn_hidden, nn_max_iter) < 1:
+        raise ValueError(f"probe sizes must be >= 1, got {knn_k=}, {rf_trees=}, {nn_hidden=}, {nn_max_iter=}")
     if kind == "knn":
         return KNeighborsClassifier(n_neighbors=knn_k)
     if kind == "rf":
-        return RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=seed)
+        return RandomForestClassifier(n_estimators=rf_trees, n_jobs=-1, random_state=seed)
     if kind == "nn":
-        return make_pipeline(StandardScaler(), MLPClassifier((256,), max_iter=200, early_stopping=True,
+        return make_pipeline(StandardScaler(), MLPClassifier((nn_hidden,), max_iter=nn_max_iter, early_stopping=True,
                                                              random_state=seed))
     raise ValueError(f"probe must be one of {PROBES}, got {kind!r}")
 
 
 def probe_accuracies(z_train, y_train, z_test, y_test, probes=PROBES, seed: int = 0, knn_k: int = 10,
-                     sample_weight_repeats=None) -> dict[str, float]:
+                     sample_weight_repeats=None, **probe_options) -> dict[str, float]:
     """Test accuracy of each probe in ``probes`` fitted on (z_train, y_train). ``sample_weight_repeats`` (N_train,)
-    integers repeat training latents that many times (input weighting at the probe; kNN has no sample weights)."""
+    integers repeat training latents that many times (input weighting at the probe; kNN has no sample weights).
+    ``probe_options``: ``rf_trees``, ``nn_hidden``, ``nn_max_iter`` of `make_probe`."""
     z_train, y_train = _as_numpy(z_train, y_train)
     z_test, y_test = _as_numpy(z_test, y_test)
     if z_train.shape[1] != z_test.shape[1]:
@@ -74,10 +79,10 @@ def probe_accuracies(z_train, y_train, z_test, y_test, probes=PROBES, seed: int 
     if sample_weight_repeats is not None:
         repeats = np.asarray(sample_weight_repeats.cpu() if isinstance(sample_weight_repeats, torch.Tensor)
                              else sample_weight_repeats)
-        if repeats.shape != (len(z_train),) or (repeats < 1).any():
+        if repeats.shape != (len(z_train),) or not np.issubdtype(repeats.dtype, np.integer) or (repeats < 1).any():
             raise ValueError("sample_weight_repeats needs one integer >= 1 per training latent")
         z_train, y_train = np.repeat(z_train, repeats, 0), np.repeat(y_train, repeats)
-    return {kind: float(make_probe(kind, seed, knn_k).fit(z_train, y_train).score(z_test, y_test))
+    return {kind: float(make_probe(kind, seed, knn_k, **probe_options).fit(z_train, y_train).score(z_test, y_test))
             for kind in probes}
 
 
@@ -110,28 +115,32 @@ def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
             "acc": clustering_accuracy(labels_true, labels_pred)}
 
 
-def kmeans_scores(z, y, num_clusters: int, seed: int = 0) -> dict[str, float]:
-    """k-means (k-means++, 10 restarts) with ``num_clusters`` clusters on the latents, scored against ``y``."""
+def kmeans_scores(z, y, num_clusters: int, seed: int = 0, n_init: int = 10) -> dict[str, float]:
+    """k-means (k-means++, ``n_init`` restarts, the best inertia kept) with ``num_clusters`` clusters on the latents,
+    scored against ``y``."""
     from sklearn.cluster import KMeans
 
     z, y = _as_numpy(z, y)
     if not 2 <= num_clusters <= len(z):
         raise ValueError(f"need 2 <= num_clusters <= N = {len(z)}, got {num_clusters}")
-    clusters = KMeans(num_clusters, n_init=10, random_state=seed).fit_predict(z)
+    if n_init < 1:
+        raise ValueError(f"n_init (k-means restarts) must be >= 1, got {n_init}")
+    clusters = KMeans(num_clusters, n_init=n_init, random_state=seed).fit_predict(z)
     return clustering_scores(y, clusters)
 
 
 def latent_report(model: nn.Module, train, test, probes=PROBES, num_clusters: int | None = 10, seed: int = 0,
-                  max_train: int | None = None, knn_k: int = 10) -> dict[str, float]:
+                  max_train: int | None = None, knn_k: int = 10, kmeans_n_init: int = 10,
+                  **probe_options) -> dict[str, float]:
     """Everything this module measures about one trained encoder: probe accuracies (``probes``, fitted on the first
     ``max_train`` training latents, scored on all test latents) and, if ``num_clusters``, the NMI / ARI / ACC of
-    k-means on the test latents. ``train`` and ``test`` are `TensorSplit`s; keys "<probe>_acc", "nmi", "ari",
-    "cluster_acc"."""
+    k-means (``kmeans_n_init`` restarts) on the test latents. ``train`` and ``test`` are `TensorSplit`s;
+    ``probe_options`` go to `make_probe`; keys "<probe>_acc", "nmi", "ari", "cluster_acc"."""
     n = len(train) if max_train is None else min(max_train, len(train))
     z_train, z_test = latent_means(model, train.x[:n]), latent_means(model, test.x)
     out = {f"{k}_acc": v for k, v in probe_accuracies(z_train, train.y[:n], z_test, test.y, probes, seed,
-                                                      knn_k).items()}
+                                                      knn_k, **probe_options).items()}
     if num_clusters:
-        scores = kmeans_scores(z_test, test.y, num_clusters, seed)
+        scores = kmeans_scores(z_test, test.y, num_clusters, seed, kmeans_n_init)
         out.update(nmi=scores["nmi"], ari=scores["ari"], cluster_acc=scores["acc"])
     return out

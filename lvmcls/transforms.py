@@ -75,15 +75,34 @@ def gaussian_blob_templates(num_classes: int, side: int = 28, sigma: float = 2.0
     return torch.exp(-d2 / (2 * sigma ** 2))[:, None]
 
 
-def class_reweighted(split: TensorSplit, class_weights: torch.Tensor, seed: int) -> TensorSplit:
-    """A resample of ``split`` of the same size in which each example is drawn with probability proportional to its
-    class's weight (with replacement, by ``seed``): weights (1, …, 10, …) multiply that class's count by 10 relative
-    to the others, at the same number of training steps."""
+def _check_class_weights(split: TensorSplit, class_weights) -> torch.Tensor:
     class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
     if class_weights.ndim != 1 or not torch.isfinite(class_weights).all() or (class_weights < 0).any():
         raise ValueError("class_weights must be a 1-D tensor of finite non-negative weights, one per class")
     if int(split.y.max()) >= len(class_weights):
         raise ValueError(f"labels reach {int(split.y.max())} but only {len(class_weights)} class weights were given")
+    return class_weights
+
+
+def class_reweighted(split: TensorSplit, class_weights: torch.Tensor, seed: int,
+                     return_index: bool = False) -> TensorSplit | tuple[TensorSplit, torch.Tensor]:
+    """A resample of ``split`` of the same size in which each example is drawn with probability proportional to its
+    class's weight (with replacement, by ``seed``; with ``return_index`` also the drawn indices). The weights'
+    *ratios* set the class shares, so the up-weighted classes grow and the others shrink: on a balanced set of 10
+    classes, weights 10 on three of them leave each other class ~N/37 draws (fewer distinct images than it had). For "repeat those classes" see `class_repeated`."""
+    class_weights = _check_class_weights(split, class_weights)
     g = torch.Generator().manual_seed(seed)
     index = torch.multinomial(class_weights[split.y.cpu()], len(split), replacement=True, generator=g)
+    return (split.subset(index), index) if return_index else split.subset(index)
+
+
+def class_repeated(split: TensorSplit, repeats) -> TensorSplit:
+    """Every example of class c repeated ``repeats[c]`` times (an integer >= 1 per class); nothing is dropped, so
+    repeats (10, 10, 10, 1, …) multiply the counts of classes 0-2 by 10 and keep every other image once. The result
+    keeps the order of ``split`` with the copies of an example adjacent (train with shuffling)."""
+    repeats = torch.as_tensor(repeats)
+    if repeats.ndim != 1 or repeats.is_floating_point() or (repeats < 1).any():
+        raise ValueError(f"repeats must be a 1-D integer tensor with one count >= 1 per class, got {repeats}")
+    _check_class_weights(split, repeats)
+    index = torch.repeat_interleave(torch.arange(len(split)), repeats[split.y.cpu()])
     return split.subset(index)

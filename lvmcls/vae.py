@@ -501,3 +501,24 @@ def reconstruction_bce(model: nn.Module, x: torch.Tensor, batch_size: int = 4096
         total += -vae.log_likelihood(xb, vae.encode(xb)[0]).sum().item()
     vae.train(was_training)
     return total / len(x)
+
+
+@torch.no_grad()
+def negative_elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, seed: int = 0,
+                  batch_size: int = 4096) -> float:
+    """Mean over images of -ELBO(x) = -E_q log p_θ(x|z) + KL(q_φ(z|x) ‖ p(z)) in nats per image, an upper bound on
+    -log p_θ(x): the KL in closed form, the expectation by ``samples`` reparameterised draws (seeded), in eval mode.
+    ``model`` is a VAE or wraps one as ``.vae`` (the BVAE's label term is left out: this is the bound on the image)."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    vae = getattr(model, "vae", model)
+    check_unit_interval(x)
+    mean, log_var = posterior_params(vae, x, batch_size)
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        m, lv = mean[i:i + batch_size], log_var[i:i + batch_size]
+        eps = torch.randn(samples, *m.shape, generator=g).to(m.device)
+        rec = vae.log_likelihood(x[i:i + batch_size], m + (0.5 * lv).exp() * eps).mean(0)
+        total += (kl_to_standard_normal(m, lv).sum(1) - rec).sum().item()
+    return total / len(x)

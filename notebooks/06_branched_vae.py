@@ -40,13 +40,12 @@ if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's l
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import dataclasses
-import os
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from lvmcls import plots
 from lvmcls import probes as P
@@ -55,28 +54,41 @@ from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.notebook import setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
-from lvmcls.transforms import class_reweighted, class_templates, rotate, rotated_split
+from lvmcls.transforms import (class_repeated, class_reweighted, class_templates, gaussian_blob_templates, rotate,
+                               rotated_split)
 
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = "auto"  # "auto" | "ci" | "full"
+profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
 epochs = None  # None: the profile's default
 per_class = None  # training images per digit; None: the profile's default (0: all 50,000)
 
 # %%
-if profile == "auto":  # run as a plain script: PROFILE=ci python notebooks/06_branched_vae.py
-    profile = os.environ.get("PROFILE", profile)
-run = setup(profile, seed, device)
-KNOBS = {"ci": {"network": "mlp", "hidden": 400, "per_class": 3000, "epochs": 6, "lams": [0, 10, 100],
-                "probe_train": 10_000, "batch_size": 128, "lr": 1e-3},
-         "full": {"network": "conv", "hidden": 128, "per_class": 0, "epochs": 15, "lams": [0, 1, 10, 100, 1000],
-                  "probe_train": 20_000, "batch_size": 128, "lr": 1e-3}}[run.profile]
+FULL_MINUTES_H100 = 6  # an estimate for the full profile on one H100 (not yet measured)
+run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+# epochs: the 10-d MNIST λ sweep; aux_epochs: the 2-d, rotated, fixed-output and input-weighting models. probe_train: training latents the probes are fitted on; nn_hidden / nn_max_iter / rf_trees /
+# kmeans_n_init: the probes' sizes. weighting: the (data, z_dim) settings of the input-weighting experiment, the first
+# fixed in advance. fixed_targets: the fixed-output VAE's targets. test_per_class: None for all 10,000 test images.
+KNOBS = {"ci": {"network": "mlp", "hidden": 400, "per_class": 3000, "val_per_class": 200, "test_per_class": None,
+                "epochs": 6, "aux_epochs": 2, "lams": [0, 100], "probe_train": 10_000, "nn_hidden": 256,
+                "nn_max_iter": 200, "rf_trees": 50, "kmeans_n_init": 3, "weighting": [("mnist", 10)],
+                "fixed_targets": ["templates"], "batch_size": 128, "lr": 1e-3},
+         "full": {"network": "conv", "hidden": 128, "per_class": 0, "val_per_class": 200, "test_per_class": None,
+                  "epochs": 10, "aux_epochs": 10, "lams": [0, 1, 10, 100, 1000], "probe_train": 20_000,
+                  "nn_hidden": 256, "nn_max_iter": 200, "rf_trees": 100, "kmeans_n_init": 10,
+                  "weighting": [("mnist", 10), ("rot", 2)], "fixed_targets": ["templates", "blobs"],
+                  "batch_size": 128, "lr": 1e-3},
+         "smoke": {"network": "conv", "hidden": 128, "per_class": 20, "val_per_class": 10, "test_per_class": 50,
+                   "epochs": 1, "aux_epochs": 1, "lams": [0, 10], "probe_train": 200, "nn_hidden": 16,
+                   "nn_max_iter": 5, "rf_trees": 5, "kmeans_n_init": 1, "weighting": [("mnist", 10), ("rot", 2)],
+                   "fixed_targets": ["templates", "blobs"], "batch_size": 128, "lr": 1e-3}}[run.profile]
 epochs = epochs or KNOBS["epochs"]
 per_class = KNOBS["per_class"] if per_class is None else per_class
 STEM = "06_branched_vae"
-WEIGHTED_DIGITS, WEIGHT = (0, 1, 2), 10.0
+WEIGHTED_DIGITS, WEIGHT = (0, 1, 2), 10
+PROBE_OPTIONS = {k: KNOBS[k] for k in ("nn_hidden", "nn_max_iter", "rf_trees")}
 metrics_ = {}
 
 # %% [markdown]
@@ -96,33 +108,58 @@ metrics_ = {}
 #
 # estimated with one reparameterised sample $z = \mu + \sigma\odot\varepsilon$ shared by both expectations.
 #
-# **What it is a bound on.** With $\alpha = \lambda = 1$, $-L_{\rm BVAE}$ is the ELBO of a different generative model, one in which
-# the label is a second child of the latent, $p(x, y, z) = p(z)\,p_\theta(x\mid z)\,p_\psi(y\mid z)$: Jensen's inequality on
+# **What it is a bound on.** Take $\alpha = 1$. The label term is Chapter 2's bound: with the classifier
+# $p(y\mid x) = \int p_\psi(y\mid z)\,q_\phi(z\mid x)\,dz$ that the branch defines on top of the encoder, Jensen's inequality gives
+# $\mathbb E_{q_\phi(z\mid x)}\log p_\psi(y\mid z) \le \log p(y\mid x)$, which is $\text{ELBO}_\text{VC}$ of Chapter 2 with a free
+# softmax head (its CE objective). So the BVAE maximises a weighted sum of two lower bounds, one on the image and one on
+# the label given the image, and for every $\lambda \ge 0$
+#
+# $$
+# -L_{\rm BVAE}(x, y) = \mathrm{ELBO}(x) + \lambda\,\text{ELBO}_\text{VC}(y\mid x) \;\le\; \log p_\theta(x) + \lambda \log p(y\mid x).
+# $$ (eq-bvae-bound)
+#
+# For $\lambda = 1$ this is also the ELBO of one generative model in which the label is a second child of the latent,
+# $p(x, y, z) = p(z)\,p_\theta(x\mid z)\,p_\psi(y\mid z)$: Jensen's inequality on
 # $\log p(x, y) = \log \mathbb E_{q_\phi(z\mid x)}\big[p(z)\,p_\theta(x\mid z)\,p_\psi(y\mid z)/q_\phi(z\mid x)\big]$ gives
 #
 # $$
 # \log p(x, y) \;\ge\; \mathbb E_{q}\log p_\theta(x\mid z) + \mathbb E_{q}\log p_\psi(y\mid z) - \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big),
 # $$ (eq-bvae-elbo)
 #
-# with the gap $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z\mid x, y))$: the encoder does not see $y$. As a bound on the image alone it is
-# *looser* than the VAE's: $\log p_\psi(y\mid z) \le 0$, so $-L_{\rm BVAE} = \mathrm{ELBO}(x) - \lambda\,\mathrm{CE} \le \mathrm{ELBO}(x) \le \log p_\theta(x)$.
-# The BVAE pays for label structure in its latent space with a worse bound on the images. For $\lambda \ne 1$ it is the
-# ELBO of a tempered model, $p_\psi(y\mid z)^\lambda$. The scale matters: the cross-entropy of 10 classes is at most about
-# $\log 10 \approx 2.3$ nats, while $-\log p_\theta(x\mid z)$ of an MNIST image is of the order of 100 nats (measured below), so at $\lambda = 1$ the label is a
-# percent-sized perturbation of the objective. That is why the sweep below goes to $\lambda = 100$.
+# with the gap $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z\mid x, y))$: the encoder does not see $y$. For fixed parameters, as a bound
+# on the image alone, $-L_{\rm BVAE}$ is looser than the VAE's: $\log p_\psi(y\mid z) \le 0$, so
+# $-L_{\rm BVAE} = \mathrm{ELBO}(x) - \lambda\,\mathrm{CE} \le \mathrm{ELBO}(x) \le \log p_\theta(x)$. What this does to a *trained* model's
+# image bound is an empirical question, measured below by the test $-\mathrm{ELBO}(x)$ of each model. The scale of the two
+# terms: at chance, and so at initialisation, the cross-entropy of 10 classes is $\log 10 \approx 2.3$ nats, and it falls as
+# the branch learns, while $-\log p_\theta(x\mid z)$ of an MNIST image is of the order of 100 nats (measured below), so at
+# $\lambda = 1$ the label is a percent-sized part of the objective. That is why the sweep below goes up to
+# $\lambda$ in the hundreds (each profile's values are printed where it is trained).
+#
+# **Grey levels.** MNIST pixels are grey levels in $[0, 1]$, not bits. The Bernoulli "likelihood" of a grey level,
+# $x\log p + (1 - x)\log(1 - p)$, is not normalised over $[0, 1]$, so every $\log p_\theta(x)$ on this page is that of an
+# unnormalised pseudo-likelihood (as in the usual Keras VAE): the bounds hold for it, and nats are comparable between
+# models on the same images, not with binarised-MNIST numbers in the literature.
 #
 # **$\lambda = 0$ is the VAE**, exactly: the same number for the same seed (a test in `tests/test_bvae.py`), and then the
 # branch receives no gradient. The branch's gradient reaches the encoder through $z$ and never the decoder, since
 # $\log p_\psi(y\mid z)$ does not involve $\theta$ (also tested).
 #
-# **Relation to the other chapters.** Chapter 2's latent classifier also shapes a latent space with labels, but through
-# the *prior*: class-conditional Gaussians $p(z\mid y)$ and arrows $x \to z \to y$ with Bayes' rule as the classifier, no
-# decoder of images. The BVAE keeps the label-free prior $\mathcal N(0, I)$ and makes $y$ a child of $z$. The M2 model of
-# the next chapter makes $y$ a *parent* of the image, $p_\theta(x\mid y, z)$, so that $y$ can be a latent variable on
-# unlabelled images with its own posterior $q(y\mid x)$; Eq. {eq}`eq-bvae` needs a label for every image.
+# **Relation to the other chapters.** Chapter 2's generative story is $y \to z \to x$: a label-conditional prior
+# $p_\theta(z\mid y)$, with the classifier $p(y\mid x) = \int p_\theta(y\mid z)\,q_\phi(z\mid x)\,dz$ and its bound $\text{ELBO}_\text{VC}$;
+# it has no decoder of images. The BVAE keeps the label-free prior $\mathcal N(0, I)$, adds the image likelihood, and uses
+# that same bound for the label, Eq. {eq}`eq-bvae-bound`. The M2 model of the next chapter {cite}`kingma2014semi`
+# makes $y$ a *parent* of the image, $p_\theta(x\mid y, z)$, and its labelled objective adds $\alpha\cdot$CE of $q(y\mid x)$, the
+# same move as $\lambda\cdot$CE here. Both handle unlabelled images: in the BVAE $y$ is a child of $z$ and
+# $\sum_y p_\psi(y\mid z) = 1$, so for an image without a label the bound is exactly the VAE's ELBO (drop the CE term).
+# The difference is what the unlabelled images train: in M2, $y$ is a latent variable of the image model, so they
+# train $q(y\mid x)$ and the label-conditional image model; in the BVAE they shape only the encoder and the decoder, never
+# the branch. This chapter trains on labelled images only.
 #
 # **The fixed-output VAE** (the paper's second variant) keeps the encoder's input $x$ but asks the decoder for a
-# predefined per-class target $t_y$ (here, interpreting "a class template", the mean training image of the class):
+# predefined per-class target $t_y$. **Our structural reading** of the summary: the target replaces the input in the
+# reconstruction term, there is no classifier branch ($\lambda = 0$), and $t_y$ is either the mean training image of
+# class $y$ ("a class template"; upright, also on rotated MNIST) or, in the `full` profile, a Gaussian blob at a
+# class-specific position ("a Gaussian blob"):
 #
 # $$
 # L_{\rm fixed}(x, y) = -\alpha\,\mathbb E_{q_\phi(z\mid x)}\log p_\theta(t_y\mid z) + \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big).
@@ -143,10 +180,11 @@ show(V.FixedOutputVAE.reconstruction_target)
 # ## The networks
 #
 # The paper's encoder is conv → dense → $(\mu, \log\sigma^2)$ and its decoder dense → transposed conv → sigmoid. The `full`
-# profile uses that shape (`ConvVAE`: two stride-2 3×3 convolutions with 32 and 64 channels, a dense layer of 128; the
-# mirror image in the decoder; our reading, the summary gives no sizes). The `ci` profile uses the MLP VAE of
-# Chapter 4 (one hidden layer of 400 units each way) so that it runs in minutes on a CPU. The branch has one hidden
-# layer of 128 ReLU units in both. $\alpha = 1$ throughout (the paper's $\alpha$ is not given).
+# and `smoke` profiles use that shape (`ConvVAE`: two stride-2 3×3 convolutions with 32 and 64 channels, then a dense
+# layer of 128; the decoder is one dense layer from $z$ to 64×7×7 followed by two stride-2 transposed convolutions,
+# 64 → 32 → 1; our reading, the summary gives no sizes). The `ci` profile uses the MLP VAE of Chapter 4 (one hidden
+# layer of 400 units each way) so that it runs in minutes on a CPU. The branch has one hidden layer of 128 ReLU units
+# in both. $\alpha = 1$ throughout (the paper's $\alpha$ is not given).
 
 # %%
 def make_vae(z_dim):
@@ -160,17 +198,17 @@ print(make_vae(10))
 # %% [markdown]
 # ## The data: MNIST and rotated MNIST
 #
-# Grey-level MNIST in $[0, 1]$ with a Bernoulli decoder (the cross-entropy accepts grey levels as targets, as in the
-# usual Keras VAE). The `ci` profile trains on a class-balanced subset of the 50,000 training images; validation uses
-# 2,000 of the 10,000 validation images; every score is on the full 10,000 test images. Rotated MNIST is made on the
-# device from the same images: each image turned about its centre by an angle drawn uniformly from
-# $[-180°, 180°]$ with a fixed seed (one batched `affine_grid` / `grid_sample` call; the angles are kept). The
-# summary does not say which range the paper draws from; the full circle is our reading.
+# Grey-level MNIST in $[0, 1]$ with a Bernoulli decoder (see "Grey levels" above). Rotated MNIST is made on the device
+# from the same images: each image turned about its centre by an angle drawn uniformly from $[-180°, 180°]$ with a
+# fixed seed (one batched `affine_grid` / `grid_sample` call; the angles are kept). The summary does not say which
+# range the paper draws from; the full circle is our reading. The sizes of this run's splits:
 
 # %%
 mnist = load_dataset("mnist", device=run.device)
 train = balanced_subset(mnist.train, per_class, seed=run.seed) if per_class else mnist.train
-data = dataclasses.replace(mnist, train=train, val=balanced_subset(mnist.val, 200, seed=run.seed))
+test = balanced_subset(mnist.test, KNOBS["test_per_class"], seed=run.seed) if KNOBS["test_per_class"] else mnist.test
+data = dataclasses.replace(mnist, train=train, val=balanced_subset(mnist.val, KNOBS["val_per_class"], seed=run.seed),
+                           test=test)
 rotated = {}
 for name, split, s in (("train", data.train, 1), ("val", data.val, 2), ("test", data.test, 3)):
     rotated[name], rotated[f"{name}_angles"] = rotated_split(split, seed=1000 * run.seed + s, max_angle=180)
@@ -178,13 +216,17 @@ rot_data = dataclasses.replace(data, name="rotated mnist", train=rotated["train"
                                test=rotated["test"], source=f"{mnist.source}, rotated on the device (seeds "
                                f"{1000 * run.seed + 1}/2/3, uniform in [-180°, 180°])")
 templates = class_templates(data.train, 10)
-print(data, f"\n{len(rot_data.train)} rotated training images; angles of the first five: "
-      f"{rotated['train_angles'][:5].round().tolist()}")
+blobs = gaussian_blob_templates(10)
+split_sizes = (f"training: {len(data.train):,} of the {len(mnist.train):,} training images "
+               + (f"({per_class:,} per digit, class-balanced)" if per_class else "(all)")
+               + f"; validation: {len(data.val):,} of {len(mnist.val):,}; test: {len(data.test):,} of "
+               f"{len(mnist.test):,} (every score below is on these test images)")
+print(split_sizes, f"\nangles of the first five rotated training images: {rotated['train_angles'][:5].round().tolist()}")
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 2.4))
 plots.image_grid(axes[0], data.train.x[:10], title="MNIST")
 plots.image_grid(axes[1], rot_data.train.x[:10], title="the same images, rotated")
-plots.image_grid(axes[2], templates, title="class templates t_y (class means): fixed-output targets")
+plots.image_grid(axes[2], torch.cat([templates, blobs]), title="fixed-output targets t_y: class means, Gaussian blobs")
 fig.tight_layout()
 
 # %%
@@ -196,56 +238,77 @@ show(rotate)
 # Every model goes through the book's one `Trainer` (Adam, learning rate 1e-3, batch 128) and its checkpoint cache;
 # a BVAE with $\lambda = 0$ *is* the VAE (the branch is built but receives no gradient, and the VAE's weights end up bit
 # for bit those of a plain `VAE`, a tested fact). Which $\lambda > 0$ stands for "the BVAE" in the rest of the chapter is
-# chosen on the *validation* set: the one whose branch classifies the validation images best.
+# chosen on the *validation* set: the one whose branch classifies the validation images best. Since a larger $\lambda$
+# trains the branch harder, this rule tends to pick the largest $\lambda$ of the sweep; the validation accuracies are
+# printed and kept in the results so that the choice can be checked.
 
 # %%
 trainer = Trainer(max_epochs=epochs, batch_size=KNOBS["batch_size"], lr=KNOBS["lr"], device=run.device,
                   seed=run.seed, progress=False)
+aux_trainer = dataclasses.replace(trainer, max_epochs=KNOBS["aux_epochs"])
 models, records = {}, {}
 for lam in KNOBS["lams"]:
     key = ("mnist", 10, lam)
     models[key], records[key] = fit_cached(f"ch6-mnist-z10-lam{lam}", lambda: V.BranchedVAE(make_vae(10), lam=lam),
                                            data, trainer)
-val_branch_acc = {lam: records[("mnist", 10, lam)]["history"]["val"]["branch_acc"][-1] for lam in KNOBS["lams"]}
-LAM = max((lam for lam in KNOBS["lams"] if lam > 0), key=val_branch_acc.get)
-print(f"validation accuracy of the branch by λ: { {k: round(v, 4) for k, v in val_branch_acc.items()} }; "
-      f"the BVAE below uses λ = {LAM}")
+val_branch_acc = {lam: records[("mnist", 10, lam)]["history"]["val"]["branch_acc"][-1]
+                  for lam in KNOBS["lams"] if lam > 0}
+LAM = max(val_branch_acc, key=val_branch_acc.get)
+print(f"λ values of the {run.profile} profile: {KNOBS['lams']}, {epochs} epochs each (10-d MNIST models); "
+      f"validation accuracy of the branch by λ > 0: { {k: round(v, 4) for k, v in val_branch_acc.items()} }; "
+      f"the BVAE below uses λ = {LAM}" + (" (the only candidate in this profile)" if len(val_branch_acc) == 1 else ""))
 
 # %% [markdown]
 # ## What the latents know: probes and clusterings
 #
 # The encoder is frozen and each image replaced by its posterior mean $\mu_\phi(x)$. Three classifiers are fitted on the
-# latents of (up to 10,000) training images and scored on the test images: an MLP (one hidden layer of 256, the
-# "neural network"), $k$-nearest neighbours ($k = 10$) and a random forest (100 trees), all scikit-learn. The same
-# probes are used for every model, so the VAE and the BVAE are compared on equal terms; the BVAE's own branch is
-# reported beside them. k-means with 10 clusters on the test latents is scored by NMI, ARI and the clustering
-# accuracy ACC, the accuracy of the best one-to-one matching of clusters to digits (Hungarian algorithm):
+# latents of training images and scored on the test images (the sizes are printed below): an MLP (the "neural
+# network"), $k$-nearest neighbours ($k = 10$) and a random forest, all scikit-learn. **Our reading**: the summary
+# lists kNN and a random forest as alternative *branch* classifiers; a kNN or a forest cannot pass a gradient to the
+# encoder, so here all three are *probes* fitted on the frozen latents after training, the same probes for every
+# model, so the VAE and the BVAE are compared on equal terms; the BVAE's own branch is reported beside them.
+# k-means with 10 clusters on the test latents is scored by NMI, ARI and the clustering accuracy ACC, the accuracy of
+# the best one-to-one matching of clusters to digits (Hungarian algorithm):
 
 # %%
 show(P.clustering_accuracy)
 
 # %%
+n_probe = min(KNOBS["probe_train"], len(data.train))
+print(f"probes fitted on the latents of {n_probe:,} training images: MLP with one hidden layer of "
+      f"{KNOBS['nn_hidden']} (at most {KNOBS['nn_max_iter']} epochs, early stopping), random forest of "
+      f"{KNOBS['rf_trees']} trees; k-means with {KNOBS['kmeans_n_init']} restart(s); scored on {len(data.test):,} "
+      "test images")
+
+
 def report(model, split_data):
-    out = P.latent_report(model, split_data.train, split_data.test, seed=run.seed, max_train=KNOBS["probe_train"])
-    out["recon_bce"] = V.reconstruction_bce(model, split_data.test.x)
-    out["branch_acc"] = (model.predict(split_data.test.x) == split_data.test.y).float().mean().item()
+    """Probes, clustering, the image bound -ELBO(x), the reconstruction at μ and, for λ > 0, the branch's accuracy."""
+    test_x = split_data.test.x
+    out = P.latent_report(model, split_data.train, split_data.test, seed=run.seed, max_train=n_probe,
+                          kmeans_n_init=KNOBS["kmeans_n_init"], **PROBE_OPTIONS)
+    out["neg_elbo"] = V.negative_elbo(model, test_x, seed=run.seed)
+    out["recon_bce"] = V.reconstruction_bce(model, test_x)
+    if model.lam > 0:  # with λ = 0 the branch never trained
+        out["branch_acc"] = (model.predict(test_x) == split_data.test.y).float().mean().item()
     return out
 
 
 sweep = {lam: report(models[("mnist", 10, lam)], data) for lam in KNOBS["lams"]}
 table = pd.DataFrame(sweep).T.rename_axis("λ")
-table.loc[:, "branch_acc"] = [v if lam > 0 else float("nan") for lam, v in table["branch_acc"].items()]
 metrics_["lambda_bvae"] = LAM
+metrics_["val_branch_acc"] = {str(lam): acc for lam, acc in val_branch_acc.items()}
 metrics_["sweep_mnist_z10"] = {str(lam): row for lam, row in sweep.items()}
 for name, lam in (("vae", 0), ("bvae", LAM)):
-    for k in ("nn_acc", "knn_acc", "rf_acc", "nmi", "cluster_acc", "ari", "recon_bce"):
+    for k in ("nn_acc", "knn_acc", "rf_acc", "nmi", "cluster_acc", "ari", "neg_elbo", "recon_bce"):
         metrics_[f"{k}_{name}"] = sweep[lam][k]
 metrics_["branch_acc_bvae"] = sweep[LAM]["branch_acc"]
 table.round(4)
 
 # %% [markdown]
-# Rows are $\lambda$ (0 is the VAE); `recon_bce` is $-\log p_\theta(x\mid z = \mu_\phi(x))$ on test images in nats (lower is better),
-# `branch_acc` the BVAE's own classifier at the posterior mean.
+# Rows are $\lambda$ (0 is the VAE). `neg_elbo` is the test $-\mathrm{ELBO}(x)$, reconstruction plus KL, an upper bound on
+# $-\log p_\theta(x)$ in nats per image (one posterior sample per image; lower is better); `recon_bce` is
+# $-\log p_\theta(x\mid z = \mu_\phi(x))$, the reconstruction alone at the posterior mean; `branch_acc` the BVAE's own
+# classifier at the posterior mean (empty for $\lambda = 0$, whose branch never trained).
 
 # %%
 lam_fig, axes = plt.subplots(1, 3, figsize=(14, 3.3))
@@ -254,24 +317,26 @@ for k in ("nn_acc", "knn_acc", "rf_acc"):
     axes[0].plot(lam_pos, table[k], marker="o", label=k.removesuffix("_acc"))
 for k in ("nmi", "ari", "cluster_acc"):
     axes[1].plot(lam_pos, table[k], marker="o", label=k)
-axes[2].plot(lam_pos, table["recon_bce"], marker="o", color="C3")
-for ax, title in zip(axes, ("probe accuracy (test)", "k-means vs labels (test)", "reconstruction BCE (nats)")):
+axes[2].plot(lam_pos, table["neg_elbo"], marker="o", color="C3", label="-ELBO")
+axes[2].plot(lam_pos, table["recon_bce"], marker="s", color="C4", label="recon. at μ")
+for ax, title in zip(axes, ("probe accuracy (test)", "k-means vs labels (test)", "image bounds (nats, test)")):
     ax.set(xticks=list(lam_pos), xticklabels=KNOBS["lams"], xlabel="λ", title=title)
-axes[0].legend(frameon=False)
-axes[1].legend(frameon=False)
+    ax.legend(frameon=False)
 lam_fig.tight_layout()
 
 # %% [markdown]
 # ## Two latent dimensions: what the space looks like
 #
 # The VAE and the BVAE with 2 latent dimensions, on MNIST and on rotated MNIST; one panel per model, the same axes
-# for all, 3,000 test images coloured by digit.
+# for all, up to 3,000 test images coloured by digit. These models, and the rotated and fixed-output ones below, train
+# for the profile's `aux_epochs` (printed).
 
 # %%
+print(f"2-d, rotated and fixed-output models: {KNOBS['aux_epochs']} epochs each")
 for data_name, d in (("mnist", data), ("rot", rot_data)):
     for lam in (0, LAM):
         models[(data_name, 2, lam)], records[(data_name, 2, lam)] = fit_cached(
-            f"ch6-{data_name}-z2-lam{lam}", lambda: V.BranchedVAE(make_vae(2), lam=lam), d, trainer)
+            f"ch6-{data_name}-z2-lam{lam}", lambda: V.BranchedVAE(make_vae(2), lam=lam), d, aux_trainer)
 z2_keys = [("mnist", 2, 0), ("mnist", 2, LAM), ("rot", 2, 0), ("rot", 2, LAM)]
 z2 = {key: report(models[key], data if key[0] == "mnist" else rot_data) for key in z2_keys}
 for key, row in z2.items():
@@ -299,66 +364,103 @@ grid.set_titles("{col_name}")
 # %% [markdown]
 # ## Rotated MNIST: VAE, BVAE and the fixed-output VAE
 #
-# Ten latent dimensions, trained on rotated images; the fixed-output VAE's targets are the *upright* class templates
-# above, so its decoder must draw an upright digit from a rotated one (and, with $\lambda = 0$, it has no classifier
-# branch in its loss).
+# Ten latent dimensions, trained on rotated images; the fixed-output VAE's targets are the *upright* templates above,
+# so its decoder must draw an upright digit (or a blob) from a rotated one, with no classifier branch in its loss.
 
 # %%
 for lam in (0, LAM):
     models[("rot", 10, lam)], records[("rot", 10, lam)] = fit_cached(
-        f"ch6-rot-z10-lam{lam}", lambda: V.BranchedVAE(make_vae(10), lam=lam), rot_data, trainer)
-models["fixed"], records["fixed"] = fit_cached(
-    "ch6-rot-z10-fixed", lambda: V.FixedOutputVAE(make_vae(10), targets=templates, lam=0.0), rot_data, trainer)
-rot = {"vae": report(models[("rot", 10, 0)], rot_data), "bvae": report(models[("rot", 10, LAM)], rot_data),
-       "fixed_output": report(models["fixed"], rot_data)}
+        f"ch6-rot-z10-lam{lam}", lambda: V.BranchedVAE(make_vae(10), lam=lam), rot_data, aux_trainer)
+rot = {"vae": report(models[("rot", 10, 0)], rot_data), "bvae": report(models[("rot", 10, LAM)], rot_data)}
+for target_name in KNOBS["fixed_targets"]:
+    targets = {"templates": templates, "blobs": blobs}[target_name]
+    name = "fixed_output" if target_name == "templates" else f"fixed_output_{target_name}"
+    models[name], records[name] = fit_cached(
+        f"ch6-rot-z10-fixed-{target_name}", lambda: V.FixedOutputVAE(make_vae(10), targets=targets, lam=0.0),
+        rot_data, aux_trainer)
+    rot[name] = report(models[name], rot_data)
 for name, row in rot.items():
     metrics_[f"nn_acc_rot_{name}"] = row["nn_acc"]
     metrics_[f"rot_{name}"] = row
-pd.DataFrame(rot).T.drop(columns="branch_acc").round(4)
+pd.DataFrame(rot).T.round(4)
 
 # %% [markdown]
-# `recon_bce` here is measured against the input image for all three, so the fixed-output VAE, which never tried to
-# reproduce its input, scores badly on it by design.
+# `neg_elbo` and `recon_bce` here are measured against the input image for all models, so a fixed-output VAE, which
+# never tried to reproduce its input, scores badly on them by design.
 #
 # ## The input-weighting experiment
 #
 # The summary reports, for kNN / random-forest classifiers with "input weighting (digits 0, 1, 2 × 10)", 83 % against
-# 73 % without weighting. It does not say what is multiplied, nor the latent size or data. **Our reading**: the
-# training *counts* of digits 0, 1 and 2 are multiplied by 10 relative to the other digits (a class-weighted resample
-# of the training set, the same size, so the same number of steps), the BVAE is trained on it, and the probes are
-# fitted on its latents of the ordinary (unweighted) training images. We place it where accuracies near 73 % are
-# plausible: 2 latent dimensions on rotated MNIST. **The cheap alternative**: weight only the probe, i.e. repeat the
-# latents of 0, 1 and 2 ten times when fitting kNN and the forest on the unweighted BVAE, no retraining.
+# 73 % without weighting. It does not say what is multiplied, nor the latent size, the data or $\lambda$. We fix the
+# setting in advance to the chapter's main one, **MNIST with 10 latent dimensions and the BVAE's $\lambda$**, every model
+# of the experiment (the unweighted one included) trained for the profile's `aux_epochs` (the `full` profile also runs
+# it on 2-d rotated MNIST, where the accuracies are lower). The probes are kNN and the random forest, fitted on the latents of the *unweighted* training
+# images and scored on the balanced test set. Two readings of "× 10", both shown:
+#
+# - **repeated** (the literal reading, the scorecard's `knn_acc_weighted`): every image of digits 0, 1 and 2 appears
+#   10 times in the training set, every other image once; training runs for the same number of optimiser steps as
+#   the unweighted model (so each image of digits 3–9 is seen fewer times);
+# - **resampled**: a class-weighted resample of the same size as the training set, with weights 10 : 1; this keeps the
+#   steps but *drops data*: digits 3–9 get about 1/37 of the draws each, with replacement, so fewer distinct images.
+#
+# **The cheap alternative**: weight only the probe, i.e. repeat the latents of 0, 1 and 2 ten times when fitting kNN
+# and the forest on the unweighted BVAE, no retraining. The data each reading trains on:
 
 # %%
-class_weights = torch.ones(10)
-class_weights[list(WEIGHTED_DIGITS)] = WEIGHT
-weighted_data = dataclasses.replace(rot_data, train=class_reweighted(rot_data.train, class_weights, seed=run.seed),
-                                    source=rot_data.source + f", digits {WEIGHTED_DIGITS} x{WEIGHT:g} by resampling")
-print("class counts of the weighted training set:", weighted_data.train.class_counts(10).tolist())
-models["weighted"], records["weighted"] = fit_cached(
-    f"ch6-rot-z2-lam{LAM}-weighted", lambda: V.BranchedVAE(make_vae(2), lam=LAM), weighted_data, trainer)
+def weighting_experiment(data_name, z_dim):
+    """Train the BVAE (λ = LAM) on the unweighted and the two weighted training sets of one setting, all for the
+    unweighted model's number of steps; return the training sets' class counts, distinct images per class and the
+    probes' test accuracies."""
+    d = data if data_name == "mnist" else rot_data
+    steps = aux_trainer.max_epochs * -(-len(d.train) // aux_trainer.batch_size)
+    repeats = torch.ones(10, dtype=torch.long)
+    repeats[list(WEIGHTED_DIGITS)] = WEIGHT
+    resampled, index = class_reweighted(d.train, repeats.float(), seed=run.seed, return_index=True)
+    train_sets = {"repeated": class_repeated(d.train, repeats), "resampled": resampled}
+    counts = {"unweighted": d.train.class_counts(10).tolist(),
+              "repeated": train_sets["repeated"].class_counts(10).tolist(),
+              "resampled": resampled.class_counts(10).tolist(),
+              "resampled, distinct images": torch.bincount(d.train.y[index.unique().to(d.train.y.device)],
+                                                           minlength=10).tolist()}
+    unweighted, records[(data_name, z_dim, "unweighted")] = fit_cached(  # a cache hit if trained above
+        f"ch6-{data_name}-z{z_dim}-lam{LAM}", lambda: V.BranchedVAE(make_vae(z_dim), lam=LAM), d, aux_trainer)
+    z_train, z_test = P.latent_means(unweighted, d.train.x[:n_probe]), P.latent_means(unweighted, d.test.x)
+    y_train = d.train.y[:n_probe]
+    probe_args = dict(probes=("knn", "rf"), seed=run.seed, rf_trees=KNOBS["rf_trees"])
+    acc = {"unweighted": P.probe_accuracies(z_train, y_train, z_test, d.test.y, **probe_args),
+           "weighted probe only": P.probe_accuracies(
+               z_train, y_train, z_test, d.test.y, sample_weight_repeats=repeats.to(y_train.device)[y_train],
+               **probe_args)}
+    for reading, train_set in train_sets.items():
+        weighted = dataclasses.replace(d, train=train_set, source=d.source + f", digits {WEIGHTED_DIGITS} x{WEIGHT} "
+                                       f"({reading})")
+        epochs_needed = -(-steps // -(-len(train_set) // aux_trainer.batch_size))
+        weighted_trainer = dataclasses.replace(aux_trainer, max_epochs=epochs_needed, max_steps=steps)
+        models[(data_name, z_dim, reading)], records[(data_name, z_dim, reading)] = fit_cached(
+            f"ch6-{data_name}-z{z_dim}-lam{LAM}-{reading}", lambda: V.BranchedVAE(make_vae(z_dim), lam=LAM),
+            weighted, weighted_trainer)
+        model = models[(data_name, z_dim, reading)]
+        acc[f"weighted training ({reading})"] = P.probe_accuracies(
+            P.latent_means(model, d.train.x[:n_probe]), y_train, P.latent_means(model, d.test.x), d.test.y,
+            **probe_args)
+    return counts, acc, steps
 
-n_probe = min(KNOBS["probe_train"], len(rot_data.train))
-probe_args = dict(probes=("knn", "rf"), seed=run.seed)
-unweighted_model = models[("rot", 2, LAM)]
-z_tr, z_te = P.latent_means(unweighted_model, rot_data.train.x[:n_probe]), P.latent_means(unweighted_model,
-                                                                                         rot_data.test.x)
-y_tr = rot_data.train.y[:n_probe]
-weighting = {"unweighted": P.probe_accuracies(z_tr, y_tr, z_te, rot_data.test.y, **probe_args)}
-repeats = torch.where(torch.isin(y_tr, torch.tensor(WEIGHTED_DIGITS, device=y_tr.device)), int(WEIGHT), 1)
-weighting["weighted probe only"] = P.probe_accuracies(z_tr, y_tr, z_te, rot_data.test.y,
-                                                      sample_weight_repeats=repeats, **probe_args)
-weighting["weighted training"] = P.probe_accuracies(P.latent_means(models["weighted"], rot_data.train.x[:n_probe]), y_tr,
-                                                    P.latent_means(models["weighted"], rot_data.test.x),
-                                                    rot_data.test.y, **probe_args)
-metrics_["knn_acc_unweighted"] = weighting["unweighted"]["knn"]
-metrics_["knn_acc_weighted"] = weighting["weighted training"]["knn"]
-metrics_["knn_acc_weighted_probe_only"] = weighting["weighted probe only"]["knn"]
-metrics_["rf_acc_unweighted"] = weighting["unweighted"]["rf"]
-metrics_["rf_acc_weighted"] = weighting["weighted training"]["rf"]
-metrics_["rf_acc_weighted_probe_only"] = weighting["weighted probe only"]["rf"]
-pd.DataFrame(weighting).T.round(4)
+
+weighting = {}
+for data_name, z_dim in KNOBS["weighting"]:
+    counts, acc, steps = weighting_experiment(data_name, z_dim)
+    weighting[(data_name, z_dim)] = acc
+    print(f"{'MNIST' if data_name == 'mnist' else 'rotated MNIST'}, {z_dim}-d latent: {steps:,} optimiser steps "
+          "for every model; training images per digit:")
+    display(pd.DataFrame(counts, index=range(10)).T.rename_axis("digit", axis=1))
+    display(pd.DataFrame(acc).T.round(4).rename_axis(f"{data_name}, z_dim = {z_dim}"))
+main = weighting[KNOBS["weighting"][0]]
+for probe in ("knn", "rf"):
+    metrics_[f"{probe}_acc_unweighted"] = main["unweighted"][probe]
+    metrics_[f"{probe}_acc_weighted"] = main["weighted training (repeated)"][probe]
+    metrics_[f"{probe}_acc_weighted_resampled"] = main["weighted training (resampled)"][probe]
+    metrics_[f"{probe}_acc_weighted_probe_only"] = main["weighted probe only"][probe]
+metrics_["weighting_by_setting"] = {f"{k[0]}_z{k[1]}": v for k, v in weighting.items()}
 
 # %% [markdown]
 # ## Reconstructions and samples
@@ -369,7 +471,7 @@ pd.DataFrame(weighting).T.round(4)
 # %%
 shown = {"VAE, MNIST": (models[("mnist", 10, 0)], data), f"BVAE λ = {LAM}, MNIST": (models[("mnist", 10, LAM)], data),
          "VAE, rotated": (models[("rot", 10, 0)], rot_data), f"BVAE λ = {LAM}, rotated": (models[("rot", 10, LAM)], rot_data),
-         "fixed-output, rotated": (models["fixed"], rot_data)}
+         **{f"{name.replace('_', ' ')}, rotated": (models[name], rot_data) for name in rot if name.startswith("fixed")}}
 fig, axes = plt.subplots(len(shown), 2, figsize=(15, 2.0 * len(shown)))
 for row, (title, (model, d)) in zip(axes, shown.items()):
     x_show = d.test.x[:10]
@@ -383,15 +485,18 @@ fig.tight_layout()
 #
 # The paper's numbers are from its summary (no table or row numbers are available to us): NN classifier 97.1 % (VAE)
 # and 98.5 % (BVAE), kNN / RF with input weighting 83 % against 73 % without. We read the first pair as MNIST with 10
-# latent dimensions and the MLP probe, the second as described above. Departures: the `ci` profile uses an MLP VAE, a
-# subset of MNIST and a few epochs; $\alpha = 1$; $\lambda$ chosen on validation; network sizes are ours.
+# latent dimensions and the MLP probe; the second as kNN *probes* on frozen latents (not kNN branches: our reading)
+# in the setting fixed above, with the literal "repeat digits 0–2 ten times" as the weighted row. Departures: the `ci`
+# profile uses an MLP VAE, a subset of MNIST, a few epochs, two values of $\lambda$ and a smaller forest and fewer
+# k-means restarts than `full`; $\alpha = 1$; $\lambda$ chosen on validation; network sizes are ours.
 
 # %%
 PAPER = {"nn_acc_vae": 0.971, "nn_acc_bvae": 0.985, "knn_acc_unweighted": 0.73, "knn_acc_weighted": 0.83}
 SCORE_KEYS = ["nn_acc_vae", "nn_acc_bvae", "knn_acc_vae", "knn_acc_bvae", "rf_acc_vae", "rf_acc_bvae", "nmi_vae",
               "nmi_bvae", "cluster_acc_vae", "cluster_acc_bvae", "ari_vae", "ari_bvae", "nn_acc_rot_vae",
               "nn_acc_rot_bvae", "nn_acc_rot_fixed_output", "knn_acc_unweighted", "knn_acc_weighted",
-              "recon_bce_vae", "recon_bce_bvae", "branch_acc_bvae", "lambda_bvae"]
+              "knn_acc_weighted_resampled", "neg_elbo_vae", "neg_elbo_bvae", "recon_bce_vae", "recon_bce_bvae",
+              "branch_acc_bvae", "lambda_bvae"]
 path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.seed],
                      data_source={"mnist": data.source, "rotated": rot_data.source}, metrics=metrics_, paper=PAPER,
                      wall_time_s=run.elapsed(), knobs={**KNOBS, "epochs": epochs, "per_class": per_class},
@@ -410,42 +515,56 @@ print({k: round(metrics_[k], 3) for k in SCORE_KEYS})
 m = metrics_
 
 
+def compare(a, b):
+    return "above" if a > b else "equal to" if a == b else "below"
+
+
+weight_setting = KNOBS["weighting"][0]
 lines = [
     f"- On MNIST with 10 latent dimensions, the MLP probe on the BVAE's latents (λ = {LAM}) reaches "
-    f"{m['nn_acc_bvae']:.3f}, {'above' if m['nn_acc_bvae'] > m['nn_acc_vae'] else 'not above'} the VAE's "
-    f"{m['nn_acc_vae']:.3f} (paper: {PAPER['nn_acc_bvae']} vs {PAPER['nn_acc_vae']}); kNN {m['knn_acc_bvae']:.3f} vs "
-    f"{m['knn_acc_vae']:.3f}, random forest {m['rf_acc_bvae']:.3f} vs {m['rf_acc_vae']:.3f}.",
+    f"{m['nn_acc_bvae']:.3f}, {compare(m['nn_acc_bvae'], m['nn_acc_vae'])} the VAE's {m['nn_acc_vae']:.3f} (paper: "
+    f"{PAPER['nn_acc_bvae']} vs {PAPER['nn_acc_vae']}); kNN {m['knn_acc_bvae']:.3f} vs {m['knn_acc_vae']:.3f}, random "
+    f"forest {m['rf_acc_bvae']:.3f} vs {m['rf_acc_vae']:.3f}.",
     f"- k-means on the latents: NMI {m['nmi_bvae']:.3f} (BVAE) vs {m['nmi_vae']:.3f} (VAE), ACC "
     f"{m['cluster_acc_bvae']:.3f} vs {m['cluster_acc_vae']:.3f}, ARI {m['ari_bvae']:.3f} vs {m['ari_vae']:.3f}: "
     + ("the label term makes the latent space cluster by digit."
        if m["nmi_bvae"] > m["nmi_vae"] and m["cluster_acc_bvae"] > m["cluster_acc_vae"]
        else "the label term did not make the clusters follow the digits better on every score in this run."),
-    f"- The price is in the images: the test reconstruction cross-entropy is {m['recon_bce_bvae']:.1f} nats for the "
-    f"BVAE against {m['recon_bce_vae']:.1f} for the VAE"
-    + (" (worse, as the looser bound predicts)." if m["recon_bce_bvae"] > m["recon_bce_vae"]
-       else " (no worse in this run, although the objective is a looser bound on log p(x))."),
+    f"- The image bound: the test −ELBO is {m['neg_elbo_bvae']:.1f} nats per image for the BVAE and "
+    f"{m['neg_elbo_vae']:.1f} for the VAE ("
+    + ("the BVAE's bound on the images is looser" if m["neg_elbo_bvae"] > m["neg_elbo_vae"]
+       else "the BVAE's bound on the images is no looser in this run")
+    + f"); the reconstruction at the posterior mean is {m['recon_bce_bvae']:.1f} vs {m['recon_bce_vae']:.1f} nats.",
     f"- On rotated MNIST the MLP probe scores {m['nn_acc_rot_vae']:.3f} (VAE), {m['nn_acc_rot_bvae']:.3f} (BVAE) and "
-    f"{m['nn_acc_rot_fixed_output']:.3f} (fixed-output VAE): the fixed-output VAE is "
-    + ("above" if m["nn_acc_rot_fixed_output"] > m["nn_acc_rot_vae"] else "not above")
-    + " the VAE and " + ("above" if m["nn_acc_rot_fixed_output"] > m["nn_acc_rot_bvae"] else "below")
-    + " the BVAE.",
-    f"- Input weighting (our reading, 2-d rotated BVAE): kNN {m['knn_acc_weighted']:.3f} with digits 0–2 weighted "
-    f"×{WEIGHT:g} in training vs {m['knn_acc_unweighted']:.3f} without (paper: 0.83 vs 0.73); weighting only the probe "
-    f"gives {m['knn_acc_weighted_probe_only']:.3f}. "
-    + ("Weighting helped here, as in the paper." if m["knn_acc_weighted"] > m["knn_acc_unweighted"]
-       else "Weighting did not raise the accuracy on the balanced test set here, the other way round from the paper."),
+    f"{m['nn_acc_rot_fixed_output']:.3f} (fixed-output VAE, class-mean targets): the fixed-output VAE is "
+    f"{compare(m['nn_acc_rot_fixed_output'], m['nn_acc_rot_vae'])} the VAE and "
+    f"{compare(m['nn_acc_rot_fixed_output'], m['nn_acc_rot_bvae'])} the BVAE"
+    + (f"; with Gaussian-blob targets it scores {m['nn_acc_rot_fixed_output_blobs']:.3f}."
+       if "nn_acc_rot_fixed_output_blobs" in m else "."),
+    f"- Input weighting (setting fixed in advance: {weight_setting[0].replace('mnist', 'MNIST').replace('rot', 'rotated MNIST')}, "
+    f"{weight_setting[1]}-d, λ = {LAM}): kNN {m['knn_acc_weighted']:.3f} with digits 0–2 repeated ×{WEIGHT} in training "
+    f"and {m['knn_acc_weighted_resampled']:.3f} with the 10:1 resample, vs {m['knn_acc_unweighted']:.3f} without "
+    f"(paper: {PAPER['knn_acc_weighted']} vs {PAPER['knn_acc_unweighted']}); weighting only the probe gives "
+    f"{m['knn_acc_weighted_probe_only']:.3f}. "
+    + ("Repeating digits 0–2 raised the accuracy on the balanced test set here, as in the paper."
+       if m["knn_acc_weighted"] > m["knn_acc_unweighted"]
+       else "Repeating digits 0–2 did not raise the accuracy on the balanced test set here, the other way round "
+            "from the paper.")
+    + (f" Our unweighted accuracy is far above the paper's {PAPER['knn_acc_unweighted']}: the paper's pair comes from "
+       "a harder setting or a different reading than this one." if m["knn_acc_unweighted"] > PAPER["knn_acc_unweighted"] + 0.05
+       else ""),
     f"- Across the sweep, the MLP probe goes "
     + ", ".join(f"{sweep[lam]['nn_acc']:.3f} (λ = {lam})" for lam in KNOBS["lams"])
-    + " and the reconstruction cross-entropy "
-    + ", ".join(f"{sweep[lam]['recon_bce']:.1f}" for lam in KNOBS["lams"]) + " nats.",
+    + " and the test −ELBO "
+    + ", ".join(f"{sweep[lam]['neg_elbo']:.1f}" for lam in KNOBS["lams"]) + " nats.",
 ]
 Markdown("\n".join(lines))
 
 # %% [markdown]
-# The BVAE is the simplest way to put labels into a VAE's latent space, and its objective says what it costs: a
-# bound on $\log p(x, y)$ in which the image bound is loosened by $\lambda$ times the classifier's cross-entropy. It needs a
-# label for every image. The next chapter's M2 model makes the label a latent variable of the image model instead,
-# which is what lets it learn from unlabelled images.
+# The BVAE is the simplest way to put labels into a VAE's latent space, and its objective says what it is: a bound on
+# $\log p_\theta(x)$ plus $\lambda$ times Chapter 2's bound on $\log p(y\mid x)$. Unlabelled images could train its
+# encoder and decoder through the VAE's ELBO alone, but never its classifier. The next chapter's M2 model makes the
+# label a latent variable of the image model instead, so that unlabelled images train the classifier too.
 #
 # ## References
 #

@@ -13,7 +13,8 @@ from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import TensorSplit
 from lvmcls.train import Trainer
-from lvmcls.transforms import class_reweighted, class_templates, gaussian_blob_templates, rotate, rotated_split
+from lvmcls.transforms import (class_repeated, class_reweighted, class_templates, gaussian_blob_templates, rotate,
+                               rotated_split)
 
 
 def _images(n=64, side=28, seed=0):
@@ -234,10 +235,118 @@ def test_reconstruction_bce_is_the_decoder_cross_entropy_at_the_posterior_mean()
     assert V.reconstruction_bce(model, x, batch_size=6) == pytest.approx(ref, rel=1e-4)
 
 
-def test_class_reweighted_multiplies_class_counts():
+def test_class_reweighted_resamples_up_and_shrinks_the_other_classes():
+    """Weights (10, 1, 1) on a balanced 3-class set of N: class 0 gets ~10/12 N draws, the others ~N/12 each, far
+    fewer than the N/3 images they had (the resample drops data: review finding 5)."""
     y = torch.arange(30_000) % 3
-    split = TensorSplit(torch.zeros(30_000, 1), y)
-    counts = class_reweighted(split, torch.tensor([10.0, 1.0, 1.0]), seed=0).class_counts(3).float()
+    split = TensorSplit(torch.arange(30_000, dtype=torch.float32)[:, None], y)
+    out = class_reweighted(split, torch.tensor([10.0, 1.0, 1.0]), seed=0)
+    counts = out.class_counts(3).float()
     assert counts.sum() == 30_000 and counts[0] / counts[1] == pytest.approx(10, rel=0.1)
+    assert counts[1] == pytest.approx(2_500, rel=0.1) and counts[2] == pytest.approx(2_500, rel=0.1)
+    distinct_1 = out.x[out.y == 1].unique().numel()
+    assert distinct_1 < 2_500 < 10_000  # with replacement: fewer distinct images than draws
     with pytest.raises(ValueError, match="one per class|class weights"):
         class_reweighted(split, torch.tensor([1.0, 1.0]), seed=0)
+
+
+def test_class_repeated_multiplies_counts_and_keeps_every_image():
+    y = torch.tensor([0, 1, 2, 1, 0, 2, 2])
+    split = TensorSplit(torch.arange(7, dtype=torch.float32)[:, None], y)
+    out = class_repeated(split, torch.tensor([10, 1, 3]))
+    assert out.class_counts(3).tolist() == [20, 2, 9]
+    for i in range(7):  # every image kept, each as often as its class says
+        assert int((out.x[:, 0] == i).sum()) == [10, 1, 3][int(y[i])]
+        assert bool((out.y[out.x[:, 0] == i] == y[i]).all())
+    with pytest.raises(ValueError, match="integer tensor with one count >= 1"):
+        class_repeated(split, torch.tensor([10.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="integer tensor with one count >= 1"):
+        class_repeated(split, torch.tensor([10, 0, 1]))
+    with pytest.raises(ValueError, match="class weights were given"):
+        class_repeated(split, torch.tensor([10, 1]))
+
+
+def test_probe_sample_weight_repeats_change_the_vote():
+    """Two class-0 and three class-1 latents at the same point: 5-NN votes 1; repeating class 0 ten times makes it 0."""
+    z = torch.zeros(5, 2)
+    y = torch.tensor([0, 0, 1, 1, 1])
+    z_test, y_test = torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)
+    plain = P.probe_accuracies(z, y, z_test, y_test, probes=("knn",), knn_k=5)
+    weighted = P.probe_accuracies(z, y, z_test, y_test, probes=("knn",), knn_k=5,
+                                  sample_weight_repeats=torch.tensor([10, 10, 1, 1, 1]))
+    assert plain["knn"] == 0.0 and weighted["knn"] == 1.0
+    with pytest.raises(ValueError, match="one integer >= 1 per training latent"):
+        P.probe_accuracies(z, y, z_test, y_test, probes=("knn",), sample_weight_repeats=torch.tensor([1, 1, 1]))
+    with pytest.raises(ValueError, match="one integer >= 1 per training latent"):
+        P.probe_accuracies(z, y, z_test, y_test, probes=("knn",), sample_weight_repeats=np.full(5, 1.5))
+    with pytest.raises(ValueError, match="probe sizes must be >= 1"):
+        P.make_probe("rf", rf_trees=0)
+
+
+class _IdentityEncoder(torch.nn.Module):
+    """A stand-in encoder whose posterior mean is the input itself."""
+
+    def encode(self, x):
+        return x, torch.zeros_like(x)
+
+
+def test_latent_report_fits_on_the_first_max_train_and_scores_on_test():
+    g = torch.Generator().manual_seed(0)
+    centres = 10 * torch.randn(4, 2, generator=g)
+    y_train = torch.arange(200) % 4
+    labels = torch.where(torch.arange(200) < 100, y_train, (y_train + 1) % 4)  # the last 100 mislabelled
+    train = TensorSplit(centres[y_train] + 0.1 * torch.randn(200, 2, generator=g), labels)
+    y_test = torch.arange(40) % 4
+    test = TensorSplit(centres[y_test] + 0.1 * torch.randn(40, 2, generator=g), y_test)
+    model = _IdentityEncoder()
+    first = P.latent_report(model, train, test, probes=("knn",), max_train=100, num_clusters=4,
+                            kmeans_n_init=2)
+    assert first["knn_acc"] == 1.0 and first["nmi"] == pytest.approx(1.0)
+    everything = P.latent_report(model, train, test, probes=("knn",), num_clusters=None)
+    assert everything["knn_acc"] < 0.75 and "nmi" not in everything
+    # scored on the test split: a test split with shuffled labels scores near chance
+    wrong = TensorSplit(test.x, (y_test + 2) % 4)
+    assert P.latent_report(model, train, wrong, probes=("knn",), max_train=100)["knn_acc"] == 0.0
+
+
+def test_branch_predict_is_the_argmax_at_the_batched_posterior_mean():
+    x, _ = _images(30)
+    model = V.BranchedVAE(_vae(), lam=1.0)
+    model.train()
+    ref = model.classifier(model.vae.encode(x)[0]).argmax(1)
+    assert torch.equal(model.predict(x, batch_size=7), ref) and model.training
+
+
+def test_fixed_output_with_lambda_adds_lambda_times_the_branch_cross_entropy():
+    x, y = _images()
+    templates = torch.rand(10, 784, generator=torch.Generator().manual_seed(1))
+    plain = V.FixedOutputVAE(_vae(), targets=templates, lam=0.0)
+    branched = V.FixedOutputVAE(_vae(), targets=templates, lam=3.0)
+    branched.classifier.load_state_dict(plain.classifier.state_dict())
+    torch.manual_seed(5)
+    ref = plain.training_step(x, y)
+    torch.manual_seed(5)
+    out = branched.training_step(x, y)
+    assert torch.allclose(out["loss"], ref["loss"] + 3.0 * out["ce"], rtol=1e-6)
+    assert torch.equal(out["rec"], ref["rec"]) and out["ce"] > 0
+    # the reconstruction term is the template's, not the input's
+    mean = branched.vae.encode(x)[0]
+    assert not torch.allclose(branched.vae.log_likelihood(templates[y], mean),
+                              branched.vae.log_likelihood(x, mean))
+
+
+def test_negative_elbo_bounds_the_importance_weighted_nll():
+    """-ELBO >= -log p(x); the IWAE estimate with k = 500 is close to -log p(x), so the mean gap must be >= 0 (up to
+    Monte Carlo error), and with one sample -ELBO is the loss `VAE.training_step` estimates."""
+    x, _ = _images(16)
+    vae = _vae(z_dim=3)
+    vae.eval()
+    neg_elbo = V.negative_elbo(vae, x, samples=256, batch_size=5)
+    torch.manual_seed(0)
+    iw_nll = V.importance_weighted_nll(vae, x, k=500).mean().item()
+    assert neg_elbo >= iw_nll - 0.05
+    torch.manual_seed(1)
+    losses = torch.stack([vae.training_step(x)["loss"] for _ in range(256)]).mean().item()
+    assert losses == pytest.approx(neg_elbo, rel=2e-3)
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        V.negative_elbo(vae, x, samples=0)
