@@ -384,7 +384,7 @@ fig.tight_layout()
 
 # %%
 
-rows = ["| objective | test accuracy | ECE | spread ratio | KL(q(z|y) ‖ p(z|y)), kNN | VC's own estimate E_q T (validation) |",
+rows = ["| objective | test accuracy | ECE | spread ratio | KL(q(z\\|y) ‖ p(z\\|y)), kNN | VC's own estimate E_q T (validation) |",
         "|---|---|---|---|---|---|"]
 for name in MNIST_VARIANTS:
     t_est = mnist_records[name]["history"]["val"].get("kl_estimate", [None])[-1]

@@ -403,7 +403,7 @@ fig.tight_layout()
 # the official SVHN and CIFAR-100 test sets when torchvision can download them (they have no offline copy).
 
 # %%
-ood_rows = ["| trained on | OOD set | objective | AUROC, max p(y|x) | AUROC, log p(z) | seeds |",
+ood_rows = ["| trained on | OOD set | objective | AUROC, max p(y\\|x) | AUROC, log p(z) | seeds |",
             "|---|---|---|---|---|---|"]
 for train_name, ds_in, ds_out, out_name in (("mnist", mnist, fashion, "fashion"), ("fashion", fashion, mnist, "mnist")):
     for obj in OBJECTIVES:

@@ -111,6 +111,6 @@ def test_tables_render_as_tables(stem):
     garbled = [p[:80] for p in paragraphs if "|---" in p or "|—|" in p or "| — |" in p and p.count("|") > 6]
     assert not garbled, f"Markdown tables left as text: {garbled[:2]}"
     tables = re.findall(r"<table.*?</table>", page, flags=re.S)
-    scorecards = [t for t in tables if re.search(r"<th[^>]*>\s*metric\s*</th>", t)]
+    scorecards = [t for t in tables if re.search(r"<th[^>]*>\s*(<p>)?\s*metric\s*(</p>)?\s*</th>", t)]
     assert len(scorecards) == 1, "the chapter must end with one scorecard table"
     assert scorecards[0].count("<tr") >= 3, "the scorecard has a header and rows"
