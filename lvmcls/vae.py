@@ -149,16 +149,37 @@ def active_units(mean: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mean.var(0, unbiased=True) >= threshold).sum())
 
 
+def mixture_log_density(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor,
+                        max_elements: int = 2 ** 25) -> torch.Tensor:
+    """log (1/S) Σ_j N(z_i; μ_j, diag σ²_j) for each row z_i of ``z``: (M,).
+
+    The (M, S) table of log densities comes from two matrix products, Σ_d (z - μ)²/σ² = z²·(1/σ²) - 2 z·(μ/σ²)
+    + Σ_d μ²/σ², in float64 (the three terms cancel), in row chunks of at most ``max_elements`` entries."""
+    z, mean, log_var = z.double(), mean.double(), log_var.double()
+    precision = (-log_var).exp()
+    const = -0.5 * ((mean.pow(2) * precision).sum(1) + log_var.sum(1) + mean.shape[1] * LOG_2PI)  # (S,)
+    chunk = max(1, max_elements // len(mean))
+    out = [torch.logsumexp(-0.5 * (z[i:i + chunk].pow(2) @ precision.T) + z[i:i + chunk] @ (mean * precision).T
+                           + const, 1) for i in range(0, len(z), chunk)]
+    return (torch.cat(out) - math.log(len(mean))).float()
+
+
 def aggregate_posterior_terms(mean: torch.Tensor, log_var: torch.Tensor, samples: int | None = None,
-                              seed: int = 0, max_elements: int = 2 ** 25) -> dict[str, float]:
+                              seed: int = 0, max_elements: int = 2 ** 25, draws: int = 1) -> dict[str, float]:
     """Monte Carlo estimates of I_q(z; x) and KL(q(z) ‖ p(z)) over the aggregate posterior of S data points.
 
-    q(z) is the mixture (1/S) Σ_j q(z|x_j) over S of the data (all of them if ``samples`` is None); one z_i ~ q(z|x_i)
-    per point; log q(z_i) = logsumexp_j log q(z_i|x_j) - log S, in chunks of at most ``max_elements`` terms.
+    q(z) is the mixture (1/S) Σ_j q(z|x_j) over S of the data (all of them if ``samples`` is None); ``draws``
+    z_i ~ q(z|x_i) per point; log q(z_i) = logsumexp_j log q(z_i|x_j) - log S (`mixture_log_density`).
         MI = mean_i [log q(z_i|x_i) - log q(z_i)],   MD = mean_i [log q(z_i) - log p(z_i)]
-    Also returns their standard errors over i. Bias: with small S the mixture misses mass, so MI is underestimated.
+    Also returns their standard errors over the draws and ``sum_se``, the standard error of MI + MD from
+    std(mi_i + md_i) (the two are strongly anti-correlated, so their separate errors do not add).
+    Bias for S < N: the mixture gives z_i's own component the weight 1/S instead of 1/N, which inflates q̂(z_i);
+    MI is underestimated and capped, since q̂(z_i) ≥ q(z_i|x_i)/S, at log S. With S = N (``samples=None``) the
+    mixture is the exact aggregate posterior of the N points and only the draws of z are random.
     """
     n = len(mean)
+    if draws < 1:
+        raise ValueError(f"draws (z per data point) must be >= 1, got {draws}")
     if samples is not None:
         if samples > n:
             raise ValueError(f"S = {samples} samples requested but the data hold only {n} points")
@@ -167,16 +188,28 @@ def aggregate_posterior_terms(mean: torch.Tensor, log_var: torch.Tensor, samples
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:samples].to(mean.device)
         mean, log_var = mean[idx], log_var[idx]
     s = len(mean)
-    chunk = max(1, max_elements // (s * mean.shape[1]))
     g = torch.Generator().manual_seed(seed + 1)
-    z = mean + (0.5 * log_var).exp() * torch.randn(mean.shape, generator=g).to(mean.device)
-    log_q_own = gaussian_log_density(z, mean, log_var)
+    eps = torch.randn(draws, *mean.shape, generator=g).to(mean.device)
+    z = (mean + (0.5 * log_var).exp() * eps).flatten(0, 1)
+    mean_rep, log_var_rep = mean.repeat(draws, 1), log_var.repeat(draws, 1)
+    log_q_own = gaussian_log_density(z, mean_rep, log_var_rep)
     log_p = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-    log_qz = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + chunk, None], mean[None], log_var[None]), 1)
-                        for i in range(0, s, chunk)]) - math.log(s)
+    log_qz = mixture_log_density(z, mean, log_var, max_elements)
     mi, md = log_q_own - log_qz, log_qz - log_p
-    return {"mi": mi.mean().item(), "md": md.mean().item(), "mi_se": (mi.std() / math.sqrt(s)).item(),
-            "md_se": (md.std() / math.sqrt(s)).item(), "samples": s}
+    m = len(z)
+    return {"mi": mi.mean().item(), "md": md.mean().item(), "mi_se": (mi.std() / math.sqrt(m)).item(),
+            "md_se": (md.std() / math.sqrt(m)).item(), "sum_se": ((mi + md).std() / math.sqrt(m)).item(),
+            "samples": s, "draws": draws}
+
+
+def exact_aggregate_posterior_terms(mean: torch.Tensor, log_var: torch.Tensor, draws: int = 4, seed: int = 0,
+                                    max_elements: int = 2 ** 25) -> dict[str, float]:
+    """I_q(z; x) and KL(q(z) ‖ p(z)) for the exact aggregate posterior of the N points given: q(z) is the whole
+    mixture (1/N) Σ_j q(z|x_j), so the only error is the Monte Carlo over ``draws`` z per point (``mi_se``,
+    ``md_se``, ``sum_se``). The reference that estimators of I and MD are checked against; also returns the mean
+    closed-form KL (``kl``). Costs N²·draws·d terms: meant for N up to some 10⁴."""
+    out = aggregate_posterior_terms(mean, log_var, None, seed, max_elements, draws)
+    return {**out, "kl": mean_kl(mean, log_var)}
 
 
 @torch.no_grad()
@@ -208,11 +241,17 @@ def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 100, batch_size:
 # VAE-AS: an auxiliary classifier over sample indices
 
 
+def binary_entropy_from_logit(logit: torch.Tensor) -> torch.Tensor:
+    """H_b(σ(a)) = -σ(a) log σ(a) - σ(-a) log σ(-a), in nats, stable for large |a|."""
+    return -(torch.sigmoid(logit) * F.logsigmoid(logit) + torch.sigmoid(-logit) * F.logsigmoid(-logit))
+
+
 class BinaryTreeSoftmax(nn.Module):
     """A hierarchical softmax over ``num_labels`` leaves of a balanced binary tree (VAE-AS §3.5).
 
     log s(e|h) = Σ over the nodes n on the root-to-leaf path of e of log σ(±(w_nᵀh + b_n)): O(d log N) per example
-    instead of the flat softmax's O(d N), and it normalises over the N leaves by construction.
+    instead of the flat softmax's O(d N), and it normalises over the N leaves by construction. The entropy of the
+    whole leaf distribution (Eq. 13) needs every node: Σ_n P(reach n) H_b(P(left | n)), O(d N) per example.
     """
 
     def __init__(self, in_dim: int, num_labels: int):
@@ -243,6 +282,12 @@ class BinaryTreeSoftmax(nn.Module):
         self.register_buffer("nodes", nodes)
         self.register_buffer("signs", signs)
         self.register_buffer("choice", choice)
+        # Per internal node (heap order): is it a real choice (its right subtree holds a label)? Leaves fill from
+        # the left, so a node's left subtree holds a label whenever its right one does.
+        node_level = torch.tensor([int(math.log2(n + 1)) for n in range(2 ** self.depth - 1)])
+        right_child = 2 * torch.arange(2 ** self.depth - 1) + 2
+        right_first_leaf = (right_child - (2 ** (node_level + 1) - 1)) * 2 ** (self.depth - node_level - 1)
+        self.register_buffer("real_choice", right_first_leaf < num_labels)
 
     def log_prob(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """log s(labels|h): (B,)."""
@@ -250,9 +295,38 @@ class BinaryTreeSoftmax(nn.Module):
         score = torch.einsum("bd,bkd->bk", h, w[..., :-1]) + w[..., -1]
         return (F.logsigmoid(self.signs[labels] * score) * self.choice[labels]).sum(1)
 
+    def _node_terms(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log P(reach n) for every node of every level (leaves included, heap order) and every internal node's
+        binary entropy (0 where the turn is forced): (B, 2^(depth+1) - 1) and (B, 2^depth - 1)."""
+        w = self.node.weight
+        score = h @ w[:, :-1].T + w[:, -1]  # (B, internal nodes), heap order
+        real = self.real_choice
+        log_left = torch.where(real, F.logsigmoid(score), torch.zeros_like(score))
+        log_right = torch.where(real, F.logsigmoid(-score), torch.full_like(score, -math.inf))
+        levels = [torch.zeros(len(h), 1, dtype=h.dtype, device=h.device)]
+        for level in range(self.depth):  # level l holds nodes [2^l - 1, 2^(l+1) - 1)
+            lo, hi = 2 ** level - 1, 2 ** (level + 1) - 1
+            parent = levels[-1]
+            levels.append(torch.stack([parent + log_left[:, lo:hi], parent + log_right[:, lo:hi]], 2).flatten(1))
+        return torch.cat(levels, 1), torch.where(real, binary_entropy_from_logit(score), torch.zeros_like(score))
+
+    def log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """log s(e|h) for all N leaves: (B, N)."""
+        log_reach, _ = self._node_terms(h)
+        return log_reach[:, 2 ** self.depth - 1:][:, :self.num_labels]
+
+    def log_prob_and_entropy(self, h: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.log_prob(h, labels), self.entropy(h)
+
+    def entropy(self, h: torch.Tensor) -> torch.Tensor:
+        """H(s(·|h)) over the N leaves by the chain rule of entropy: Σ_n P(reach n) H_b(P(left | n)) over the
+        internal nodes, O(N) per example (VAE-AS Eq. 13 for the tree): (B,)."""
+        log_reach, h_b = self._node_terms(h)
+        return (log_reach[:, :2 ** self.depth - 1].exp() * h_b).sum(1)
+
 
 class FlatSoftmax(nn.Module):
-    """An ordinary softmax over ``num_labels`` classes, the baseline for `BinaryTreeSoftmax`."""
+    """An ordinary softmax over ``num_labels`` classes (VAE-AS Eq. 11), the baseline for `BinaryTreeSoftmax`."""
 
     def __init__(self, in_dim: int, num_labels: int):
         super().__init__()
@@ -260,66 +334,120 @@ class FlatSoftmax(nn.Module):
         self.linear = nn.Linear(in_dim, num_labels)
 
     def log_prob(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.linear(h).log_softmax(1).gather(1, labels[:, None]).squeeze(1)
+        return self.log_probs(h).gather(1, labels[:, None]).squeeze(1)
+
+    def log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """log s(e|h) for all N labels: (B, N)."""
+        return self.linear(h).log_softmax(1)
+
+    def entropy(self, h: torch.Tensor) -> torch.Tensor:
+        """H(s(·|h)) = -Σ_e s(e|h) log s(e|h) over all N labels (VAE-AS Eq. 13): (B,)."""
+        return self.log_prob_and_entropy(h, None)[1]
+
+    def log_prob_and_entropy(self, h: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """log s(labels|h) and H(s(·|h)) from one pass over the N logits: (B,) each (None for no labels)."""
+        log_s = self.log_probs(h)
+        return (None if labels is None else log_s.gather(1, labels[:, None]).squeeze(1),
+                -(log_s.exp() * log_s).sum(1))
 
 
 class IndexClassifier(nn.Module):
-    """s_ω(e|z): an MLP body and a (tree or flat) softmax over N sample indices, or over V < N labels that group
-    the indices (VAE-AS §3.5; then it estimates I(z; label) ≤ I(z; x))."""
+    """s_ω(e|z): an MLP body of ``depth`` hidden layers (VAE-AS §5.3: 2) and a (tree or flat) softmax over N sample
+    indices, or over V < N labels that group the indices (VAE-AS §3.5; then it estimates I(z; label) ≤ I(z; x))."""
 
-    def __init__(self, z_dim: int, num_labels: int, hidden: int = 500, tree: bool = True):
+    def __init__(self, z_dim: int, num_labels: int, hidden: int = 500, tree: bool = True, depth: int = 2):
         super().__init__()
+        if depth < 1:
+            raise ValueError(f"the classifier needs depth >= 1 hidden layers, got {depth}")
         self.num_labels = num_labels
-        self.body = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU())
+        self.body = _mlp([z_dim] + [hidden] * depth + [hidden])[:-1]  # ends with the last hidden layer's ReLU
         self.head = (BinaryTreeSoftmax if tree else FlatSoftmax)(hidden, num_labels)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.log_prob(z, labels)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, entropy: bool = False):
+        """log s_ω(labels|z), unchecked; with ``entropy`` also H(s_ω(·|z)) over all N indices (Eq. 13)."""
+        h = self.body(z)
+        return self.head.log_prob_and_entropy(h, labels) if entropy else self.head.log_prob(h, labels)
 
-    def log_prob(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """log s_ω(labels|z): (B,)."""
+    def check_labels(self, labels: torch.Tensor) -> None:
         if int(labels.max()) >= self.num_labels or int(labels.min()) < 0:
             raise ValueError(f"sample indices must lie in [0, {self.num_labels}): does N match the data?")
-        return self.head.log_prob(self.body(z), labels)
+
+    def log_prob(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """log s_ω(labels|z): (B,); checks the labels (a host sync: the training step calls ``forward``)."""
+        self.check_labels(labels)
+        return self(z, labels)
+
+    def log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """log s_ω(e|z) for all N indices e: (B, N)."""
+        return self.head.log_probs(self.body(z))
+
+    def entropy(self, z: torch.Tensor) -> torch.Tensor:
+        """H(s_ω(·|z)) over all N indices (Eq. 13): (B,)."""
+        return self.head.entropy(self.body(z))
+
+
+def index_mi_plugin(entropy: torch.Tensor, n: int) -> torch.Tensor:
+    """VAE-AS Eq. 9 with Eq. 13: Î = log N - E_z H(s_ω(·|z)), the classifier's entropy over all N indices standing
+    for H(q(·|z)). A plug-in estimate: neither a lower nor an upper bound."""
+    return math.log(n) - entropy.mean()
+
+
+def index_mi_cross_entropy_bound(log_s: torch.Tensor, n: int) -> torch.Tensor:
+    """log N - E[-log s_ω(e|z)], e uniform, z ~ q(z|x_e): a lower bound on I_q(z; x) for any classifier, since the
+    cross-entropy E_z CE(q(·|z), s(·|z)) ≥ E_z H(q(·|z)). A diagnostic here (the paper uses Eq. 9/13)."""
+    return math.log(n) + log_s.mean()
+
+
+def index_marginal_divergence(kl: torch.Tensor, log_s: torch.Tensor, n: int) -> torch.Tensor:
+    """VAE-AS Eq. 14: log q(z) = log q(z|x_e) - log s_ω(e|z) - log N, so
+    MD̂ = E[log q(z|x_e) - log p(z)] - E[log s_ω(e|z)] - log N, with the first term in closed form (the mean KL).
+    It equals E KL - (the cross-entropy bound on I), an upper bound on KL(q(z) ‖ p(z)) in expectation."""
+    return kl.mean() - index_mi_cross_entropy_bound(log_s, n)
 
 
 class VAEAS(nn.Module):
-    """A VAE trained with L = E log p(x|z) - α I_q(z; x) - β KL(q(z) ‖ p(z)) (VAE-AS Eq. 3), with I estimated by an
-    `IndexClassifier` over the N training indices.
+    """A VAE trained with L = E log p(x|z) - α Î - β MD̂ (VAE-AS Eq. 3), Î by Eq. 9/13 (the entropy of an
+    `IndexClassifier` over all N training indices) and MD̂ by Eq. 14.
 
-    Since E_x KL(q(z|x) ‖ p(z)) = I + MD, the loss is -E log p(x|z) + β KL(q(z|x) ‖ p(z)) + (α - β) Î with
-    Î = log N + E log s_ω(e|z) (Eq. 13). The encoder's gradient flows through z into Î; the classifier's own
-    parameters are trained only by maximising log s_ω(e|z) on detached z (one step per VAE step).
-    The batch must carry each example's index e in [0, N) as its label.
+    -L = -E log p(x|z) + α (log N - E H(s(·|z))) + β (E KL - log N - E log s(e|z)); at α = β = 1 it is the negative
+    ELBO minus E[H(s(·|z)) + log s(e|z)], which vanishes only where s = q(·|z). The encoder's gradient flows
+    through z into Î and MD̂ (the classifier's parameters detached); the classifier is trained only by its own
+    cross-entropy (Eq. 12) on ``classifier_samples`` detached draws of z per example. The batch must carry each
+    example's index e in [0, N) as its label.
     """
 
     def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
-                 tree: bool = True, classifier_lr: float = 1e-2):
+                 tree: bool = True, classifier_lr: float = 1e-2, classifier_depth: int = 2,
+                 classifier_samples: int = 1):
         super().__init__()
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
+        if classifier_samples < 1:
+            raise ValueError(f"classifier_samples (draws of z per example for the classifier) must be >= 1, "
+                             f"got {classifier_samples}")
         self.vae, self.alpha, self.beta, self.num_samples = vae, alpha, beta, num_samples
-        self.classifier_lr = classifier_lr
-        self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree)
+        self.classifier_lr, self.classifier_samples = classifier_lr, classifier_samples
+        self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree, classifier_depth)
 
-    def mi_estimate(self, z: torch.Tensor, index: torch.Tensor, detach_classifier: bool = False) -> torch.Tensor:
-        """Î = log N + mean log s_ω(e|z) (Eq. 13); with ``detach_classifier`` gradients reach z but not ω."""
-        if detach_classifier:
-            params = {k: v.detach() for k, v in self.classifier.named_parameters()}
-            log_s = torch.func.functional_call(self.classifier, params, (z, index))
-        else:
-            log_s = self.classifier(z, index)
-        return math.log(self.num_samples) + log_s.mean()
+    def index_terms(self, z: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log s_ω(e|z) and H(s_ω(·|z)) per example, gradients reaching z but not the classifier's parameters."""
+        params = {k: v.detach() for k, v in self.classifier.named_parameters()}
+        return torch.func.functional_call(self.classifier, params, (z, index), {"entropy": True})
 
     def training_step(self, x: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if index.shape != (len(x),):
             raise ValueError(f"VAE-AS needs each example's sample index as its label, shape ({len(x)},)")
         t = self.vae.elbo_terms(x)
-        mi = self.mi_estimate(t["z"], index, detach_classifier=True)
-        objective = -t["rec"].mean() + self.beta * t["kl"].mean() + (self.alpha - self.beta) * mi
-        classifier_loss = -self.classifier.log_prob(t["z"].detach(), index).mean()
+        log_s, entropy = self.index_terms(t["z"], index)
+        mi = index_mi_plugin(entropy, self.num_samples)
+        md = index_marginal_divergence(t["kl"], log_s, self.num_samples)
+        objective = -t["rec"].mean() + self.alpha * mi + self.beta * md
+        k = self.classifier_samples
+        z = (t["mean"] + (0.5 * t["log_var"]).exp() * torch.randn(k, *t["mean"].shape, device=x.device)).detach()
+        classifier_loss = -self.classifier(z.flatten(0, 1), index.repeat(k)).mean()
         return {"loss": objective + classifier_loss, "objective": objective, "rec": t["rec"].mean(),
-                "kl": t["kl"].mean(), "mi": mi.detach(), "md": (t["kl"].mean() - mi).detach(),
+                "kl": t["kl"].mean(), "mi": mi.detach(), "md": md.detach(),
+                "mi_ce_bound": index_mi_cross_entropy_bound(log_s, self.num_samples).detach(),
                 "classifier_loss": classifier_loss}
 
     def parameter_groups(self) -> dict:
@@ -329,6 +457,74 @@ class VAEAS(nn.Module):
                 "classifier_body": (list(self.classifier.body.parameters()), {"lr": self.classifier_lr}),
                 "classifier_head": (list(head.parameters()),
                                     {"optimizer": "sparse_adam" if sparse else "adam", "lr": self.classifier_lr})}
+
+
+def fit_index_classifier(model: VAEAS, x: torch.Tensor, steps: int = 1000, batch_size: int = 512,
+                         lr: float = 3e-3, seed: int = 0) -> torch.Tensor:
+    """Train the index classifier alone by its cross-entropy (Eq. 12) on the frozen encoder: each step draws
+    ``batch_size`` indices e and z ~ q(z|x_e) afresh. The estimator's own fit, so that Î measures the final encoder
+    rather than a classifier that lagged behind it during training. Starts from the classifier as it is; returns
+    the per-step losses (one host sync, at the end)."""
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"need steps >= 1 and batch_size >= 1, got {steps}, {batch_size}")
+    mean, log_var = posterior_params(model.vae, x)
+    std = (0.5 * log_var).exp()
+    clf = model.classifier
+    sparse = isinstance(clf.head, BinaryTreeSoftmax)
+    opts = [torch.optim.Adam(clf.body.parameters(), lr=lr),
+            (torch.optim.SparseAdam if sparse else torch.optim.Adam)(clf.head.parameters(), lr=lr)]
+    g = torch.Generator(device=mean.device).manual_seed(seed)
+    losses = torch.zeros(steps, device=mean.device)
+    was_training = clf.training
+    clf.train()
+    for step in range(steps):
+        e = torch.randint(0, len(mean), (batch_size,), device=mean.device, generator=g)
+        z = mean[e] + std[e] * torch.randn(batch_size, mean.shape[1], device=mean.device, generator=g)
+        loss = -clf(z, e).mean()
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in opts:
+            opt.step()
+        losses[step] = loss.detach()
+    clf.train(was_training)
+    return losses.cpu()
+
+
+@torch.no_grad()
+def index_classifier_terms(model: VAEAS, x: torch.Tensor, index: torch.Tensor, top1_subset: int = 2000,
+                           seed: int = 0, batch_size: int = 1024) -> dict[str, float]:
+    """The index classifier's estimates on the N training samples, one z ~ q(z|x_e) per sample (seeded), in eval mode:
+
+    - ``mi``: Eq. 9/13, log N - E H(s(·|z)) with the entropy over all N indices (plug-in, not a bound);
+    - ``mi_ce_bound``: log N - SC, the cross-entropy lower bound; ``sc``: the softmax cross-entropy
+      E[-log s(e|z)] in nats (Table 2's SC); ``md``: Eq. 14; ``kl``: the mean closed-form KL;
+    - ``top1_error``: the top-1 error, argmax over all N indices, on ``top1_subset`` random z (the whole set if
+      None), and ``fano``: Theorem 3.3's lower bound log N - H_b(P_e) - P_e log(N - 1) from it (a bound on the
+      true I up to the sampling error of P_e on the subset).
+    """
+    n = model.num_samples
+    if len(x) != n or index.shape != (n,):
+        raise ValueError(f"need all N = {n} training samples and their indices, got {len(x)} and {tuple(index.shape)}")
+    model.classifier.check_labels(index)
+    was_training = model.training
+    model.eval()
+    mean, log_var = posterior_params(model.vae, x, batch_size)
+    g = torch.Generator().manual_seed(seed)
+    z = mean + (0.5 * log_var).exp() * torch.randn(mean.shape, generator=g).to(mean.device)
+    log_s, entropy = map(torch.cat, zip(*[model.classifier(z[i:i + batch_size], index[i:i + batch_size], entropy=True)
+                                          for i in range(0, n, batch_size)]))
+    pick = torch.arange(n) if top1_subset is None or top1_subset >= n else \
+        torch.randperm(n, generator=g)[:top1_subset]
+    pick = pick.to(z.device)
+    correct = torch.cat([model.classifier.log_probs(z[pick[i:i + batch_size]]).argmax(1) == index[pick[i:i + batch_size]]
+                         for i in range(0, len(pick), batch_size)])
+    model.train(was_training)
+    kl = kl_to_standard_normal(mean, log_var).sum(1)
+    top1_error = 1 - correct.float().mean().item()
+    return {"mi": index_mi_plugin(entropy, n).item(), "mi_ce_bound": index_mi_cross_entropy_bound(log_s, n).item(),
+            "sc": -log_s.mean().item(), "md": index_marginal_divergence(kl, log_s, n).item(), "kl": kl.mean().item(),
+            "top1_error": top1_error, "top1_subset": len(pick), "fano": fano_lower_bound(top1_error, n)}
 
 
 # --------------------------------------------------------------------------------------------
