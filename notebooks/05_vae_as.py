@@ -88,17 +88,20 @@ epochs = None
 # %%
 FULL_MINUTES_H100 = 15  # an estimate (not yet measured with these networks and seeds)
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
-# The paper's Table 2 networks: MLP encoder, decoder and index classifier with 2, 5 and 2 hidden layers.
+# The paper's Table 2 networks: MLP encoder, decoder and index classifier
+# with 2, 5 and 2 hidden layers.
 ENCODER_DEPTH, DECODER_DEPTH, CLASSIFIER_DEPTH = 2, 5, 2
 CI_GRID = [
     (1.0, 0.2),
     (1.0, 5.0),
 ]  # besides (1, 1), which every profile trains over all seeds
 FULL_GRID = CI_GRID + [(1.0, 0.5), (1.0, 2.0), (0.2, 1.0), (5.0, 1.0)]
-# hidden / classifier_hidden: layer widths; seeds: the VAE and VAE-AS (1, 1) are trained with seeds seed, seed + 1,
-# ...; classifier_samples: draws of z per example for the classifier's step; refit_*: the classifier's own fit on
-# the final encoder before its estimates are read; mc_samples: S for Monte Carlo over S < N points; exact_draws: z
-# per point for the exact mixture; iw_k: importance samples for the NLL (the paper: 4096); batch: the mini-batch
+# hidden / classifier_hidden: layer widths; seeds: the VAE and VAE-AS (1, 1) are
+# trained with seeds seed, seed + 1, ...; classifier_samples: draws of z per example
+# for the classifier's step; refit_*: the classifier's own fit on the final encoder
+# before its estimates are read; mc_samples: S for Monte Carlo over S < N points;
+# exact_draws: z per point for the exact mixture; iw_k: importance samples for the
+# NLL (the paper: 4096); batch: the mini-batch
 KNOBS = {
     "ci": {
         "n_train": 1000,
@@ -111,6 +114,7 @@ KNOBS = {
         "classifier_lr": 3e-3,
         "refit_steps": 2000,
         "refit_batch": 512,
+        "refit_lr": 1e-2,
         "mc_samples": [10, 100, 500],
         "mc_repeats": 3,
         "exact_draws": 4,
@@ -131,6 +135,7 @@ KNOBS = {
         "classifier_lr": 3e-3,
         "refit_steps": 20_000,
         "refit_batch": 1024,
+        "refit_lr": 1e-2,
         "mc_samples": [100, 1000, 10_000],
         "mc_repeats": 3,
         "exact_draws": 1,
@@ -151,6 +156,7 @@ KNOBS = {
         "classifier_lr": 3e-3,
         "refit_steps": 5,
         "refit_batch": 256,
+        "refit_lr": 1e-2,
         "mc_samples": [10, 100],
         "mc_repeats": 2,
         "exact_draws": 1,
@@ -174,7 +180,8 @@ metrics_ = {}
 
 mnist = load_dataset("mnist", device=run.device)
 train_bin = binarized(mnist.train, 0)
-# The label of each training image is its own index e in [0, N): the auxiliary classifier's target.
+# The label of each training image is its own index e in [0, N): the auxiliary
+# classifier's target.
 test_split = (
     mnist.test
     if KNOBS["test_images"] is None
@@ -186,15 +193,21 @@ data = Dataset(
     None,
     binarized(test_split, 2),
     tuple(range(n_train)),
-    f"{mnist.source}, binarised (seed 0 train, 2 test); first {n_train} training images",
+    f"{mnist.source}, binarised (seed 0 train, 2 test); "
+    f"first {n_train} training images",
 )
+
+# %% tags=["hide-input"]
+depths = f"{ENCODER_DEPTH} / {DECODER_DEPTH} / {CLASSIFIER_DEPTH}"
 markdown(
-    f"**This run ({run.profile}).** N = {n_train} training images (log N = {LOG_N:.3f}; the paper: N = "
-    f"{PAPER_N:,}, log N = {math.log(PAPER_N):.3f}), {epochs} epochs at batch {KNOBS['batch']} (the paper: 300 "
-    f"at 128), hidden layers of {hidden} units in encoder and decoder and {KNOBS['classifier_hidden']} in the "
-    f"classifier (the paper: 500), depths {ENCODER_DEPTH} / {DECODER_DEPTH} / {CLASSIFIER_DEPTH} as in the "
-    f"paper; seeds {SEEDS} for the VAE and VAE-AS (1, 1), seed {run.seed} for the other grid points; NLL with "
-    f"k = {KNOBS['iw_k']} importance samples (the paper: 4096) on {KNOBS['iw_images']} test images."
+    f"**This run ({run.profile}).** N = {n_train} training images "
+    f"(log N = {LOG_N:.3f}; the paper: N = {PAPER_N:,}, log N = "
+    f"{math.log(PAPER_N):.3f}), {epochs} epochs at batch {KNOBS['batch']} "
+    f"(the paper: 300 at 128), hidden layers of {hidden} units in encoder and "
+    f"decoder and {KNOBS['classifier_hidden']} in the classifier (the paper: 500), "
+    f"depths {depths} as in the paper; seeds {SEEDS} for the VAE and VAE-AS (1, 1), "
+    f"seed {run.seed} for the other grid points; NLL with k = {KNOBS['iw_k']} "
+    f"importance samples (the paper: 4096) on {KNOBS['iw_images']} test images."
 )
 
 # %% [markdown]
@@ -253,7 +266,11 @@ markdown(
 
 # %%
 show(V.index_mi_plugin)
+
+# %%
 show(V.index_mi_cross_entropy_bound)
+
+# %%
 show(V.index_marginal_divergence)
 
 # %%
@@ -292,21 +309,26 @@ show(V.VAEAS.training_step)
 # The plain VAE maximises the ELBO without a classifier. VAE-AS trains its classifier alongside (one optimiser step
 # per VAE step, on `classifier_samples` draws of $z$ per example). Both use the paper's Table 2 depths.
 
+
 # %%
-trainer_for = lambda s: Trainer(
-    max_epochs=epochs,
-    batch_size=KNOBS["batch"],
-    lr=1e-3,  # noqa: E731
-    device=run.device,
-    seed=s,
-    amp=KNOBS["amp"],
-)
-new_vae = lambda: V.VAE(
-    z_dim=z_dim,
-    hidden=hidden,
-    encoder_depth=ENCODER_DEPTH,  # noqa: E731
-    decoder_depth=DECODER_DEPTH,
-)
+def trainer_for(s):
+    return Trainer(
+        max_epochs=epochs,
+        batch_size=KNOBS["batch"],
+        lr=1e-3,
+        device=run.device,
+        seed=s,
+        amp=KNOBS["amp"],
+    )
+
+
+def new_vae():
+    return V.VAE(
+        z_dim=z_dim,
+        hidden=hidden,
+        encoder_depth=ENCODER_DEPTH,
+        decoder_depth=DECODER_DEPTH,
+    )
 
 
 def new_vae_as(alpha, beta):
@@ -333,7 +355,7 @@ models = {
 for alpha, beta in KNOBS["grid"]:
     models[(alpha, beta, run.seed)], _ = fit_cached(
         f"ch5-vaeas-a{alpha}-b{beta}-s{run.seed}",
-        lambda: new_vae_as(alpha, beta),
+        lambda a=alpha, b=beta: new_vae_as(a, b),
         data,
         trainer_for(run.seed),
     )
@@ -347,7 +369,7 @@ for alpha, beta in KNOBS["grid"]:
 # information of the exact aggregate posterior over the $N$ training points, for every model.
 
 
-# %%
+# %% tags=["hide-input"]
 @torch.no_grad()
 def table2_row(name, model):
     vae = getattr(model, "vae", model)
@@ -383,7 +405,12 @@ rows_as = {
     for k, m in models.items()
 }
 table = list(rows_vae.values()) + list(rows_as.values())
-fmt = lambda v: "—" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
+
+
+def fmt(v):
+    return "—" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
 cols = [
     "model",
     "nll_test",
@@ -401,8 +428,9 @@ markdown(
         ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in table]
     )
-    + f"\n\nN = {n_train}, log N = {LOG_N:.2f} (the paper's MI and SC refer to N = {PAPER_N:,}, log N = "
-    f"{math.log(PAPER_N):.2f}). Paper (Table 2): VAE 100.99 / 18.39 / 8 / 73.45 / 18.57; VAE-AS (1, 1) 96.32 / "
+    + f"\n\nN = {n_train}, log N = {LOG_N:.2f} (the paper's MI and SC refer to "
+    f"N = {PAPER_N:,}, log N = {math.log(PAPER_N):.2f}). Paper (Table 2): "
+    "VAE 100.99 / 18.39 / 8 / 73.45 / 18.57; VAE-AS (1, 1) 96.32 / "
     f"21.84 / 11 / 71.66 / 21.22, MI 10.78, MD 10.66, SC 0.35."
 )
 
@@ -411,7 +439,7 @@ markdown(
 # VAE-AS − VAE of the means (the paper: NLL 96.32 − 100.99 = −4.67 nats, AU 11 − 8 = +3).
 
 
-# %%
+# %% tags=["hide-input"]
 def spread(rows, key):
     values = [r[key] for r in rows]
     return statistics.mean(values), statistics.stdev(values) if len(
@@ -439,14 +467,16 @@ lines.append(
 nll_se = math.hypot(
     stats["VAE"]["nll_test"][1], stats["VAE-AS (1, 1)"]["nll_test"][1]
 ) / math.sqrt(len(SEEDS))
-verdict = "lower" if diff["nll_test"] < 0 else "higher"
+direction = "lower" if diff["nll_test"] < 0 else "higher"
+significance = "more" if abs(diff["nll_test"]) > 2 * nll_se else "less"
 markdown(
     "\n".join(lines)
-    + f"\n\nOver {len(SEEDS)} seeds VAE-AS (1, 1) has a {verdict} test NLL than the VAE by "
-    f"{abs(diff['nll_test']):.2f} nats (standard error of the difference {nll_se:.2f}: "
-    f"{'more' if abs(diff['nll_test']) > 2 * nll_se else 'less'} than two standard errors), "
-    f"{diff['au']:+.2f} active units and {diff['mi_exact']:+.2f} nats of mutual information. The paper reports "
-    "−4.67 nats and +3 active units after 300 epochs on 55,000 images."
+    + f"\n\nOver {len(SEEDS)} seeds VAE-AS (1, 1) has a {direction} test NLL than "
+    f"the VAE by {abs(diff['nll_test']):.2f} nats (standard error of the "
+    f"difference {nll_se:.2f}: {significance} than two standard errors), "
+    f"{diff['au']:+.2f} active units and {diff['mi_exact']:+.2f} nats of mutual "
+    "information. The paper reports −4.67 nats and +3 active units after 300 "
+    "epochs on 55,000 images."
 )
 
 # %% [markdown]
@@ -481,6 +511,7 @@ refit_losses = V.fit_index_classifier(
     data.train.x,
     steps=KNOBS["refit_steps"],
     batch_size=KNOBS["refit_batch"],
+    lr=KNOBS["refit_lr"],
     seed=run.seed,
 )
 refit = V.index_classifier_terms(ref, data.train.x, data.train.y, seed=run.seed)
@@ -531,26 +562,6 @@ axes[2].set_xticks(range(len(sums)), list(sums), fontsize=8)
 axes[2].set(ylabel="nats", title="I + MD against the mean KL")
 fig.tight_layout()
 
-gap_online, gap_refit = online["mi"] - exact["mi"], refit["mi"] - exact["mi"]
-tol = 0.1 * LOG_N
-markdown(
-    f"Exact (S = N = {n_train}): MI = {exact['mi']:.3f} ± {exact['mi_se']:.3f}, MD = {exact['md']:.3f} ± "
-    f"{exact['md_se']:.3f} nats. The classifier as trained gives Î = {online['mi']:.3f} ({gap_online:+.3f}); "
-    f"refit for {KNOBS['refit_steps']} steps (cross-entropy {refit_losses[:50].mean():.2f} → "
-    f"{refit_losses[-50:].mean():.2f} nats) it gives Î = {refit['mi']:.3f} ({gap_refit:+.3f}), "
-    f"{'within' if abs(gap_refit) <= tol else 'outside'} 0.1·log N = {tol:.3f} of the exact value; its MD̂ (Eq. 14) "
-    f"is {refit['md']:.3f} ({refit['md'] - exact['md']:+.3f}). The cross-entropy bound {refit['mi_ce_bound']:.3f} "
-    f"{'lies below' if refit['mi_ce_bound'] <= exact['mi'] + 4 * exact['mi_se'] else 'does NOT lie below'} the "
-    f"exact MI, and so does the Fano bound {refit['fano']:.3f} "
-    f"({'yes' if refit['fano'] <= exact['mi'] + 4 * exact['mi_se'] else 'NO'}; top-1 error "
-    f"{refit['top1_error']:.3f} over all {n_train} indices on {refit['top1_subset']} random z). Monte Carlo over S "
-    f"points: "
-    + ", ".join(
-        f"S = {s}: {statistics.mean(e['mi'] for e in v):.3f} (log S = {math.log(s):.3f})"
-        for s, v in mc.items()
-    )
-    + "."
-)
 metrics_.update(
     {
         "mi_classifier_vae_as": refit["mi"],
@@ -570,6 +581,32 @@ metrics_.update(
         }
         | {str(n_train): round(exact["md"], 4)},
     }
+)
+
+
+# %% tags=["hide-input"]
+gap_online, gap_refit = online["mi"] - exact["mi"], refit["mi"] - exact["mi"]
+tol = 0.1 * LOG_N
+limit = exact["mi"] + 4 * exact["mi_se"]  # 4 Monte Carlo standard errors above
+ce_below = "lies below" if refit["mi_ce_bound"] <= limit else "does NOT lie below"
+fano_below = "lies below" if refit["fano"] <= limit else "does NOT lie below"
+mc_text = ", ".join(
+    f"S = {s}: {statistics.mean(e['mi'] for e in v):.3f} (log S = {math.log(s):.3f})"
+    for s, v in mc.items()
+)
+markdown(
+    f"Exact (S = N = {n_train}): MI = {exact['mi']:.3f} ± {exact['mi_se']:.3f}, "
+    f"MD = {exact['md']:.3f} ± {exact['md_se']:.3f} nats. The classifier as "
+    f"trained gives Î = {online['mi']:.3f} ({gap_online:+.3f}); refit for "
+    f"{KNOBS['refit_steps']} steps (cross-entropy {refit_losses[:50].mean():.2f} → "
+    f"{refit_losses[-50:].mean():.2f} nats) it gives Î = {refit['mi']:.3f} "
+    f"({gap_refit:+.3f}), {'within' if abs(gap_refit) <= tol else 'outside'} "
+    f"0.1·log N = {tol:.3f} of the exact value; its MD̂ (Eq. 14) is "
+    f"{refit['md']:.3f} ({refit['md'] - exact['md']:+.3f}). The cross-entropy "
+    f"bound {refit['mi_ce_bound']:.3f} {ce_below} the exact MI; the Fano bound "
+    f"{refit['fano']:.3f} {fano_below} it (top-1 error {refit['top1_error']:.3f} "
+    f"over all {n_train} indices on {refit['top1_subset']} random z). Monte Carlo "
+    f"over S points: {mc_text}."
 )
 
 # %% [markdown]
@@ -593,7 +630,7 @@ for col, key in enumerate((small, large)):
             axes[r, col],
             torch.cat([x.cpu().flatten(1), recon]),
             ncol=10,
-            title=f"α = {key[0]:g}, β = {key[1]:g}: {split_name} images and reconstructions",
+            title=f"α = {key[0]:g}, β = {key[1]:g}: {split_name}, reconstructions",
         )
 fig.tight_layout()
 
@@ -604,7 +641,7 @@ fig.tight_layout()
 # a GPU; the line under the table names that GPU (from the file's `device`), the commit and the wall time. The
 # paper's MI and SC refer to N = 55,000: they are compared with ours only through `log_n` beside them.
 
-# %%
+# %% tags=["hide-input"]
 as_row = rows_as[(1.0, 1.0, run.seed)]
 metrics_.update(
     {
