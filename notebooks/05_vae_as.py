@@ -481,7 +481,8 @@ markdown(
     f"{diff['au']:+.2f} active units and {diff['mi_exact']:+.2f} nats of mutual "
     "information. The paper reports −4.67 nats and +3 active units after 300 "
     "epochs on 55,000 images. At the end of training the term that separates "
-    "L_{1,1} from the ELBO, E[H(s(·|z)) + log s(e|z)], is "
+    "$\\mathcal L_{1,1}$ from the ELBO, "
+    "$\\mathbb E[H(s(\\cdot\\mid z)) + \\log s(e\\mid z)]$, is "
     + ", ".join(f"{v:+.3f}" for v in extra)
     + " nats (seeds "
     + ", ".join(map(str, SEEDS))
