@@ -44,7 +44,7 @@
 # `LVMCLS_PROFILE=full python notebooks/01_softmax_probabilities.py`). `full` trains on 100,000 points per toy
 # problem and 20 MNIST epochs; `smoke` runs the `full` code for a few steps on tiny subsets (a CI check).
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -73,7 +73,7 @@ from lvmcls.calibration import reweight_to_prior
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.synthetic import GaussianClasses
 from lvmcls.train import Trainer, fit_cached, pick_device
@@ -88,7 +88,7 @@ toy_train = None  # training points per toy problem (None: the profile's default
 toy_epochs = None
 mnist_epochs = None
 
-# %%
+# %% tags=["hide-input"]
 FULL_MINUTES_H100 = (
     2.1  # measured: wall_time_s of results/full/01_softmax_probabilities.json
 )
@@ -273,7 +273,7 @@ print(
 # $s^*(x) = \operatorname{sign}(2P(A\mid x) - 1)$, the Bayes *decision*, so $\sigma(s)$ saturates near
 # $\sigma(\pm 1) \approx 0.27, 0.73$ whatever the posterior is (that is the theory; the run below measures it).
 
-# %%
+# %% tags=["hide-input"]
 binary = GaussianClasses(torch.tensor([[-1.0], [1.0]]), std=1.0)  # class 1 is A
 binary_data = binary.dataset(toy_train, seed=run.seed + 1)
 binary_models = {
@@ -317,6 +317,16 @@ axes[1].set(
 )
 axes[1].legend(frameon=False, fontsize=8)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-binary",
+    "Two classes on a line, $A$: $\\mathcal N(+1, 1)$, $B$: $\\mathcal N(-1, 1)$, "
+    "equal counts. Left: the score $f(x) = \\sigma(s(x))$ of the model trained with "
+    "cross-entropy and of the one trained with the hinge, against the true posterior "
+    "$P(A\\mid x) = \\sigma(2x)$ (thick grey), over $x$. Right: the cross-entropy "
+    "model's logit $s(x)$ against the true log density ratio $\\log p(x\\mid "
+    "A)/p(x\\mid B) = 2x$ (nats).",
+)
 
 test_truth = binary.posterior(binary_data.test.x)
 for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
@@ -327,9 +337,9 @@ metrics_["density_ratio_mae"] = (logit - true_ratio)[inside].abs().mean().item()
 print({k: round(v, 4) for k, v in metrics_.items() if "binary" in k or "ratio" in k})
 
 # %% [markdown]
-# What the curves show, measured on the grid (where $|x| \le 3$) and on the held-out points:
+# What the curves of {numref}`fig-ch1-binary` show, measured on the grid (where $|x| \le 3$) and on the held-out points:
 
-# %%
+# %% tags=["hide-input"]
 binary_test_acc, boundary = {}, {}
 for loss in ("ce", "hinge"):
     p_grid = binary_models[loss].predict_proba(grid.to(run.device)).cpu()[:, 1]
@@ -376,7 +386,7 @@ markdown(
 # calibration error (ECE, 20 equal-width bins as in {cite}`dhuliawala2023variational`, appendix C) is the
 # count-weighted mean gap to the diagonal {cite}`guo2017calibration`.
 
-# %%
+# %% tags=["hide-input"]
 toy_data_k = toy.dataset(toy_train, seed=run.seed + 2)
 k_models = {
     loss: fit_cached(
@@ -410,6 +420,16 @@ for loss, color in (("ce", "C0"), ("hinge", "C3")):
     )
 axes[3].set_title("reliability (test)")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-four-classes",
+    "Four Gaussian classes on a circle in $\\mathbb R^2$, held-out points. From the "
+    "left: the points coloured by class; the model's $f(c\\mid x)$ against the true "
+    "$P(c\\mid x)$ for every point and class, trained with cross-entropy and with the "
+    "hinge (on the dashed diagonal they agree); reliability diagrams of both, the "
+    "accuracy of the points in each of 20 bins of the confidence $\\max_c f(c\\mid x)$ "
+    "(ECE in the legend).",
+)
 
 for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
     metrics_[f"posterior_mae{suffix}"] = metrics.posterior_mae(
@@ -429,13 +449,13 @@ print(
 )
 
 # %% [markdown]
-# Where the reliability bars fall is read off the curve: the count-weighted mean of accuracy − confidence over
+# {numref}`fig-ch1-four-classes` sets the scores against the true posterior. Where the reliability bars fall is read off the curve: the count-weighted mean of accuracy − confidence over
 # the bins (`ReliabilityCurve.signed_gap`: positive when the bars stand above the diagonal, i.e. the scores are
 # *under*-confident) and the share of test points in bins above the diagonal. The sentences below are built from
 # them and from the mean top score $\max_c f(c\mid x)$ against the true posterior's $\max_c P(c\mid x)$.
 
 
-# %%
+# %% tags=["hide-input"]
 def where_bars_fall(curve) -> str:
     """'above' / 'below' / 'on' the diagonal by the signed gap (within 0.01: on it)."""
     gap = curve.signed_gap
@@ -492,7 +512,7 @@ markdown(
 # %%
 show(reweight_to_prior)
 
-# %%
+# %% tags=["hide-input"]
 skewed = GaussianClasses(binary.means, std=1.0, prior=[0.1, 0.9])
 skewed_data = skewed.dataset(toy_train, seed=run.seed + 3)
 skewed_model, _ = fit_cached(
@@ -527,6 +547,13 @@ ax.plot(
 )
 ax.legend(frameon=False, fontsize=8)
 ax.set_title("class counts are the prior")
+figure(
+    fig,
+    "fig-ch1-prior-shift",
+    "Two classes trained at 9:1. Over $x$: the true posterior $P(A\\mid x)$ under the "
+    "training prior (thick grey), the learned $f(x)$, $f$ re-weighted to a 1:1 prior "
+    "by Bayes' rule, and the true posterior under 1:1 (dotted).",
+)
 
 held_out = skewed_data.test.x
 p_test = skewed_model.predict_proba(held_out.to(run.device)).cpu()
@@ -552,7 +579,7 @@ markdown(
 
 # %% [markdown]
 # The classifier's output is $P(c\mid x)$ for the class frequencies of its training set; moving it to other
-# frequencies needs only Bayes' rule, as the numbers above show.
+# frequencies needs only Bayes' rule, as {numref}`fig-ch1-prior-shift` and the numbers above show.
 
 # %% [markdown]
 # ## Real data: MNIST
@@ -562,7 +589,7 @@ markdown(
 # 80% should be classified correctly. A two-hidden-layer MLP, trained with cross-entropy on the 50,000
 # training images (`lvmcls.data` keeps them as one tensor on the device):
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 if KNOBS["mnist_train"] is not None:  # smoke: a class-balanced subset
     mnist = mnist.replace(
@@ -592,13 +619,21 @@ axes[0].legend(frameon=False)
 plots.reliability_diagram(axes[1], curve, label="MLP, cross-entropy")
 axes[1].set_title(f"MNIST test: accuracy {100 * metrics_['mnist_test_acc']:.2f}%")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-mnist",
+    "The MNIST MLP trained with cross-entropy. Left: the mean cross-entropy (nats per "
+    "image) on the training and validation images after each epoch. Right: reliability "
+    "diagram on the 10,000 test images, accuracy per bin of the confidence (20 bins) "
+    "against the diagonal, ECE in the legend.",
+)
 
 # %% [markdown]
 # With a finite sample and a flexible network, cross-entropy's optimum on the *training* set is not the
 # population posterior: a long run drives training loss toward zero and the network becomes
-# over-confident {cite}`guo2017calibration`. How far this short run is from that regime, from its reliability curve:
+# over-confident {cite}`guo2017calibration`. How far this short run is from that regime, from its reliability curve ({numref}`fig-ch1-mnist`, right):
 
-# %%
+# %% tags=["hide-input"]
 metrics_["mnist_signed_gap"] = curve.signed_gap
 markdown(
     f"MNIST test ECE {100 * metrics_['mnist_ece']:.2f}% after "
@@ -624,7 +659,7 @@ markdown(
 # `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the commit and the
 # wall time.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {}  # no seed paper for this chapter
 path = write_results(
     STEM,
@@ -649,14 +684,14 @@ scorecard(STEM, metrics_, PAPER)
 # %% [markdown]
 # The same seed and profile give the same numbers (the test suite re-executes this cell and compares):
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 4) for k, v in sorted(metrics_.items())})
 
 # %% [markdown]
 # ## Conclusion
 
-# %%
+# %% tags=["hide-input"]
 markdown(
     "- Cross-entropy is the expected KL divergence from the true posterior to the "
     "model, plus the posterior's\n"

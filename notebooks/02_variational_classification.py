@@ -37,7 +37,7 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -66,7 +66,7 @@ from lvmcls import estimators, metrics, objectives, plots
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.synthetic import nonlinear_latent_classes
 from lvmcls.nets import MLP
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.vc import (
     ClassDensityRatio,
     GaussianClassPrior,
@@ -88,7 +88,7 @@ vc_likelihood_weight = 0.01  # VC keeps a log p(z|y) term too (run_vc.sh)
 mnist_epochs = None  # None: the profile's default
 toy_epochs = None
 
-# %%
+# %% tags=["hide-input"]
 FULL_MINUTES_H100 = (
     1.9  # measured: wall_time_s of results/full/02_variational_classification.json
 )
@@ -344,7 +344,7 @@ print(
 # %% [markdown]
 # **Eq. 11.** One dimension, two classes with $p(z\mid y) = \mathcal N(\pm 1, 1)$ and equal priors. We maximise
 # $\mathbb E_q \log p(y{=}1\mid z) - \mathrm{KL}(q\,\|\,p(z\mid y{=}1))$ over *all* densities on a grid by gradient ascent (numerical
-# integration on the grid), and compare with the closed form.
+# integration on the grid), and compare with the closed form ({numref}`fig-ch2-eq11`).
 
 # %%
 grid = torch.linspace(-6, 6, 601, dtype=torch.float64)
@@ -377,6 +377,14 @@ ax.set(
     title="the VC optimum is the prior re-weighted by p(y | z)",
 )
 ax.legend(frameon=False, fontsize=8)
+figure(
+    fig,
+    "fig-ch2-eq11",
+    "Eq. 11 on a grid of $z$ (densities over $z$): the prior $p(z\\mid y{=}1) = "
+    "\\mathcal N(1, 1)$, the classifier $p(y{=}1\\mid z)$ (scaled by 0.4 to share the "
+    "axis), the closed-form optimum $q^*(z\\mid y{=}1)$ and the density found by "
+    "maximising the objective numerically (dashed).",
+)
 mean_of = lambda d: (d * grid).sum().item() * dz  # noqa: E731
 print(
     f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
@@ -389,13 +397,13 @@ print(
 # ## A toy whose generative model is known: anticipated against empirical latents
 #
 # Five classes, $z \sim \mathcal N(\mu_y, 0.5^2 I)$ in $\mathbb R^2$ with means on a circle, and inputs $x = g(z) \in \mathbb R^{10}$ through a
-# fixed random network. The encoder sees only $x$. Each panel shows the learned prior $p_\theta(z\mid y)$ (ellipses at
+# fixed random network. The encoder sees only $x$. Each panel of {numref}`fig-ch2-toy-latents` shows the learned prior $p_\theta(z\mid y)$ (ellipses at
 # 1σ and 2σ: the *anticipated* latents) and the encoder's outputs on test data (dots: the *empirical* latents).
 # Besides the paper's weights we train VC with $\beta = 1$, where the KL is not a small regulariser, once with the
 # paper's linear discriminators and once with small MLP discriminators (64 tanh units per class; the reference
 # code's option has 512), which can represent log ratios that are not linear in $z$.
 
-# %%
+# %% tags=["hide-input"]
 toy, toy_z_test = nonlinear_latent_classes(KNOBS["toy_train"], seed=run.seed + 1)
 # name: (objective, beta, discriminator hidden units; None = linear)
 VARIANTS = {
@@ -459,12 +467,21 @@ for ax, name in zip(axes[1:], VARIANTS):
     )
     model.to(run.device)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch2-toy-latents",
+    "The five-class toy in $Z = \\mathbb R^2$, held-out points coloured by class. Top "
+    "left: the true latents $z$, which the encoder never sees. Other panels: each "
+    "objective's encoder outputs over its learned class priors $p_\\theta(z\\mid y)$ "
+    "(ellipses at 1σ and 2σ); titles give the spread ratio, about 1 when the latents "
+    "fill their prior.",
+)
 
 # %% [markdown]
 # ## Figure 1: MNIST with $Z = \mathbb R^2$
 #
 # The paper's Figure 1 trains an MNIST encoder into two dimensions under each objective and plots the latents of
-# each class over its prior. We do the same, and add the numbers behind the picture, per objective:
+# each class over its prior. We do the same ({numref}`fig-ch2-mnist-latents`), and add the numbers behind the picture, per objective:
 #
 # - the **spread ratio** $\operatorname{tr}\operatorname{Cov}_{q}(z\mid y)\,/\operatorname{tr}\Sigma_y$, averaged over classes: about 1 when the latents fill
 #   their prior, far below 1 when they concentrate;
@@ -477,7 +494,7 @@ fig.tight_layout()
 # discriminator (its own AdamW, as in the reference code). The reference code trains a ResNet-50 on ImageNet with
 # SGD; we keep its loss weights ($\beta = 0.01$; GM $\lambda = 0.1$; VC $\lambda = 0.01$) and not its optimiser.
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 if KNOBS["mnist_train"] is not None:  # smoke: class-balanced subsets
     mnist = mnist.replace(
@@ -536,8 +553,17 @@ for ax, name in zip(axes, MNIST_VARIANTS):
     )
     model.to(run.device)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch2-mnist-latents",
+    "MNIST test images encoded into $Z = \\mathbb R^2$ under each objective, coloured "
+    "by digit, over the learned class priors (ellipses at 1σ and 2σ, the digit at the "
+    "prior's mean). Titles: test accuracy, spread ratio and the kNN estimate of "
+    "$\\mathrm{KL}(q(z\\mid y)\\,\\|\\,p(z\\mid y))$ in nats, both averaged over "
+    "classes.",
+)
 
-# %%
+# %% tags=["hide-input"]
 
 rows = [
     "| objective | test accuracy | ECE | spread ratio | KL(q(z\\|y) ‖ p(z\\|y)), kNN | "
@@ -567,7 +593,7 @@ markdown("\n".join(rows))
 # receives $\nabla_\phi\,\lambda\log p_\theta(z\mid y)$ (Eq. {eq}`vc-algorithm1`); same seed, same data order, same
 # initial weights.
 
-# %%
+# %% tags=["hide-input"]
 ALGORITHM_ROWS = {
     "vc": "Algorithm 1 (`vc`)",
     "vc_reference": "reference scripts (`vc_reference`)",
@@ -619,7 +645,7 @@ markdown("\n".join(rows))
 # chapter's `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the
 # commit and the wall time.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {}
 path = write_results(
     STEM,
@@ -643,7 +669,7 @@ path = write_results(
 print(f"wrote {path.name}")
 scorecard(STEM, metrics_, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 3) for k, v in sorted(metrics_.items())})
 

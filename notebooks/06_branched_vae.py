@@ -31,7 +31,7 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -63,7 +63,7 @@ from lvmcls import plots
 from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import balanced_subset, load_dataset
-from lvmcls.notebook import setup, show
+from lvmcls.notebook import figure, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 from lvmcls.transforms import (
@@ -85,7 +85,7 @@ per_class = (
     None  # training images per digit; None: the profile's default (0: all 50,000)
 )
 
-# %%
+# %% tags=["hide-input"]
 FULL_MINUTES_H100 = 6  # an estimate for the full profile on one H100 (not yet measured)
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # epochs: the 10-d MNIST λ sweep; aux_epochs: the 2-d, rotated, fixed-output and
@@ -272,9 +272,9 @@ print(make_vae(10))
 # Grey-level MNIST in $[0, 1]$ with a Bernoulli decoder (see "Grey levels" above). Rotated MNIST is made on the device
 # from the same images: each image turned about its centre by an angle drawn uniformly from $[-180°, 180°]$ with a
 # fixed seed (one batched `affine_grid` / `grid_sample` call; the angles are kept). The summary does not say which
-# range the paper draws from; the full circle is our reading. The sizes of this run's splits:
+# range the paper draws from; the full circle is our reading. {numref}`fig-ch6-data` shows a few images of each and the fixed-output targets. The sizes of this run's splits:
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 train = (
     balanced_subset(mnist.train, per_class, seed=run.seed) if per_class else mnist.train
@@ -332,6 +332,13 @@ plots.image_grid(
     title="fixed-output targets t_y: class means, Gaussian blobs",
 )
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch6-data",
+    "Ten training images of MNIST (left), the same images rotated by their random "
+    "angles (middle), and the fixed-output VAE's targets $t_y$ (right): the ten "
+    "class-mean templates, then the ten Gaussian blobs.",
+)
 
 # %%
 show(rotate)
@@ -346,7 +353,7 @@ show(rotate)
 # trains the branch harder, this rule tends to pick the largest $\lambda$ of the sweep; the validation accuracies are
 # printed and kept in the results so that the choice can be checked.
 
-# %%
+# %% tags=["hide-input"]
 trainer = Trainer(
     max_epochs=epochs,
     batch_size=KNOBS["batch_size"],
@@ -395,7 +402,7 @@ print(
 # %%
 show(P.clustering_accuracy)
 
-# %%
+# %% tags=["hide-input"]
 n_probe = min(KNOBS["probe_train"], len(data.train))
 print(
     f"probes fitted on the latents of {n_probe:,} training images: MLP with one hidden "
@@ -454,9 +461,9 @@ table.round(4)
 # Rows are $\lambda$ (0 is the VAE). `neg_elbo` is the test $-\mathrm{ELBO}(x)$, reconstruction plus KL, an upper bound on
 # $-\log p_\theta(x)$ in nats per image (one posterior sample per image; lower is better); `recon_bce` is
 # $-\log p_\theta(x\mid z = \mu_\phi(x))$, the reconstruction alone at the posterior mean; `branch_acc` the BVAE's own
-# classifier at the posterior mean (empty for $\lambda = 0$, whose branch never trained).
+# classifier at the posterior mean (empty for $\lambda = 0$, whose branch never trained). {numref}`fig-ch6-lambda` draws the same rows against $\lambda$.
 
-# %%
+# %% tags=["hide-input"]
 lam_fig, axes = plt.subplots(1, 3, figsize=(14, 3.3))
 lam_pos = range(len(KNOBS["lams"]))
 for k in ("nn_acc", "knn_acc", "rf_acc"):
@@ -472,15 +479,24 @@ for ax, title in zip(
     ax.set(xticks=list(lam_pos), xticklabels=KNOBS["lams"], xlabel="λ", title=title)
     ax.legend(frameon=False)
 lam_fig.tight_layout()
+figure(
+    lam_fig,
+    "fig-ch6-lambda",
+    "The λ sweep on MNIST with 10 latent dimensions, test split, against λ (0 is the "
+    "VAE). Left: accuracy of the MLP, kNN and random-forest probes on the latent "
+    "means. Middle: NMI, ARI and clustering accuracy of k-means on the latents against "
+    "the digits. Right: the test $-\\mathrm{ELBO}(x)$ and the reconstruction $-\\log "
+    "p_\\theta(x\\mid z = \\mu_\\phi(x))$, in nats per image.",
+)
 
 # %% [markdown]
 # ## Two latent dimensions: what the space looks like
 #
-# The VAE and the BVAE with 2 latent dimensions, on MNIST and on rotated MNIST; one panel per model, the same axes
+# The VAE and the BVAE with 2 latent dimensions ({numref}`fig-ch6-latents-2d`), on MNIST and on rotated MNIST; one panel per model, the same axes
 # for all, up to 3,000 test images coloured by digit. These models, and the rotated and fixed-output ones below, train
 # for the profile's `aux_epochs` (printed).
 
-# %%
+# %% tags=["hide-input"]
 print(f"2-d, rotated and fixed-output models: {KNOBS['aux_epochs']} epochs each")
 for data_name, d in (("mnist", data), ("rot", rot_data)):
     for lam in (0, LAM):
@@ -500,7 +516,7 @@ for key, row in z2.items():
 pd.DataFrame({f"{key[0]}, λ = {key[2]}": row for key, row in z2.items()}).T.round(4)
 
 
-# %%
+# %% tags=["hide-input"]
 def latent_frame(keys, n=3000):
     frames = []
     for key in keys:
@@ -534,6 +550,13 @@ grid = sns.relplot(
     facet_kws={"sharex": True, "sharey": True},
 )
 grid.set_titles("{col_name}")
+figure(
+    grid,
+    "fig-ch6-latents-2d",
+    "Latent means $\\mu_\\phi(x)$ of up to 3,000 test images, coloured by digit, for "
+    "the VAE and the BVAE with two latent dimensions, trained on MNIST and on rotated "
+    "MNIST (one panel per model; $z_1$ across, $z_2$ up, the same axes for all).",
+)
 
 # %% [markdown]
 # ## Rotated MNIST: VAE, BVAE and the fixed-output VAE
@@ -541,7 +564,7 @@ grid.set_titles("{col_name}")
 # Ten latent dimensions, trained on rotated images; the fixed-output VAE's targets are the *upright* templates above,
 # so its decoder must draw an upright digit (or a blob) from a rotated one, with no classifier branch in its loss.
 
-# %%
+# %% tags=["hide-input"]
 for lam in (0, LAM):
     models[("rot", 10, lam)], records[("rot", 10, lam)] = fit_cached(
         f"ch6-rot-z10-lam{lam}",
@@ -593,7 +616,7 @@ pd.DataFrame(rot).T.round(4)
 # and the forest on the unweighted BVAE, no retraining. The data each reading trains on:
 
 
-# %%
+# %% tags=["hide-input"]
 def weighting_experiment(data_name, z_dim):
     """Train the BVAE (λ = LAM) on the unweighted and the two weighted training sets of
     one setting, all for the unweighted model's number of steps; return the training
@@ -694,10 +717,10 @@ metrics_["weighting_by_setting"] = {f"{k[0]}_z{k[1]}": v for k, v in weighting.i
 # %% [markdown]
 # ## Reconstructions and samples
 #
-# Top rows: test images; below them, each model's reconstruction $\sigma(g_\theta(\mu_\phi(x)))$; right: decoder means for
+# In {numref}`fig-ch6-reconstructions`, top rows: test images; below them, each model's reconstruction $\sigma(g_\theta(\mu_\phi(x)))$; right: decoder means for
 # $z \sim \mathcal N(0, I)$.
 
-# %%
+# %% tags=["hide-input"]
 shown = {
     "VAE, MNIST": (models[("mnist", 10, 0)], data),
     f"BVAE λ = {LAM}, MNIST": (models[("mnist", 10, LAM)], data),
@@ -723,6 +746,13 @@ for row, (title, (model, d)) in zip(axes, shown.items()):
         title=f"{title}: samples",
     )
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch6-reconstructions",
+    "One row per model. Left: ten test images (top) and the model's reconstructions "
+    "$\\sigma(g_\\theta(\\mu_\\phi(x)))$ (below). Right: twenty decoder means for $z "
+    "\\sim \\mathcal N(0, I)$.",
+)
 
 # %% [markdown]
 # ## Scorecard
@@ -734,7 +764,7 @@ fig.tight_layout()
 # profile uses an MLP VAE, a subset of MNIST, a few epochs, two values of $\lambda$ and a smaller forest and fewer
 # k-means restarts than `full`; $\alpha = 1$; $\lambda$ chosen on validation; network sizes are ours.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {
     "nn_acc_vae": 0.971,
     "nn_acc_bvae": 0.985,
@@ -782,14 +812,14 @@ path = write_results(
 print(f"wrote {path.name}")
 scorecard(STEM, {k: metrics_[k] for k in SCORE_KEYS}, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(metrics_[k], 3) for k in SCORE_KEYS})
 
 # %% [markdown]
 # ## Conclusion
 
-# %%
+# %% tags=["hide-input"]
 m = metrics_
 
 

@@ -35,7 +35,7 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -64,7 +64,7 @@ import torch
 from lvmcls import plots
 from lvmcls import ssvae as S
 from lvmcls.data import load_dataset
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -76,7 +76,7 @@ profile = (
 )
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 # the full profile's budget on one H100 (not yet measured: no results/full/07 run)
 FULL_MINUTES_H100 = 8
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
@@ -343,7 +343,7 @@ show(S.M2.training_step)
 # depend on how often the labelled rows are revisited, only its variance does.
 
 
-# %%
+# %% tags=["hide-input"]
 def with_test_limit(data):
     """The smoke profile evaluates on ``test_limit`` test images drawn at random (some
     test sets are sorted by class)."""
@@ -404,7 +404,7 @@ print(
 # best weights restored).
 
 
-# %%
+# %% tags=["hide-input"]
 def m2_builder(data, alpha, gamma=0.0, beta=0.0):
     split, x_dim = data.train, data.train.x[0].numel()
     steps_per_epoch = math.ceil(
@@ -463,7 +463,7 @@ def supervised_only(data, val):
 # example reaches 93.19 ± 0.60 % in 50 epochs with exact enumeration and a classification multiplier of 46, and
 # 77.12 % for the supervised-only baseline. First the choice of $\alpha'$, on the validation images:
 
-# %%
+# %% tags=["hide-input"]
 alpha_runs = {
     a: fit_cached(
         f"ch7-m2-mnist-10pc-alpha{a:g}", m2_builder(mnist_10, a), mnist_10, m2_trainer
@@ -494,7 +494,7 @@ markdown(
     f"training set) and Pyro's 46."
 )
 
-# %%
+# %% tags=["hide-input"]
 m2_mnist, m2_mnist_record = alpha_runs[ALPHA]
 sup_mnist, _ = supervised_only(mnist_10, mnist.val)
 eval_m2_mnist = S.evaluate_classifier(m2_mnist, mnist.test)
@@ -527,7 +527,7 @@ markdown(
 # entropies; that its Table 2 bounds are Bernoulli cross-entropies on grey levels is our inference (its −248.18 sits
 # below the grey-level floor, as such a bound must), so the bound comparison is indicative only.
 
-# %%
+# %% tags=["hide-input"]
 floor_fashion = S.bernoulli_floor(fashion.test.x)
 metrics_["bernoulli_floor_fashion"] = (
     floor_fashion  # nats of cross-entropy: bounds are at most minus it
@@ -574,7 +574,7 @@ for (n, draw, g_, b_), e in sorted(fashion_eval.items()):
 markdown("\n".join(rows))
 
 
-# %%
+# %% tags=["hide-input"]
 def over_draws(gamma, beta, key):
     """The mean over the label draws of one test metric at 100 labels per class."""
     return sum(fashion_eval[100, d, gamma, beta][key] for d in KNOBS["draws"]) / len(
@@ -644,7 +644,7 @@ markdown(
     f"{248.18 - floor_fashion:.1f})."
 )
 
-# %%
+# %% tags=["hide-input"]
 for n in (250, 500):  # Table 3 (full profile): one label draw
     for name, setting in [("m2", m2_setting), ("mier", mier_setting)]:
         key = (n, KNOBS["draws"][0], *setting)
@@ -660,7 +660,7 @@ for n in (250, 500):  # Table 3 (full profile): one label draw
 # we compare the ablation with MIER. Then, if it matches MIER, entropy minimisation does the work; if it falls short
 # (or collapses onto few classes: a low $\hat I$ with a low entropy), the marginal term is what keeps the classes in use.
 
-# %%
+# %% tags=["hide-input"]
 abl = {
     (g_, b_): (
         over_draws(g_, b_, "accuracy"),
@@ -718,9 +718,9 @@ markdown(
 # ### Information and entropy over training
 #
 # The paper's claim is that maximising M2's bound lowers $I(y; x)$ (Eq. 6) and raises the classifier's entropy. The
-# trainer logs both, averaged per epoch over the batches' unlabelled rows ($\hat I$ on a batch of 180 is biased low).
+# trainer logs both ({numref}`fig-ch7-information`), averaged per epoch over the batches' unlabelled rows ($\hat I$ on a batch of 180 is biased low).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 for (g_, b_), label in [
     ((0.0, 0.0), "M2"),
@@ -758,6 +758,16 @@ plots.image_grid(
     title="test images; M2; M2+MIER reconstructions",
 )
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch7-information",
+    "Fashion-MNIST, 100 labels per class. Left: the mutual information $\\hat I(y; x)$ "
+    "of the classifier on the unlabelled rows of each batch (nats), mean per epoch, "
+    "for M2, M2+MIER and the per-example-entropy ablation. Middle: the mean entropy "
+    "$H(q(y\\mid x))$ of the classifier (nats) on the same rows. Right: ten test "
+    "images (top), their M2 reconstructions and their M2+MIER reconstructions at the "
+    "predicted label.",
+)
 hist_m2 = fashion_runs[100, d0, 0.0, 0.0][1]["history"]["train"]
 mi_trend = "fell" if hist_m2["mi"][-1] < hist_m2["mi"][0] else "rose"
 h_trend = "rose" if hist_m2["entropy"][-1] > hist_m2["entropy"][0] else "fell"
@@ -786,7 +796,7 @@ markdown(
 # per class. KMNIST and SVHN are torchvision downloads; the book's data layer serves only MNIST, Fashion-MNIST and
 # CIFAR-10 offline, so they are skipped, and their paper rows stay in the scorecard.
 
-# %%
+# %% tags=["hide-input"]
 if KNOBS["cifar10"]:
     cifar = with_test_limit(load_dataset("cifar10", device=run.device))
     cifar = dataclasses.replace(
@@ -860,7 +870,7 @@ print(
 # of the test set (a cross-entropy in nats: every Bernoulli bound is at most minus it), not a paper number; in `ci`
 # the Fashion-MNIST numbers are one label draw, in `full` means over the draws.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {
     "acc_m2_mnist_10pc": [0.880, 0.9319],
     "acc_supervised_only_mnist_10pc": 0.7712,
@@ -946,14 +956,14 @@ path = write_results(
 print(f"wrote {path.name}")
 scorecard(STEM, {k: metrics_.get(k) for k in card_keys}, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, float)})
 
 # %% [markdown]
 # ## Conclusion
 
-# %%
+# %% tags=["hide-input"]
 m = metrics_
 m2_beats_supervised = m["acc_m2_mnist_10pc"] > m["acc_supervised_only_mnist_10pc"]
 m2_above = "above" if m2_beats_supervised else "not above"
