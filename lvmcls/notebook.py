@@ -112,12 +112,13 @@ def figure(fig, name: str, caption: str):
     """Show a matplotlib figure with a numbered caption; the prose refers to it as {numref}`name`.
 
     ``fig``: a matplotlib ``Figure`` (or anything with a ``.figure``, e.g. a seaborn ``FacetGrid``). ``name``:
-    ``fig-`` and lower-case words joined by hyphens, unique in the chapter (the target of {numref}). ``caption``:
+    ``fig-ch<N>-`` and lower-case words joined by hyphens, unique in the book (the target of {numref}); the
+    figure is numbered N.k, k counting the chapter's figures, in the book (book/_ext) and here. ``caption``:
     one or two sentences of Markdown (inline math allowed) that name what is plotted, with axes and units.
 
     One output carries two renderings of the same PNG: the book shows the ``text/markdown`` one, a MyST
     ``{figure}`` (numbered by Sphinx, ``_config.yml`` ranks Markdown first); Jupyter and Colab show the
-    ``text/html`` one, the image above "Figure n. caption" (n counts the chapter's figures). The figure is
+    ``text/html`` one, the image above "Figure N.k. caption". The figure is
     closed, so the inline backend does not draw it a second time. In a plain script the caption is printed.
     """
     fig = getattr(fig, "figure", fig)
@@ -131,7 +132,9 @@ def figure(fig, name: str, caption: str):
         raise ValueError(f"figure {name!r} needs a caption saying what is plotted (axes, units)")
     if name not in _figures:  # a cell run again in Jupyter keeps its figure's number
         _figures.append(name)
-    number = _figures.index(name) + 1
+    k = _figures.index(name) + 1
+    chapter = re.match(r"fig-ch(\d+)-", name)  # fig-ch3-...: Figure 3.k, as the book numbers it
+    number = f"{int(chapter.group(1))}.{k}" if chapter else str(k)
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

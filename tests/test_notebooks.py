@@ -124,7 +124,7 @@ def test_figure_helper_numbers_captions_and_checks_names(monkeypatch):
     outputs = []
     monkeypatch.setattr(IPython.display, "display", lambda data, raw: outputs.append(data))
     notebook._figures.clear()
-    for name in ("fig-a", "fig-b", "fig-a"):  # showing fig-a again keeps its number
+    for name in ("fig-a", "fig-ch3-b", "fig-a"):  # showing fig-a again keeps its number
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, 1])
         notebook.figure(fig, name, f"Caption of {name}: $x$ against `y` (units).")
@@ -137,7 +137,8 @@ def test_figure_helper_numbers_captions_and_checks_names(monkeypatch):
     assert "\n:name: fig-a\n" in first["text/markdown"] and "Caption of fig-a: $x$" in first["text/markdown"]
     assert png in first["text/html"] and "<figcaption><b>Figure 1.</b>" in first["text/html"]
     assert "<code>y</code>" in first["text/html"]
-    assert "<b>Figure 2.</b>" in second["text/html"] and "<b>Figure 1.</b>" in again["text/html"]
+    assert "<b>Figure 3.2.</b>" in second["text/html"], "fig-ch3-...: numbered within chapter 3, as in the book"
+    assert "<b>Figure 1.</b>" in again["text/html"]
     fig = plt.figure()
     with pytest.raises(ValueError, match="fig-"):
         notebook.figure(fig, "Posterior plot", "caption")
