@@ -49,9 +49,8 @@ import importlib.util
 import subprocess
 import sys
 
-if (
-    importlib.util.find_spec("lvmcls") is None
-):  # on Colab: install the book's library (torch is already there)
+# on Colab: install the book's library (torch is already there)
+if importlib.util.find_spec("lvmcls") is None:
     subprocess.run(
         [
             sys.executable,
@@ -248,9 +247,8 @@ truth = toy.posterior(sample.x)
 
 exact_ce = objectives.expected_cross_entropy(truth, log_f)  # per x
 kl_plus_h = objectives.kl_to_posterior(truth, log_f) + objectives.entropy(truth)
-sampled_ce = -log_f.gather(1, sample.y[:, None]).squeeze(
-    1
-)  # what a training step averages
+# what a training step averages
+sampled_ce = -log_f.gather(1, sample.y[:, None]).squeeze(1)
 stderr = sampled_ce.std() / len(sampled_ce) ** 0.5
 
 metrics_["ce_identity_max_gap"] = (exact_ce - kl_plus_h).abs().max().item()
@@ -347,9 +345,8 @@ for loss in ("ce", "hinge"):
         binary_models[loss].predict_proba(binary_data.test.x.to(run.device)).cpu(),
         binary_data.test.y.cpu(),
     )
-    boundary[loss] = grid[
-        (p_grid - 0.5).abs().argmin(), 0
-    ].item()  # where f(x) crosses 1/2
+    # where f(x) crosses 1/2
+    boundary[loss] = grid[(p_grid - 0.5).abs().argmin(), 0].item()
 hinge_grid = binary_models["hinge"].predict_proba(grid.to(run.device)).cpu()[inside, 1]
 metrics_["hinge_binary_score_min"], metrics_["hinge_binary_score_max"] = (
     hinge_grid.min().item(),

@@ -42,9 +42,8 @@ import importlib.util
 import subprocess
 import sys
 
-if (
-    importlib.util.find_spec("lvmcls") is None
-):  # on Colab: install the book's library (torch is already there)
+# on Colab: install the book's library (torch is already there)
+if importlib.util.find_spec("lvmcls") is None:
     subprocess.run(
         [
             sys.executable,
