@@ -70,7 +70,8 @@ def _chromium() -> str | None:
 PROBE = """<script>
 const settled = () => (window.MathJax && MathJax.startup ? MathJax.startup.promise : Promise.resolve());
 addEventListener("load", () => settled().then(() => setTimeout(() => {
-  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const folded = [...document.querySelectorAll("details")].filter((d) => !d.open);
+  folded.forEach((d) => { d.open = true; });  // a reader can unfold every cell: measure them unfolded
   const text = (el) => (el ? el.textContent.replace(/\\s+/g, " ").trim() : "");
   const report = {overflow: [], tables: [], garbled: [], figures: [], bare_images: []};
   document.querySelectorAll("div.cell_input div.highlight pre").forEach((pre) => {
@@ -96,6 +97,7 @@ addEventListener("load", () => settled().then(() => setTimeout(() => {
   document.querySelectorAll(".cell_output img").forEach((img) => {
     if (!img.closest("figure")) report.bare_images.push(img.getAttribute("src").slice(0, 60));
   });
+  folded.forEach((d) => { d.open = false; });  // and take the screenshots as the page opens
   report.math = document.querySelectorAll("mjx-container").length;
   report.merror = document.querySelectorAll("mjx-merror").length;
   const out = document.createElement("pre");

@@ -163,3 +163,25 @@ def test_injected_parameters_cell_is_removed_from_the_book(tmp_path):
     tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"], []]
     assert remove_injected_parameters(path) == 0  # idempotent
+
+
+def test_training_shows_epoch_and_batch_progress_unless_turned_off(capsys, monkeypatch):
+    """Long training in Jupyter/Colab shows two tqdm bars, epochs and batches; the book's papermill runs set
+    LVMCLS_PROGRESS=0 and print none."""
+    import torch
+
+    from lvmcls.data import TensorSplit
+    from lvmcls.train import Trainer
+
+    class Linear(torch.nn.Linear):
+        def training_step(self, x, y):
+            return {"loss": torch.nn.functional.cross_entropy(self(x), y)}
+
+    split = TensorSplit(torch.randn(64, 3), torch.randint(0, 2, (64,)))
+    monkeypatch.setenv("LVMCLS_PROGRESS", "1")
+    Trainer(max_epochs=2, batch_size=16).fit(Linear(3, 2), split)
+    shown = capsys.readouterr().err
+    assert "epoch" in shown and "batch" in shown, f"expected an epoch bar and a batch bar, got {shown!r}"
+    monkeypatch.setenv("LVMCLS_PROGRESS", "0")
+    Trainer(max_epochs=2, batch_size=16).fit(Linear(3, 2), split)
+    assert capsys.readouterr().err == ""
