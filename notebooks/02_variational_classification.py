@@ -372,6 +372,7 @@ ax.plot(grid, q_closed, lw=3, alpha=0.5, label="q*(z | y=1), Eq. 11")
 ax.plot(grid, q_numeric, ls="--", label="q maximising the objective numerically")
 ax.set(
     xlabel="z",
+    ylabel="density",
     xlim=(-4, 5),
     title="the VC optimum is the prior re-weighted by p(y | z)",
 )
