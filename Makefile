@@ -51,10 +51,11 @@ _build/pairs.ok: $(CHAPTERS) $(CHAPTERS:.py=.ipynb) _toc.yml | install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py
 	@mkdir -p $(@D) && touch $@
 
+# LVMCLS_PROGRESS=0: no progress bars in the executed chapters (the book removes stderr anyway).
 execute: $(EXECUTED)
 _build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | install data
 	@mkdir -p $(@D)
-	cd notebooks && ../$(BIN)/papermill --no-progress-bar -k python3 -p profile $(PROFILE) \
+	cd notebooks && LVMCLS_PROGRESS=0 ../$(BIN)/papermill --no-progress-bar -k python3 -p profile $(PROFILE) \
 		$*.ipynb $(CURDIR)/$@.tmp.ipynb
 	mv $@.tmp.ipynb $@
 
@@ -64,16 +65,19 @@ _build/executed/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok 
 smoke: $(SMOKED)
 _build/smoke/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | install data
 	@mkdir -p $(@D)
-	cd notebooks && LVMCLS_CACHE=$(CURDIR)/_build/smoke/cache ../$(BIN)/papermill --no-progress-bar -k python3 \
+	cd notebooks && LVMCLS_PROGRESS=0 LVMCLS_CACHE=$(CURDIR)/_build/smoke/cache ../$(BIN)/papermill \
+		--no-progress-bar -k python3 \
 		-p profile smoke $*.ipynb $(CURDIR)/$@.tmp.ipynb
 	mv $@.tmp.ipynb $@
 
+# The staged chapters' papermill-injected parameters cell is tagged remove-cell: `setup` prints its values.
 book: _build/html/index.html
 _build/html/index.html: $(EXECUTED) $(MATHJAX) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print)
 	rm -rf $(STAGE) && mkdir -p $(STAGE)/notebooks $(STAGE)/_extra
 	cp _config.yml _toc.yml $(STAGE)/
 	tar --exclude=book/vendor -cf - book | tar -xf - -C $(STAGE)
 	cp $(EXECUTED) $(STAGE)/notebooks/
+	$(BIN)/python -m lvmcls.notebook remove-injected $(STAGE)/notebooks/*.ipynb
 	cp -r book/vendor/node_modules/mathjax/es5 $(STAGE)/_extra/mathjax
 	rm -rf _build/html
 	$(BIN)/jupyter-book build $(STAGE) --path-output _build/jb --warningiserror --keep-going

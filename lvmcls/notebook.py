@@ -5,13 +5,17 @@ schedules within about 8 minutes on an H100), ``smoke`` (the ``full`` networks f
 CI runs it so that the GPU path's code is exercised), and ``auto`` = ``full`` on a CUDA GPU, else ``ci``.
 Outside papermill, ``auto`` also reads the environment variable ``LVMCLS_PROFILE``, so a chapter runs as a plain
 script: ``LVMCLS_PROFILE=full python notebooks/03_vc_experiments.py``. IPython is optional: without it, `show`,
-`markdown` and the scorecard print plain text.
+`markdown`, `figure` and the scorecard print plain text.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import inspect
+import io
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -56,10 +60,10 @@ def setup(profile: str = "auto", seed: int = 0, device: str | None = None,
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    import matplotlib
+    from .plots import use_style
 
-    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.spines.top": False,
-                                "axes.spines.right": False})
+    use_style()
+    _figures.clear()
     resolved = resolve_profile(profile)
     seed_everything(seed)
     dev = pick_device(device)
@@ -90,3 +94,88 @@ def markdown(text: str):
         print(text)
         return None
     return Markdown(text)
+
+
+FIGURE_NAME = re.compile(r"fig-[a-z0-9]+(-[a-z0-9]+)*")
+_figures: list[str] = []  # the names shown by `figure` since the last `setup` (one chapter)
+
+
+def _caption_html(caption: str) -> str:
+    """The caption's Markdown as HTML, for the few forms captions use: `code`, **bold**, *italic*."""
+    text = html.escape(caption, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<i>\1</i>", text)
+
+
+def figure(fig, name: str, caption: str):
+    """Show a matplotlib figure with a numbered caption; the prose refers to it as {numref}`name`.
+
+    ``fig``: a matplotlib ``Figure`` (or anything with a ``.figure``, e.g. a seaborn ``FacetGrid``). ``name``:
+    ``fig-ch<N>-`` and lower-case words joined by hyphens, unique in the book (the target of {numref}); the
+    figure is numbered N.k, k counting the chapter's figures, in the book (book/_ext) and here. ``caption``:
+    one or two sentences of Markdown (inline math allowed) that name what is plotted, with axes and units.
+
+    One output carries two renderings of the same PNG: the book shows the ``text/markdown`` one, a MyST
+    ``{figure}`` (numbered by Sphinx, ``_config.yml`` ranks Markdown first); Jupyter and Colab show the
+    ``text/html`` one, the image above "Figure N.k. caption". The figure is
+    closed, so the inline backend does not draw it a second time. In a plain script the caption is printed.
+    """
+    fig = getattr(fig, "figure", fig)
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"figure() takes a matplotlib Figure (or a seaborn grid), got {type(fig).__name__}")
+    if not isinstance(name, str) or not FIGURE_NAME.fullmatch(name):
+        raise ValueError(f"figure name must look like 'fig-ch1-posteriors' (fig-, lower-case words and "
+                         f"hyphens), got {name!r}")
+    caption = " ".join(caption.split())
+    if not caption:
+        raise ValueError(f"figure {name!r} needs a caption saying what is plotted (axes, units)")
+    if name not in _figures:  # a cell run again in Jupyter keeps its figure's number
+        _figures.append(name)
+    k = _figures.index(name) + 1
+    chapter = re.match(r"fig-ch(\d+)-", name)  # fig-ch3-...: Figure 3.k, as the book numbers it
+    number = f"{int(chapter.group(1))}.{k}" if chapter else str(k)
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(f"Figure {number}. {caption}")
+        return None
+    alt = re.sub(r"[`*$\\]", "", caption)
+    page = (f'<figure id="{name}" style="margin: 0"><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}" '
+            f'style="max-width: 100%"/><figcaption><b>Figure {number}.</b> {_caption_html(caption)}'
+            "</figcaption></figure>")
+    book = f":::{{figure}} data:image/png;base64,{png}\n:name: {name}\n:alt: {alt}\n\n{caption}\n:::\n"
+    display({"text/html": page, "text/markdown": book, "text/plain": f"Figure {number}. {caption}"}, raw=True)
+    return None
+
+
+def remove_injected_parameters(path) -> int:
+    """Tag papermill's injected parameters cell of the notebook at ``path`` ``remove-cell``, so that the book
+    shows only the chapter's own parameters cell (`setup` prints the values the run used). Returns how many
+    cells it tagged (0 or 1)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = 0
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            tagged += 1
+    nbformat.write(nb, path)
+    return tagged
+
+
+if __name__ == "__main__":  # python -m lvmcls.notebook remove-injected NOTEBOOK...
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "remove-injected":
+        sys.exit("usage: python -m lvmcls.notebook remove-injected NOTEBOOK.ipynb...")
+    for notebook in sys.argv[2:]:
+        remove_injected_parameters(notebook)

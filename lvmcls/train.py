@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import pickle
 import random
 import time
@@ -131,6 +132,8 @@ class Trainer:
     - ``max_steps``: stop after that many optimiser steps in all (part-way through an epoch), for fixed budgets.
     - ``augment``: None or "crop_flip" (`random_crop_flip`, on the device); ``channels_last`` for conv nets on GPU.
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
+    - ``progress``: `tqdm.auto` bars per epoch and per batch (redrawn at most twice a second); the environment
+      variable ``LVMCLS_PROGRESS=0`` turns them off (the book's papermill runs set it).
     """
 
     max_epochs: int = 10
@@ -326,9 +329,12 @@ class Trainer:
         history = state["history"]
         start = time.perf_counter() - history.seconds
         last_saved = -math.inf
-        bar = tqdm(range(history.epochs, self.max_epochs), desc=type(model).__name__, disable=not self.progress,
-                   leave=False, initial=history.epochs, total=self.max_epochs)
+        quiet = not self.progress or os.environ.get("LVMCLS_PROGRESS", "1") == "0"
+        bar = tqdm(range(history.epochs, self.max_epochs), desc=type(model).__name__, disable=quiet,
+                   leave=False, initial=history.epochs, total=self.max_epochs, unit="epoch", mininterval=0.5)
+        batch_bar = tqdm(total=steps_per_epoch, disable=quiet, leave=False, unit="batch", mininterval=0.5)
         for epoch in bar:
+            batch_bar.reset(total=steps_per_epoch)
             sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
             n = 0
             for x, y in train.batches(self.batch_size, shuffle=True, generator=generator):
@@ -336,6 +342,7 @@ class Trainer:
                     break
                 out = self.step(model, x, y, optimizers)
                 history.steps += 1
+                batch_bar.update()
                 for k, v in out.items():
                     sums[k] += v.float() * len(x)
                 n += len(x)
@@ -374,6 +381,8 @@ class Trainer:
                 last_saved = time.perf_counter()
             if stop or (self.max_steps is not None and history.steps >= self.max_steps):
                 break
+        batch_bar.close()
+        bar.close()
         if state["best_state"] is not None:
             model.load_state_dict(state["best_state"])
         history.seconds = time.perf_counter() - start

@@ -44,13 +44,24 @@
 # `LVMCLS_PROFILE=full python notebooks/01_softmax_probabilities.py`). `full` trains on 100,000 points per toy
 # problem and 20 MNIST epochs; `smoke` runs the `full` code for a few steps on tiny subsets (a CI check).
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
 
-if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
+# on Colab: install the book's library (torch is already there)
+if importlib.util.find_spec("lvmcls") is None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/lvmcls/lvmcls",
+        ],
+        check=True,
+    )
 
 import matplotlib.pyplot as plt
 import torch
@@ -61,7 +72,7 @@ from lvmcls.calibration import reweight_to_prior
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.synthetic import GaussianClasses
 from lvmcls.train import Trainer, fit_cached, pick_device
@@ -76,15 +87,37 @@ toy_train = None  # training points per toy problem (None: the profile's default
 toy_epochs = None
 mnist_epochs = None
 
-# %%
-FULL_MINUTES_H100 = 2.1  # measured: wall_time_s of results/full/01_softmax_probabilities.json
+# %% tags=["hide-input"]
+FULL_MINUTES_H100 = (
+    2.1  # measured: wall_time_s of results/full/01_softmax_probabilities.json
+)
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
-# toy_batch: the toys' mini-batch (full: 512, so 100,000 points x 40 epochs stay within a minute on a GPU);
+# toy_batch: the toys' mini-batch (full: 512, so 100,000 points x 40 epochs stay
+# within a minute on a GPU);
 # mnist_train: None for the whole training split, else a class-balanced subset (smoke).
-KNOBS = {"ci": {"toy_train": 20_000, "toy_epochs": 20, "toy_batch": 128, "mnist_epochs": 3, "mnist_train": None},
-         "full": {"toy_train": 100_000, "toy_epochs": 40, "toy_batch": 512, "mnist_epochs": 20, "mnist_train": None},
-         "smoke": {"toy_train": 2_000, "toy_epochs": 2, "toy_batch": 512, "mnist_epochs": 1, "mnist_train": 1_000},
-         }[run.profile]
+KNOBS = {
+    "ci": {
+        "toy_train": 20_000,
+        "toy_epochs": 20,
+        "toy_batch": 128,
+        "mnist_epochs": 3,
+        "mnist_train": None,
+    },
+    "full": {
+        "toy_train": 100_000,
+        "toy_epochs": 40,
+        "toy_batch": 512,
+        "mnist_epochs": 20,
+        "mnist_train": None,
+    },
+    "smoke": {
+        "toy_train": 2_000,
+        "toy_epochs": 2,
+        "toy_batch": 512,
+        "mnist_epochs": 1,
+        "mnist_train": 1_000,
+    },
+}[run.profile]
 toy_train = toy_train or KNOBS["toy_train"]
 toy_epochs = toy_epochs or KNOBS["toy_epochs"]
 mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
@@ -92,10 +125,17 @@ STEM = "01_softmax_probabilities"
 metrics_ = {}  # every number in this chapter's scorecard is collected here
 
 
-# One trainer for the toy models; every model is built by a function (so the seed fixes its initial weights)
-# and trained by the book's one `fit_cached`, or loaded if the same model was trained before.
-toy_trainer = Trainer(max_epochs=toy_epochs, batch_size=KNOBS["toy_batch"], lr=1e-3, device=run.device,
-                      seed=run.seed)
+# One trainer for the toy models; every model is built by a function (so the seed
+# fixes its initial weights)
+# and trained by the book's one `fit_cached`, or loaded if the same model was trained
+# before.
+toy_trainer = Trainer(
+    max_epochs=toy_epochs,
+    batch_size=KNOBS["toy_batch"],
+    lr=1e-3,
+    device=run.device,
+    seed=run.seed,
+)
 
 
 # %% [markdown]
@@ -207,13 +247,17 @@ truth = toy.posterior(sample.x)
 
 exact_ce = objectives.expected_cross_entropy(truth, log_f)  # per x
 kl_plus_h = objectives.kl_to_posterior(truth, log_f) + objectives.entropy(truth)
-sampled_ce = -log_f.gather(1, sample.y[:, None]).squeeze(1)  # what a training step averages
+# what a training step averages
+sampled_ce = -log_f.gather(1, sample.y[:, None]).squeeze(1)
 stderr = sampled_ce.std() / len(sampled_ce) ** 0.5
 
 metrics_["ce_identity_max_gap"] = (exact_ce - kl_plus_h).abs().max().item()
 print(f"max over x of |E_P[-log f] - (KL + H)| = {metrics_['ce_identity_max_gap']:.2e}")
-print(f"sampled CE {sampled_ce.mean():.4f}  vs  mean KL + H {kl_plus_h.mean():.4f}  "
-      f"(difference {abs(sampled_ce.mean() - kl_plus_h.mean()) / stderr:.2f} standard errors)")
+print(
+    f"sampled CE {sampled_ce.mean():.4f}  vs  mean KL + H {kl_plus_h.mean():.4f}  "
+    f"(difference {abs(sampled_ce.mean() - kl_plus_h.mean()) / stderr:.2f} standard "
+    "errors)"
+)
 
 # %% [markdown]
 # ## Two classes: the sigmoid learns $P(A\mid x)$, the hinge does not
@@ -227,27 +271,60 @@ print(f"sampled CE {sampled_ce.mean():.4f}  vs  mean KL + H {kl_plus_h.mean():.4
 # $s^*(x) = \operatorname{sign}(2P(A\mid x) - 1)$, the Bayes *decision*, so $\sigma(s)$ saturates near
 # $\sigma(\pm 1) \approx 0.27, 0.73$ whatever the posterior is (that is the theory; the run below measures it).
 
-# %%
+# %% tags=["hide-input"]
 binary = GaussianClasses(torch.tensor([[-1.0], [1.0]]), std=1.0)  # class 1 is A
 binary_data = binary.dataset(toy_train, seed=run.seed + 1)
-binary_models = {loss: fit_cached(f"ch1-binary-{loss}", lambda: Classifier(MLP(1, 1, hidden=hidden), loss),
-                                  binary_data, toy_trainer)[0] for loss in ("ce", "hinge")}
+binary_models = {
+    loss: fit_cached(
+        f"ch1-binary-{loss}",
+        lambda: Classifier(MLP(1, 1, hidden=hidden), loss),
+        binary_data,
+        toy_trainer,
+    )[0]
+    for loss in ("ce", "hinge")
+}
 
 grid = torch.linspace(-4, 4, 401)[:, None]
 true_grid = binary.posterior(grid)[:, 1]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-plots.posterior_curves(axes[0], grid, true_grid, {
-    "sigmoid + cross-entropy": binary_models["ce"].predict_proba(grid.to(run.device))[:, 1],
-    "sigmoid + hinge": binary_models["hinge"].predict_proba(grid.to(run.device))[:, 1]})
+plots.posterior_curves(
+    axes[0],
+    grid,
+    true_grid,
+    {
+        "sigmoid + cross-entropy": binary_models["ce"].predict_proba(
+            grid.to(run.device)
+        )[:, 1],
+        "sigmoid + hinge": binary_models["hinge"].predict_proba(grid.to(run.device))[
+            :, 1
+        ],
+    },
+)
 axes[0].set_title("learned f(x) against the true P(A | x)")
 with torch.no_grad():
     logit = binary_models["ce"](grid.to(run.device)).squeeze(1).cpu()
 true_ratio = binary.log_likelihood(grid)[:, 1] - binary.log_likelihood(grid)[:, 0]
-axes[1].plot(grid, true_ratio, color="black", lw=3, alpha=0.35, label="log p(x|A)/p(x|B) = 2x")
+axes[1].plot(
+    grid, true_ratio, color="black", lw=3, alpha=0.35, label="log p(x|A)/p(x|B) = 2x"
+)
 axes[1].plot(grid, logit, label="learned logit s(x)")
-axes[1].set(xlabel="x", ylabel="log density ratio", title="the logit is a density-ratio estimate")
+axes[1].set(
+    xlabel="x",
+    ylabel="log density ratio",
+    title="the logit is a density-ratio estimate",
+)
 axes[1].legend(frameon=False, fontsize=8)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-binary",
+    "Two classes on a line, $A$: $\\mathcal N(+1, 1)$, $B$: $\\mathcal N(-1, 1)$, "
+    "equal counts. Left: the score $f(x) = \\sigma(s(x))$ of the model trained with "
+    "cross-entropy and of the one trained with the hinge, against the true posterior "
+    "$P(A\\mid x) = \\sigma(2x)$ (thick grey), over $x$. Right: the cross-entropy "
+    "model's logit $s(x)$ against the true log density ratio $\\log p(x\\mid "
+    "A)/p(x\\mid B) = 2x$ (nats).",
+)
 
 test_truth = binary.posterior(binary_data.test.x)
 for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
@@ -258,25 +335,39 @@ metrics_["density_ratio_mae"] = (logit - true_ratio)[inside].abs().mean().item()
 print({k: round(v, 4) for k, v in metrics_.items() if "binary" in k or "ratio" in k})
 
 # %% [markdown]
-# What the curves show, measured on the grid (where $|x| \le 3$) and on the held-out points:
+# What the curves of {numref}`fig-ch1-binary` show, measured on the grid (where $|x| \le 3$) and on the held-out points:
 
-# %%
+# %% tags=["hide-input"]
 binary_test_acc, boundary = {}, {}
 for loss in ("ce", "hinge"):
     p_grid = binary_models[loss].predict_proba(grid.to(run.device)).cpu()[:, 1]
-    binary_test_acc[loss] = metrics.accuracy(binary_models[loss].predict_proba(binary_data.test.x.to(run.device)).cpu(),
-                                             binary_data.test.y.cpu())
-    boundary[loss] = grid[(p_grid - 0.5).abs().argmin(), 0].item()  # where f(x) crosses 1/2
+    binary_test_acc[loss] = metrics.accuracy(
+        binary_models[loss].predict_proba(binary_data.test.x.to(run.device)).cpu(),
+        binary_data.test.y.cpu(),
+    )
+    # where f(x) crosses 1/2
+    boundary[loss] = grid[(p_grid - 0.5).abs().argmin(), 0].item()
 hinge_grid = binary_models["hinge"].predict_proba(grid.to(run.device)).cpu()[inside, 1]
-metrics_["hinge_binary_score_min"], metrics_["hinge_binary_score_max"] = hinge_grid.min().item(), hinge_grid.max().item()
+metrics_["hinge_binary_score_min"], metrics_["hinge_binary_score_max"] = (
+    hinge_grid.min().item(),
+    hinge_grid.max().item(),
+)
 markdown(
-    f"The cross-entropy curve is {metrics_['posterior_mae_binary']:.3f} from the true posterior on average (held-out "
-    f"points); the hinge curve is {metrics_['posterior_mae_binary_hinge']:.3f} from it and stays between "
-    f"{metrics_['hinge_binary_score_min']:.2f} and {metrics_['hinge_binary_score_max']:.2f} over $|x| \\le 3$ "
-    f"(the theory's $0.27$ and $0.73$). Test accuracy: {100 * binary_test_acc['ce']:.1f}% with cross-entropy, "
-    f"{100 * binary_test_acc['hinge']:.1f}% with the hinge; the decision boundaries lie at $x = {boundary['ce']:.2f}$ "
-    f"and $x = {boundary['hinge']:.2f}$ (the Bayes boundary is $x = 0$). On the right, the learned logit is "
-    f"{metrics_['density_ratio_mae']:.2f} from the log density ratio $2x$ on average over $|x| \\le 3$.")
+    f"The cross-entropy curve is {metrics_['posterior_mae_binary']:.3f} from the true "
+    "posterior on average (held-out "
+    f"points); the hinge curve is {metrics_['posterior_mae_binary_hinge']:.3f} from it "
+    "and stays between "
+    f"{metrics_['hinge_binary_score_min']:.2f} and "
+    f"{metrics_['hinge_binary_score_max']:.2f} over $|x| \\le 3$ "
+    "(the theory's $0.27$ and $0.73$). Test accuracy: "
+    f"{100 * binary_test_acc['ce']:.1f}% with cross-entropy, "
+    f"{100 * binary_test_acc['hinge']:.1f}% with the hinge; the decision boundaries "
+    f"lie at $x = {boundary['ce']:.2f}$ "
+    f"and $x = {boundary['hinge']:.2f}$ (the Bayes boundary is $x = 0$). On the right, "
+    "the learned logit is "
+    f"{metrics_['density_ratio_mae']:.2f} from the log density ratio $2x$ on average "
+    "over $|x| \\le 3$."
+)
 
 # %% [markdown]
 # Accuracy scores only the decisions; only the cross-entropy model's scores are meant to be probabilities.
@@ -292,63 +383,117 @@ markdown(
 # calibration error (ECE, 20 equal-width bins as in {cite}`dhuliawala2023variational`, appendix C) is the
 # count-weighted mean gap to the diagonal {cite}`guo2017calibration`.
 
-# %%
+# %% tags=["hide-input"]
 toy_data_k = toy.dataset(toy_train, seed=run.seed + 2)
-k_models = {loss: fit_cached(f"ch1-k4-{loss}", lambda: Classifier(MLP(2, 4, hidden=hidden), loss), toy_data_k,
-                             toy_trainer)[0]
-            for loss in ("ce", "hinge")}
+k_models = {
+    loss: fit_cached(
+        f"ch1-k4-{loss}",
+        lambda: Classifier(MLP(2, 4, hidden=hidden), loss),
+        toy_data_k,
+        toy_trainer,
+    )[0]
+    for loss in ("ce", "hinge")
+}
 test_x, test_y = toy_data_k.test.x, toy_data_k.test.y
 test_truth_k = toy.posterior(test_x)
-probs_k = {loss: m.predict_proba(test_x.to(run.device)).cpu() for loss, m in k_models.items()}
+probs_k = {
+    loss: m.predict_proba(test_x.to(run.device)).cpu() for loss, m in k_models.items()
+}
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
 plots.class_scatter_2d(axes[0], test_x, test_y, 4, title="the data (test)")
-plots.posterior_scatter(axes[1], test_truth_k, probs_k["ce"], title="softmax + cross-entropy")
-plots.posterior_scatter(axes[2], test_truth_k, probs_k["hinge"], title="softmax + hinge")
+plots.posterior_scatter(
+    axes[1], test_truth_k, probs_k["ce"], title="softmax + cross-entropy"
+)
+plots.posterior_scatter(
+    axes[2], test_truth_k, probs_k["hinge"], title="softmax + hinge"
+)
 for loss, color in (("ce", "C0"), ("hinge", "C3")):
-    plots.reliability_diagram(axes[3], metrics.reliability_curve(probs_k[loss], test_y, n_bins=20),
-                              label=loss, color=color)
+    plots.reliability_diagram(
+        axes[3],
+        metrics.reliability_curve(probs_k[loss], test_y, n_bins=20),
+        label=loss,
+        color=color,
+    )
 axes[3].set_title("reliability (test)")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-four-classes",
+    "Four Gaussian classes on a circle in $\\mathbb R^2$, held-out points. From the "
+    "left: the points coloured by class; the model's $f(c\\mid x)$ against the true "
+    "$P(c\\mid x)$ for every point and class, trained with cross-entropy and with the "
+    "hinge (on the dashed diagonal they agree); reliability diagrams of both, the "
+    "accuracy of the points in each of 20 bins of the confidence $\\max_c f(c\\mid x)$ "
+    "(ECE in the legend).",
+)
 
 for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
-    metrics_[f"posterior_mae{suffix}"] = metrics.posterior_mae(probs_k[loss], test_truth_k)
-    metrics_[f"ece{suffix}"] = metrics.expected_calibration_error(probs_k[loss], test_y, n_bins=20)
+    metrics_[f"posterior_mae{suffix}"] = metrics.posterior_mae(
+        probs_k[loss], test_truth_k
+    )
+    metrics_[f"ece{suffix}"] = metrics.expected_calibration_error(
+        probs_k[loss], test_y, n_bins=20
+    )
     metrics_[f"test_acc{suffix}"] = metrics.accuracy(probs_k[loss], test_y)
 metrics_["bayes_test_acc"] = metrics.accuracy(test_truth_k, test_y)
-print({k: round(v, 4) for k, v in metrics_.items() if k.startswith(("posterior_mae", "ece", "test_acc", "bayes"))})
+print(
+    {
+        k: round(v, 4)
+        for k, v in metrics_.items()
+        if k.startswith(("posterior_mae", "ece", "test_acc", "bayes"))
+    }
+)
 
 # %% [markdown]
-# Where the reliability bars fall is read off the curve: the count-weighted mean of accuracy − confidence over
+# {numref}`fig-ch1-four-classes` sets the scores against the true posterior. Where the reliability bars fall is read off the curve: the count-weighted mean of accuracy − confidence over
 # the bins (`ReliabilityCurve.signed_gap`: positive when the bars stand above the diagonal, i.e. the scores are
 # *under*-confident) and the share of test points in bins above the diagonal. The sentences below are built from
 # them and from the mean top score $\max_c f(c\mid x)$ against the true posterior's $\max_c P(c\mid x)$.
 
-# %%
+
+# %% tags=["hide-input"]
 def where_bars_fall(curve) -> str:
-    """'above' / 'below' / 'on' the diagonal, from the signed gap (within 0.01 counts as on it)."""
+    """'above' / 'below' / 'on' the diagonal by the signed gap (within 0.01: on it)."""
     gap = curve.signed_gap
     return "on" if abs(gap) < 0.01 else ("above" if gap > 0 else "below")
 
 
-curves_k = {loss: metrics.reliability_curve(probs_k[loss], test_y, n_bins=20) for loss in ("ce", "hinge")}
+curves_k = {
+    loss: metrics.reliability_curve(probs_k[loss], test_y, n_bins=20)
+    for loss in ("ce", "hinge")
+}
 top_true = test_truth_k.max(1).values.mean().item()
 for loss, suffix in (("ce", ""), ("hinge", "_hinge")):
     metrics_[f"signed_gap{suffix}"] = curves_k[loss].signed_gap
     metrics_[f"mean_top_score{suffix}"] = probs_k[loss].max(1).values.mean().item()
 metrics_["mean_top_posterior"] = top_true
-confidence_word = {"above": "under-confident", "below": "over-confident", "on": "calibrated on average"}
+confidence_word = {
+    "above": "under-confident",
+    "below": "over-confident",
+    "on": "calibrated on average",
+}
 markdown(
-    f"Test accuracy: cross-entropy {100 * metrics_['test_acc']:.1f}%, hinge {100 * metrics_['test_acc_hinge']:.1f}%, "
-    f"the Bayes accuracy (of the true posterior itself) {100 * metrics_['bayes_test_acc']:.1f}%. The scores against "
-    f"the true posterior: mean $|f - P|$ = {metrics_['posterior_mae']:.3f} for cross-entropy and "
-    f"{metrics_['posterior_mae_hinge']:.3f} for the hinge. The hinge model's reliability bars stand "
-    f"**{where_bars_fall(curves_k['hinge'])}** the diagonal (mean accuracy − confidence "
-    f"{metrics_['signed_gap_hinge']:+.3f}; {100 * curves_k['hinge'].share_above_diagonal:.0f}% of the test points lie "
-    f"in bins above it): its scores are {confidence_word[where_bars_fall(curves_k['hinge'])]}, with a mean top score "
-    f"of {metrics_['mean_top_score_hinge']:.3f} where the true posterior's is {top_true:.3f}. The cross-entropy "
-    f"model's bars stand {where_bars_fall(curves_k['ce'])} the diagonal (mean gap {metrics_['signed_gap']:+.3f}, "
-    f"mean top score {metrics_['mean_top_score']:.3f}).")
+    f"Test accuracy: cross-entropy {100 * metrics_['test_acc']:.1f}%, hinge "
+    f"{100 * metrics_['test_acc_hinge']:.1f}%, "
+    "the Bayes accuracy (of the true posterior itself) "
+    f"{100 * metrics_['bayes_test_acc']:.1f}%. The scores against "
+    f"the true posterior: mean $|f - P|$ = {metrics_['posterior_mae']:.3f} for "
+    "cross-entropy and "
+    f"{metrics_['posterior_mae_hinge']:.3f} for the hinge. The hinge model's "
+    "reliability bars stand "
+    f"**{where_bars_fall(curves_k['hinge'])}** the diagonal (mean accuracy − "
+    "confidence "
+    f"{metrics_['signed_gap_hinge']:+.3f}; "
+    f"{100 * curves_k['hinge'].share_above_diagonal:.0f}% of the test points lie "
+    "in bins above it): its scores are "
+    f"{confidence_word[where_bars_fall(curves_k['hinge'])]}, with a mean top score "
+    f"of {metrics_['mean_top_score_hinge']:.3f} where the true posterior's is "
+    f"{top_true:.3f}. The cross-entropy "
+    f"model's bars stand {where_bars_fall(curves_k['ce'])} the diagonal (mean gap "
+    f"{metrics_['signed_gap']:+.3f}, "
+    f"mean top score {metrics_['mean_top_score']:.3f})."
+)
 
 # %% [markdown]
 # ## Unequal class counts: the posterior under the training prior, and Bayes' rule to move it
@@ -364,37 +509,74 @@ markdown(
 # %%
 show(reweight_to_prior)
 
-# %%
+# %% tags=["hide-input"]
 skewed = GaussianClasses(binary.means, std=1.0, prior=[0.1, 0.9])
 skewed_data = skewed.dataset(toy_train, seed=run.seed + 3)
-skewed_model, _ = fit_cached("ch1-binary-skewed", lambda: Classifier(MLP(1, 1, hidden=hidden), "ce"), skewed_data,
-                             toy_trainer)
+skewed_model, _ = fit_cached(
+    "ch1-binary-skewed",
+    lambda: Classifier(MLP(1, 1, hidden=hidden), "ce"),
+    skewed_data,
+    toy_trainer,
+)
 
 
 probs_skewed = skewed_model.predict_proba(grid.to(run.device)).cpu()
 balanced_prior = torch.tensor([0.5, 0.5])
 fig, ax = plt.subplots(figsize=(6, 3.6))
-plots.posterior_curves(ax, grid, skewed.posterior(grid)[:, 1], {
-    "f trained on 9:1": probs_skewed[:, 1],
-    "f re-weighted to 1:1 by Bayes' rule": reweight_to_prior(probs_skewed, skewed.prior, balanced_prior)[:, 1]})
-ax.plot(grid, binary.posterior(grid)[:, 1], color="C2", ls=":", lw=2, label="true posterior, prior 1:1")
+plots.posterior_curves(
+    ax,
+    grid,
+    skewed.posterior(grid)[:, 1],
+    {
+        "f trained on 9:1": probs_skewed[:, 1],
+        "f re-weighted to 1:1 by Bayes' rule": reweight_to_prior(
+            probs_skewed, skewed.prior, balanced_prior
+        )[:, 1],
+    },
+)
+ax.plot(
+    grid,
+    binary.posterior(grid)[:, 1],
+    color="C2",
+    ls=":",
+    lw=2,
+    label="true posterior, prior 1:1",
+)
 ax.legend(frameon=False, fontsize=8)
 ax.set_title("class counts are the prior")
+figure(
+    fig,
+    "fig-ch1-prior-shift",
+    "Two classes trained at 9:1. Over $x$: the true posterior $P(A\\mid x)$ under the "
+    "training prior (thick grey), the learned $f(x)$, $f$ re-weighted to a 1:1 prior "
+    "by Bayes' rule, and the true posterior under 1:1 (dotted).",
+)
 
 held_out = skewed_data.test.x
 p_test = skewed_model.predict_proba(held_out.to(run.device)).cpu()
-metrics_["prior_shift_mae_train_prior"] = metrics.posterior_mae(p_test, skewed.posterior(held_out))
-metrics_["prior_shift_mae_before"] = metrics.posterior_mae(p_test, skewed.posterior(held_out, balanced_prior))
-metrics_["prior_shift_mae_after"] = metrics.posterior_mae(reweight_to_prior(p_test, skewed.prior, balanced_prior),
-                                                          skewed.posterior(held_out, balanced_prior))
+metrics_["prior_shift_mae_train_prior"] = metrics.posterior_mae(
+    p_test, skewed.posterior(held_out)
+)
+metrics_["prior_shift_mae_before"] = metrics.posterior_mae(
+    p_test, skewed.posterior(held_out, balanced_prior)
+)
+metrics_["prior_shift_mae_after"] = metrics.posterior_mae(
+    reweight_to_prior(p_test, skewed.prior, balanced_prior),
+    skewed.posterior(held_out, balanced_prior),
+)
 print({k: round(v, 4) for k, v in metrics_.items() if k.startswith("prior_shift")})
-markdown(f"Mean $|f - P|$ on held-out points: {metrics_['prior_shift_mae_train_prior']:.3f} against the posterior "
-         f"under the training prior 9:1, {metrics_['prior_shift_mae_before']:.3f} against the balanced-prior posterior, "
-         f"and {metrics_['prior_shift_mae_after']:.3f} against it after Bayes' rule re-weights the odds.")
+markdown(
+    f"Mean $|f - P|$ on held-out points: {metrics_['prior_shift_mae_train_prior']:.3f} "
+    "against the posterior "
+    f"under the training prior 9:1, {metrics_['prior_shift_mae_before']:.3f} against "
+    "the balanced-prior posterior, "
+    f"and {metrics_['prior_shift_mae_after']:.3f} against it after Bayes' rule "
+    "re-weights the odds."
+)
 
 # %% [markdown]
 # The classifier's output is $P(c\mid x)$ for the class frequencies of its training set; moving it to other
-# frequencies needs only Bayes' rule, as the numbers above show.
+# frequencies needs only Bayes' rule, as {numref}`fig-ch1-prior-shift` and the numbers above show.
 
 # %% [markdown]
 # ## Real data: MNIST
@@ -404,14 +586,22 @@ markdown(f"Mean $|f - P|$ on held-out points: {metrics_['prior_shift_mae_train_p
 # 80% should be classified correctly. A two-hidden-layer MLP, trained with cross-entropy on the 50,000
 # training images (`lvmcls.data` keeps them as one tensor on the device):
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 if KNOBS["mnist_train"] is not None:  # smoke: a class-balanced subset
-    mnist = mnist.replace(train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0))
+    mnist = mnist.replace(
+        train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0)
+    )
 print(mnist)
-mnist_trainer = Trainer(max_epochs=mnist_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed)
-mnist_model, mnist_record = fit_cached("ch1-mnist-mlp", lambda: Classifier(MLP(784, 10, hidden=256, depth=2), "ce"),
-                                       mnist, mnist_trainer)
+mnist_trainer = Trainer(
+    max_epochs=mnist_epochs, batch_size=128, lr=1e-3, device=run.device, seed=run.seed
+)
+mnist_model, mnist_record = fit_cached(
+    "ch1-mnist-mlp",
+    lambda: Classifier(MLP(784, 10, hidden=256, depth=2), "ce"),
+    mnist,
+    mnist_trainer,
+)
 probs_mnist = mnist_model.predict_proba(mnist.test.x).cpu()
 curve = metrics.reliability_curve(probs_mnist, mnist.test.y.cpu(), n_bins=20)
 metrics_["mnist_test_acc"] = metrics.accuracy(probs_mnist, mnist.test.y.cpu())
@@ -426,17 +616,29 @@ axes[0].legend(frameon=False)
 plots.reliability_diagram(axes[1], curve, label="MLP, cross-entropy")
 axes[1].set_title(f"MNIST test: accuracy {100 * metrics_['mnist_test_acc']:.2f}%")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch1-mnist",
+    "The MNIST MLP trained with cross-entropy. Left: the mean cross-entropy (nats per "
+    "image) on the training and validation images after each epoch. Right: reliability "
+    "diagram on the 10,000 test images, accuracy per bin of the confidence (20 bins) "
+    "against the diagonal, ECE in the legend.",
+)
 
 # %% [markdown]
 # With a finite sample and a flexible network, cross-entropy's optimum on the *training* set is not the
 # population posterior: a long run drives training loss toward zero and the network becomes
-# over-confident {cite}`guo2017calibration`. How far this short run is from that regime, from its reliability curve:
+# over-confident {cite}`guo2017calibration`. How far this short run is from that regime, from its reliability curve ({numref}`fig-ch1-mnist`, right):
 
-# %%
+# %% tags=["hide-input"]
 metrics_["mnist_signed_gap"] = curve.signed_gap
-markdown(f"MNIST test ECE {100 * metrics_['mnist_ece']:.2f}% after {len(hist['train']['loss'])} epochs; the bars stand "
-         f"{where_bars_fall(curve)} the diagonal on average (mean accuracy − confidence {curve.signed_gap:+.4f}), so "
-         f"the scores are {confidence_word[where_bars_fall(curve)]}.")
+markdown(
+    f"MNIST test ECE {100 * metrics_['mnist_ece']:.2f}% after "
+    f"{len(hist['train']['loss'])} epochs; the bars stand "
+    f"{where_bars_fall(curve)} the diagonal on average (mean accuracy − confidence "
+    f"{curve.signed_gap:+.4f}), so "
+    f"the scores are {confidence_word[where_bars_fall(curve)]}."
+)
 
 # %% [markdown]
 # Calibration of deep classifiers, and what a latent-variable view does for it, is the
@@ -454,39 +656,60 @@ markdown(f"MNIST test ECE {100 * metrics_['mnist_ece']:.2f}% after {len(hist['tr
 # `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the commit and the
 # wall time.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {}  # no seed paper for this chapter
-path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.seed],
-                     data_source={"toys": "synthetic Gaussian classes", "mnist": mnist.source},
-                     metrics=metrics_, paper=PAPER, wall_time_s=run.elapsed(),
-                     knobs={**KNOBS, "toy_train": toy_train, "toy_epochs": toy_epochs, "mnist_epochs": mnist_epochs,
-                            "hidden": hidden})
+path = write_results(
+    STEM,
+    profile=run.profile,
+    device=run.device,
+    seeds=[run.seed],
+    data_source={"toys": "synthetic Gaussian classes", "mnist": mnist.source},
+    metrics=metrics_,
+    paper=PAPER,
+    wall_time_s=run.elapsed(),
+    knobs={
+        **KNOBS,
+        "toy_train": toy_train,
+        "toy_epochs": toy_epochs,
+        "mnist_epochs": mnist_epochs,
+        "hidden": hidden,
+    },
+)
 print(f"wrote {path.name}")
 scorecard(STEM, metrics_, PAPER)
 
 # %% [markdown]
 # The same seed and profile give the same numbers (the test suite re-executes this cell and compares):
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 4) for k, v in sorted(metrics_.items())})
 
 # %% [markdown]
 # ## Conclusion
 
-# %%
+# %% tags=["hide-input"]
 markdown(
-    "- Cross-entropy is the expected KL divergence from the true posterior to the model, plus the posterior's\n"
-    "  entropy, which does not depend on the model. Minimising it estimates $P(c\\mid x)$: on held-out points this "
-    f"run's scores are {metrics_['posterior_mae_binary']:.3f} (two classes) and {metrics_['posterior_mae']:.3f} "
+    "- Cross-entropy is the expected KL divergence from the true posterior to the "
+    "model, plus the posterior's\n"
+    "  entropy, which does not depend on the model. Minimising it estimates $P(c\\mid "
+    "x)$: on held-out points this "
+    f"run's scores are {metrics_['posterior_mae_binary']:.3f} (two classes) and "
+    f"{metrics_['posterior_mae']:.3f} "
     "(four classes) from the true posterior on average.\n"
-    "- The class counts of the training set are the prior of that posterior; Bayes' rule moves it to another prior "
-    f"(here from {metrics_['prior_shift_mae_before']:.3f} to {metrics_['prior_shift_mae_after']:.3f} off the balanced "
+    "- The class counts of the training set are the prior of that posterior; Bayes' "
+    "rule moves it to another prior "
+    f"(here from {metrics_['prior_shift_mae_before']:.3f} to "
+    f"{metrics_['prior_shift_mae_after']:.3f} off the balanced "
     "posterior).\n"
-    "- The softmax/sigmoid output is what makes $f$ a conditional distribution; the loss decides which one. The "
-    f"hinge loss classifies about as well ({100 * metrics_['test_acc_hinge']:.1f}% against "
+    "- The softmax/sigmoid output is what makes $f$ a conditional distribution; the "
+    "loss decides which one. The "
+    f"hinge loss classifies about as well ({100 * metrics_['test_acc_hinge']:.1f}% "
+    "against "
     f"{100 * metrics_['test_acc']:.1f}% on the four classes) but its scores are "
-    f"{metrics_['posterior_mae_hinge'] / metrics_['posterior_mae']:.1f} times as far from the posterior.")
+    f"{metrics_['posterior_mae_hinge'] / metrics_['posterior_mae']:.1f} times as far "
+    "from the posterior."
+)
 
 # %% [markdown]
 # - The logit of a binary classifier is a log density ratio: the tool that Variational Classification uses to

@@ -37,13 +37,24 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
 
-if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library (torch is already there)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/lvmcls/lvmcls"], check=True)
+# on Colab: install the book's library (torch is already there)
+if importlib.util.find_spec("lvmcls") is None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/lvmcls/lvmcls",
+        ],
+        check=True,
+    )
 
 import math
 
@@ -54,8 +65,13 @@ from lvmcls import estimators, metrics, objectives, plots
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.synthetic import nonlinear_latent_classes
 from lvmcls.nets import MLP
-from lvmcls.notebook import markdown, setup, show
-from lvmcls.vc import ClassDensityRatio, GaussianClassPrior, train_vc_model, variational_classification
+from lvmcls.notebook import figure, markdown, setup, show
+from lvmcls.vc import (
+    ClassDensityRatio,
+    GaussianClassPrior,
+    train_vc_model,
+    variational_classification,
+)
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import pick_device
 
@@ -71,20 +87,56 @@ vc_likelihood_weight = 0.01  # VC keeps a log p(z|y) term too (run_vc.sh)
 mnist_epochs = None  # None: the profile's default
 toy_epochs = None
 
-# %%
-FULL_MINUTES_H100 = 1.9  # measured: wall_time_s of results/full/02_variational_classification.json
+# %% tags=["hide-input"]
+FULL_MINUTES_H100 = (
+    1.9  # measured: wall_time_s of results/full/02_variational_classification.json
+)
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
-# mnist_train / mnist_test: None for the whole split, else a class-balanced subset (smoke)
-# ratio_steps: Adam steps of the linear discriminator in the KL check (twice as many for the MLP one)
-# batch / lr: the mini-batch and Adam's learning rate (full: large batches, since a small model's GPU step costs
+# mnist_train / mnist_test: None for the whole split, else a class-balanced subset
+# (smoke)
+# ratio_steps: Adam steps of the linear discriminator in the KL check (twice as many
+# for the MLP one)
+# batch / lr: the mini-batch and Adam's learning rate (full: large batches, since a
+# small model's GPU step costs
 # the same at 128 or 512 examples)
-KNOBS = {"ci": {"mnist_epochs": 6, "toy_epochs": 30, "encoder": "mlp", "mnist_train": None, "mnist_test": None,
-                "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 128, "mnist_batch": 128, "mnist_lr": 1e-3},
-         "full": {"mnist_epochs": 10, "toy_epochs": 60, "encoder": "convnet", "mnist_train": None, "mnist_test": None,
-                  "toy_train": 10_000, "ratio_steps": 1500, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
-         "smoke": {"mnist_epochs": 1, "toy_epochs": 1, "encoder": "convnet", "mnist_train": 1_000, "mnist_test": 1_000,
-                   "toy_train": 2_000, "ratio_steps": 100, "toy_batch": 512, "mnist_batch": 512, "mnist_lr": 2e-3},
-         }[run.profile]
+KNOBS = {
+    "ci": {
+        "mnist_epochs": 6,
+        "toy_epochs": 30,
+        "encoder": "mlp",
+        "mnist_train": None,
+        "mnist_test": None,
+        "toy_train": 10_000,
+        "ratio_steps": 1500,
+        "toy_batch": 128,
+        "mnist_batch": 128,
+        "mnist_lr": 1e-3,
+    },
+    "full": {
+        "mnist_epochs": 10,
+        "toy_epochs": 60,
+        "encoder": "convnet",
+        "mnist_train": None,
+        "mnist_test": None,
+        "toy_train": 10_000,
+        "ratio_steps": 1500,
+        "toy_batch": 512,
+        "mnist_batch": 512,
+        "mnist_lr": 2e-3,
+    },
+    "smoke": {
+        "mnist_epochs": 1,
+        "toy_epochs": 1,
+        "encoder": "convnet",
+        "mnist_train": 1_000,
+        "mnist_test": 1_000,
+        "toy_train": 2_000,
+        "ratio_steps": 100,
+        "toy_batch": 512,
+        "mnist_batch": 512,
+        "mnist_lr": 2e-3,
+    },
+}[run.profile]
 mnist_epochs = mnist_epochs or KNOBS["mnist_epochs"]
 toy_epochs = toy_epochs or KNOBS["toy_epochs"]
 STEM = "02_variational_classification"
@@ -93,7 +145,12 @@ metrics_ = {}
 
 
 # λ of log p(z|y) per objective
-LIKELIHOOD_WEIGHT = {"ce": 0.0, "gm": gm_weight, "vc": vc_likelihood_weight, "vc_reference": vc_likelihood_weight}
+LIKELIHOOD_WEIGHT = {
+    "ce": 0.0,
+    "gm": gm_weight,
+    "vc": vc_likelihood_weight,
+    "vc_reference": vc_likelihood_weight,
+}
 
 
 # %% [markdown]
@@ -235,10 +292,14 @@ with torch.no_grad():
 z_check, y_check = torch.randn(4096, 16), torch.randint(0, 10, (4096,))
 w, b = shared.as_linear()
 ce_linear = objectives.cross_entropy(z_check @ w.T + b, y_check)
-elbo_vc = variational_classification(z_check, y_check, shared, objective="ce")["log_p_y_given_z"]
+elbo_vc = variational_classification(z_check, y_check, shared, objective="ce")[
+    "log_p_y_given_z"
+]
 metrics_["ce_linear_vs_elbo_vc_gap"] = abs(ce_linear.item() + elbo_vc.item())
-print(f"softmax CE {ce_linear.item():.6f}   -ELBO_VC {-elbo_vc.item():.6f}   "
-      f"gap {metrics_['ce_linear_vs_elbo_vc_gap']:.1e}")
+print(
+    f"softmax CE {ce_linear.item():.6f}   -ELBO_VC {-elbo_vc.item():.6f}   "
+    f"gap {metrics_['ce_linear_vs_elbo_vc_gap']:.1e}"
+)
 
 # %% [markdown]
 # **Eq. 9.** Two known Gaussians in $\mathbb R^2$, $q = \mathcal N(m, I)$ and $p = \mathcal N(0, I)$: the log ratio is linear, so the
@@ -249,91 +310,178 @@ print(f"softmax CE {ce_linear.item():.6f}   -ELBO_VC {-elbo_vc.item():.6f}   "
 g = torch.Generator().manual_seed(run.seed)
 m = torch.tensor([1.0, -0.5])
 kl_true = 0.5 * m.pow(2).sum().item()
-kl_linear = estimators.fit_density_ratio(ClassDensityRatio(1, 2), lambda n: m + torch.randn(n, 2, generator=g),
-                                         lambda n: torch.randn(n, 2, generator=g), steps=KNOBS["ratio_steps"],
-                                         seed=run.seed)
+kl_linear = estimators.fit_density_ratio(
+    ClassDensityRatio(1, 2),
+    lambda n: m + torch.randn(n, 2, generator=g),
+    lambda n: torch.randn(n, 2, generator=g),
+    steps=KNOBS["ratio_steps"],
+    seed=run.seed,
+)
 s_q = torch.tensor([0.5, 2.0])
-kl_true_cov = estimators.gaussian_kl(torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)).item()
-kl_mlp = estimators.fit_density_ratio(ClassDensityRatio(1, 2, hidden=64),
-                                      lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
-                                      lambda n: torch.randn(n, 2, generator=g), steps=2 * KNOBS["ratio_steps"], lr=3e-3,
-                                      seed=run.seed)
+kl_true_cov = estimators.gaussian_kl(
+    torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)
+).item()
+kl_mlp = estimators.fit_density_ratio(
+    ClassDensityRatio(1, 2, hidden=64),
+    lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
+    lambda n: torch.randn(n, 2, generator=g),
+    steps=2 * KNOBS["ratio_steps"],
+    lr=3e-3,
+    seed=run.seed,
+)
 metrics_["kl_estimate_rel_error"] = abs(kl_linear - kl_true) / kl_true
 metrics_["kl_estimate_rel_error_mlp"] = abs(kl_mlp - kl_true_cov) / kl_true_cov
-print(f"equal covariances: true KL {kl_true:.4f}, linear T {kl_linear:.4f} "
-      f"({100 * metrics_['kl_estimate_rel_error']:.1f}% off)")
-print(f"different covariances: true KL {kl_true_cov:.4f}, MLP T {kl_mlp:.4f} "
-      f"({100 * metrics_['kl_estimate_rel_error_mlp']:.1f}% off)")
+print(
+    f"equal covariances: true KL {kl_true:.4f}, linear T {kl_linear:.4f} "
+    f"({100 * metrics_['kl_estimate_rel_error']:.1f}% off)"
+)
+print(
+    f"different covariances: true KL {kl_true_cov:.4f}, MLP T {kl_mlp:.4f} "
+    f"({100 * metrics_['kl_estimate_rel_error_mlp']:.1f}% off)"
+)
 
 # %% [markdown]
 # **Eq. 11.** One dimension, two classes with $p(z\mid y) = \mathcal N(\pm 1, 1)$ and equal priors. We maximise
 # $\mathbb E_q \log p(y{=}1\mid z) - \mathrm{KL}(q\,\|\,p(z\mid y{=}1))$ over *all* densities on a grid by gradient ascent (numerical
-# integration on the grid), and compare with the closed form.
+# integration on the grid), and compare with the closed form ({numref}`fig-ch2-eq11`).
 
 # %%
 grid = torch.linspace(-6, 6, 601, dtype=torch.float64)
 dz = (grid[1] - grid[0]).item()
-lik = torch.stack([torch.distributions.Normal(mu, 1.0).log_prob(grid) for mu in (-1.0, 1.0)], 1)
+lik = torch.stack(
+    [torch.distributions.Normal(mu, 1.0).log_prob(grid) for mu in (-1.0, 1.0)], 1
+)
 log_p_y1_given_z, log_p_z_given_y1 = lik.log_softmax(1)[:, 1], lik[:, 1]
 q_closed = estimators.vc_optimal_posterior(log_p_z_given_y1, log_p_y1_given_z, dz)
 
-q_numeric = estimators.maximise_vc_objective_on_grid(log_p_z_given_y1, log_p_y1_given_z, dz)
+q_numeric = estimators.maximise_vc_objective_on_grid(
+    log_p_z_given_y1, log_p_y1_given_z, dz
+)
 metrics_["eq11_max_abs_error"] = (q_numeric - q_closed).abs().max().item()
 
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 ax.plot(grid, log_p_z_given_y1.exp(), color="gray", label="prior p(z | y=1) = N(1, 1)")
-ax.plot(grid, log_p_y1_given_z.exp() * 0.4, color="gray", ls=":", label="p(y=1 | z) (scaled)")
+ax.plot(
+    grid,
+    log_p_y1_given_z.exp() * 0.4,
+    color="gray",
+    ls=":",
+    label="p(y=1 | z) (scaled)",
+)
 ax.plot(grid, q_closed, lw=3, alpha=0.5, label="q*(z | y=1), Eq. 11")
 ax.plot(grid, q_numeric, ls="--", label="q maximising the objective numerically")
-ax.set(xlabel="z", xlim=(-4, 5), title="the VC optimum is the prior re-weighted by p(y | z)")
+ax.set(
+    xlabel="z",
+    ylabel="density",
+    xlim=(-4, 5),
+    title="the VC optimum is the prior re-weighted by p(y | z)",
+)
 ax.legend(frameon=False, fontsize=8)
+figure(
+    fig,
+    "fig-ch2-eq11",
+    "Eq. 11 on a grid of $z$ (densities over $z$): the prior $p(z\\mid y{=}1) = "
+    "\\mathcal N(1, 1)$, the classifier $p(y{=}1\\mid z)$ (scaled by 0.4 to share the "
+    "axis), the closed-form optimum $q^*(z\\mid y{=}1)$ and the density found by "
+    "maximising the objective numerically (dashed).",
+)
 mean_of = lambda d: (d * grid).sum().item() * dz  # noqa: E731
-print(f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
-      f"mean {mean_of(q_closed):.3f} (prior 1.0), std {math.sqrt((q_closed * (grid - mean_of(q_closed))**2).sum().item() * dz):.3f} (prior 1.0)")
+print(
+    f"max |q_numeric - q*| = {metrics_['eq11_max_abs_error']:.1e}; "
+    f"mean {mean_of(q_closed):.3f} (prior 1.0), std "
+    f"{math.sqrt((q_closed * (grid - mean_of(q_closed)) ** 2).sum().item() * dz):.3f} "
+    "(prior 1.0)"
+)
 
 # %% [markdown]
 # ## A toy whose generative model is known: anticipated against empirical latents
 #
 # Five classes, $z \sim \mathcal N(\mu_y, 0.5^2 I)$ in $\mathbb R^2$ with means on a circle, and inputs $x = g(z) \in \mathbb R^{10}$ through a
-# fixed random network. The encoder sees only $x$. Each panel shows the learned prior $p_\theta(z\mid y)$ (ellipses at
+# fixed random network. The encoder sees only $x$. Each panel of {numref}`fig-ch2-toy-latents` shows the learned prior $p_\theta(z\mid y)$ (ellipses at
 # 1σ and 2σ: the *anticipated* latents) and the encoder's outputs on test data (dots: the *empirical* latents).
 # Besides the paper's weights we train VC with $\beta = 1$, where the KL is not a small regulariser, once with the
 # paper's linear discriminators and once with small MLP discriminators (64 tanh units per class; the reference
 # code's option has 512), which can represent log ratios that are not linear in $z$.
 
-# %%
+# %% tags=["hide-input"]
 toy, toy_z_test = nonlinear_latent_classes(KNOBS["toy_train"], seed=run.seed + 1)
 # name: (objective, beta, discriminator hidden units; None = linear)
-VARIANTS = {"ce": ("ce", None, None), "gm": ("gm", None, None), "vc": ("vc", None, None),
-            "vc_beta1": ("vc", 1.0, None), "vc_mlp_beta1": ("vc", 1.0, 64)}
-LABELS = {"ce": "CE", "gm": "GM", "vc": "VC", "vc_beta1": "VC, β = 1", "vc_mlp_beta1": "VC, β = 1, MLP T",
-          "vc_reference": "VC, reference gradient"}
-MNIST_VARIANTS = {**VARIANTS, "vc_reference": ("vc_reference", None, None)}  # Figure 1 also trains the reference's VC
-toy_models = {name: train_vc_model(f"ch2-toy-{name}", toy, obj, lambda: MLP(10, latent_dim, hidden=64), 5,
-                                   latent_dim, epochs=toy_epochs, seed=run.seed, device=run.device,
-                                   beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj],
-                                   ratio_hidden=h, batch_size=KNOBS["toy_batch"])[0]
-              for name, (obj, b, h) in VARIANTS.items()}
+VARIANTS = {
+    "ce": ("ce", None, None),
+    "gm": ("gm", None, None),
+    "vc": ("vc", None, None),
+    "vc_beta1": ("vc", 1.0, None),
+    "vc_mlp_beta1": ("vc", 1.0, 64),
+}
+LABELS = {
+    "ce": "CE",
+    "gm": "GM",
+    "vc": "VC",
+    "vc_beta1": "VC, β = 1",
+    "vc_mlp_beta1": "VC, β = 1, MLP T",
+    "vc_reference": "VC, reference gradient",
+}
+MNIST_VARIANTS = {
+    **VARIANTS,
+    "vc_reference": ("vc_reference", None, None),
+}  # Figure 1 also trains the reference's VC
+toy_models = {
+    name: train_vc_model(
+        f"ch2-toy-{name}",
+        toy,
+        obj,
+        lambda: MLP(10, latent_dim, hidden=64),
+        5,
+        latent_dim,
+        epochs=toy_epochs,
+        seed=run.seed,
+        device=run.device,
+        beta=beta if b is None else b,
+        likelihood_weight=LIKELIHOOD_WEIGHT[obj],
+        ratio_hidden=h,
+        batch_size=KNOBS["toy_batch"],
+    )[0]
+    for name, (obj, b, h) in VARIANTS.items()
+}
 fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
 axes = axes.flatten()
-axes[0].scatter(*toy_z_test[:2000].T, c=toy.test.y[:2000], cmap="tab10", vmin=0, vmax=9, s=2)
-axes[0].set(title="true latents z (unseen by the encoder)", xlabel="$z_1$", ylabel="$z_2$")
+axes[0].scatter(
+    *toy_z_test[:2000].T, c=toy.test.y[:2000], cmap="tab10", vmin=0, vmax=9, s=2
+)
+axes[0].set(
+    title="true latents z (unseen by the encoder)", xlabel="$z_1$", ylabel="$z_2$"
+)
 axes[0].set_aspect("equal")
 for ax, name in zip(axes[1:], VARIANTS):
     model = toy_models[name]
     z = model.latents(toy.test.x.to(run.device)).cpu()
     spread = estimators.spread_ratio(z, toy.test.y, model.prior.cpu())
     metrics_[f"toy_spread_ratio_{name}"] = sum(spread.values()) / len(spread)
-    plots.latents_with_prior(ax, z, toy.test.y, model.prior.cpu(),
-                             title=f"{LABELS[name]}: spread ratio {metrics_[f'toy_spread_ratio_{name}']:.2f}")
+    plots.latents_with_prior(
+        ax,
+        z,
+        toy.test.y,
+        model.prior.cpu(),
+        title=f"{LABELS[name]}: spread ratio "
+        f"{metrics_[f'toy_spread_ratio_{name}']:.2f}",
+    )
     model.to(run.device)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch2-toy-latents",
+    "The five-class toy in $Z = \\mathbb R^2$, held-out points coloured by class. Top "
+    "left: the true latents $z$, which the encoder never sees. Other panels: each "
+    "objective's encoder outputs over its learned class priors $p_\\theta(z\\mid y)$ "
+    "(ellipses at 1σ and 2σ); titles give the spread ratio, about 1 when the latents "
+    "fill their prior.",
+)
 
 # %% [markdown]
 # ## Figure 1: MNIST with $Z = \mathbb R^2$
 #
 # The paper's Figure 1 trains an MNIST encoder into two dimensions under each objective and plots the latents of
-# each class over its prior. We do the same, and add the numbers behind the picture, per objective:
+# each class over its prior. We do the same ({numref}`fig-ch2-mnist-latents`), and add the numbers behind the picture, per objective:
 #
 # - the **spread ratio** $\operatorname{tr}\operatorname{Cov}_{q}(z\mid y)\,/\operatorname{tr}\Sigma_y$, averaged over classes: about 1 when the latents fill
 #   their prior, far below 1 when they concentrate;
@@ -346,21 +494,35 @@ fig.tight_layout()
 # discriminator (its own AdamW, as in the reference code). The reference code trains a ResNet-50 on ImageNet with
 # SGD; we keep its loss weights ($\beta = 0.01$; GM $\lambda = 0.1$; VC $\lambda = 0.01$) and not its optimiser.
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 if KNOBS["mnist_train"] is not None:  # smoke: class-balanced subsets
-    mnist = mnist.replace(train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0),
-                          val=balanced_subset(mnist.val, KNOBS["mnist_test"] // 10, seed=0),
-                          test=balanced_subset(mnist.test, KNOBS["mnist_test"] // 10, seed=0))
+    mnist = mnist.replace(
+        train=balanced_subset(mnist.train, KNOBS["mnist_train"] // 10, seed=0),
+        val=balanced_subset(mnist.val, KNOBS["mnist_test"] // 10, seed=0),
+        test=balanced_subset(mnist.test, KNOBS["mnist_test"] // 10, seed=0),
+    )
 print(mnist)
 
 
 mnist_models, mnist_records = {}, {}
 for name, (obj, b, h) in MNIST_VARIANTS.items():
     mnist_models[name], mnist_records[name] = train_vc_model(
-        f"ch2-mnist-{name}", mnist, obj, KNOBS["encoder"], 10, latent_dim, epochs=mnist_epochs, seed=run.seed,
-        device=run.device, beta=beta if b is None else b, likelihood_weight=LIKELIHOOD_WEIGHT[obj], ratio_hidden=h,
-        batch_size=KNOBS["mnist_batch"], lr=KNOBS["mnist_lr"])
+        f"ch2-mnist-{name}",
+        mnist,
+        obj,
+        KNOBS["encoder"],
+        10,
+        latent_dim,
+        epochs=mnist_epochs,
+        seed=run.seed,
+        device=run.device,
+        beta=beta if b is None else b,
+        likelihood_weight=LIKELIHOOD_WEIGHT[obj],
+        ratio_hidden=h,
+        batch_size=KNOBS["mnist_batch"],
+        lr=KNOBS["mnist_lr"],
+    )
 
 fig, axes = plt.subplots(2, 3, figsize=(18, 11.5))
 axes = axes.flatten()
@@ -373,28 +535,57 @@ for ax, name in zip(axes, MNIST_VARIANTS):
     spread = estimators.spread_ratio(z, test_y, prior)
     kl = estimators.latent_kl(z, test_y, prior)
     metrics_[f"test_acc_{name}"] = metrics.accuracy(probs, test_y)
-    metrics_[f"ece_{name}"] = metrics.expected_calibration_error(probs, test_y, n_bins=20)
+    metrics_[f"ece_{name}"] = metrics.expected_calibration_error(
+        probs, test_y, n_bins=20
+    )
     metrics_[f"spread_ratio_{name}"] = sum(spread.values()) / len(spread)
     metrics_[f"latent_kl_{name}"] = sum(kl.values()) / len(kl)
-    plots.latents_with_prior(ax, z, test_y, prior, title=(
-        f"{LABELS[name]}: acc {100 * metrics_[f'test_acc_{name}']:.1f}%, spread {metrics_[f'spread_ratio_{name}']:.2f}, "
-        f"KL {metrics_[f'latent_kl_{name}']:.2f}"))
+    plots.latents_with_prior(
+        ax,
+        z,
+        test_y,
+        prior,
+        title=(
+            f"{LABELS[name]}: acc {100 * metrics_[f'test_acc_{name}']:.1f}%, spread "
+            f"{metrics_[f'spread_ratio_{name}']:.2f}, "
+            f"KL {metrics_[f'latent_kl_{name}']:.2f}"
+        ),
+    )
     model.to(run.device)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch2-mnist-latents",
+    "MNIST test images encoded into $Z = \\mathbb R^2$ under each objective, coloured "
+    "by digit, over the learned class priors (ellipses at 1σ and 2σ, the digit at the "
+    "prior's mean). Titles: test accuracy, spread ratio and the kNN estimate of "
+    "$\\mathrm{KL}(q(z\\mid y)\\,\\|\\,p(z\\mid y))$ in nats, both averaged over "
+    "classes.",
+)
 
-# %%
+# %% tags=["hide-input"]
 
-rows = ["| objective | test accuracy | ECE | spread ratio | KL(q(z\\|y) ‖ p(z\\|y)), kNN | VC's own estimate E_q T (validation) |",
-        "|---|---|---|---|---|---|"]
+rows = [
+    "| objective | test accuracy | ECE | spread ratio | KL(q(z\\|y) ‖ p(z\\|y)), kNN | "
+    "VC's own estimate E_q T (validation) |",
+    "|---|---|---|---|---|---|",
+]
 for name in MNIST_VARIANTS:
     t_est = mnist_records[name]["history"]["val"].get("kl_estimate", [None])[-1]
-    rows.append(f"| {LABELS[name]} | {100 * metrics_[f'test_acc_{name}']:.2f}% | "
-                f"{100 * metrics_[f'ece_{name}']:.2f}% | {metrics_[f'spread_ratio_{name}']:.3f} | "
-                f"{metrics_[f'latent_kl_{name}']:.2f} | {'—' if t_est is None else f'{t_est:.2f}'} |")
+    rows.append(
+        f"| {LABELS[name]} | {100 * metrics_[f'test_acc_{name}']:.2f}% | "
+        f"{100 * metrics_[f'ece_{name}']:.2f}% | "
+        f"{metrics_[f'spread_ratio_{name}']:.3f} | "
+        f"{metrics_[f'latent_kl_{name}']:.2f} | "
+        f"{'—' if t_est is None else f'{t_est:.2f}'} |"
+    )
 closest = min(OBJECTIVES, key=lambda o: abs(math.log(metrics_[f"spread_ratio_{o}"])))
 lowest_kl = min(OBJECTIVES, key=lambda o: metrics_[f"latent_kl_{o}"])
-rows.append(f"\nOf CE, GM and VC at the paper's weights, **{closest.upper()}** has the spread ratio closest to 1 and "
-            f"**{lowest_kl.upper()}** the smallest KL to its priors in this run.")
+rows.append(
+    f"\nOf CE, GM and VC at the paper's weights, **{closest.upper()}** has the spread "
+    "ratio closest to 1 and "
+    f"**{lowest_kl.upper()}** the smallest KL to its priors in this run."
+)
 markdown("\n".join(rows))
 
 # %% [markdown]
@@ -402,20 +593,35 @@ markdown("\n".join(rows))
 # receives $\nabla_\phi\,\lambda\log p_\theta(z\mid y)$ (Eq. {eq}`vc-algorithm1`); same seed, same data order, same
 # initial weights.
 
-# %%
-ALGORITHM_ROWS = {"vc": "Algorithm 1 (`vc`)", "vc_reference": "reference scripts (`vc_reference`)"}
-rows = ["| VC's encoder gradient | test accuracy | ECE | spread ratio | KL, kNN |", "|---|---|---|---|---|"]
+# %% tags=["hide-input"]
+ALGORITHM_ROWS = {
+    "vc": "Algorithm 1 (`vc`)",
+    "vc_reference": "reference scripts (`vc_reference`)",
+}
+rows = [
+    "| VC's encoder gradient | test accuracy | ECE | spread ratio | KL, kNN |",
+    "|---|---|---|---|---|",
+]
 for name, label in ALGORITHM_ROWS.items():
-    rows.append(f"| {label} | {100 * metrics_[f'test_acc_{name}']:.2f}% | {100 * metrics_[f'ece_{name}']:.2f}% | "
-                f"{metrics_[f'spread_ratio_{name}']:.3f} | {metrics_[f'latent_kl_{name}']:.2f} |")
+    rows.append(
+        f"| {label} | {100 * metrics_[f'test_acc_{name}']:.2f}% | "
+        f"{100 * metrics_[f'ece_{name}']:.2f}% | "
+        f"{metrics_[f'spread_ratio_{name}']:.3f} | {metrics_[f'latent_kl_{name}']:.2f} "
+        "|"
+    )
 d_acc = 100 * (metrics_["test_acc_vc"] - metrics_["test_acc_vc_reference"])
 spread_factor = metrics_["spread_ratio_vc"] / metrics_["spread_ratio_vc_reference"]
 gm_factor = metrics_["spread_ratio_vc"] / metrics_["spread_ratio_gm"]
 rows.append(
-    f"\nAlgorithm 1's VC is {abs(d_acc):.2f} accuracy points {'above' if d_acc > 0 else 'below'} the reference-gradient "
-    f"VC, and its latents spread {spread_factor:.2f} times as much as the reference's relative to their priors "
-    f"(spread ratio {metrics_['spread_ratio_vc']:.3f} against {metrics_['spread_ratio_vc_reference']:.3f}; GM's is "
-    f"{metrics_['spread_ratio_gm']:.3f}). One seed: chapter 3 gives the seed-to-seed spread of such numbers.")
+    f"\nAlgorithm 1's VC is {abs(d_acc):.2f} accuracy points "
+    f"{'above' if d_acc > 0 else 'below'} the reference-gradient "
+    f"VC, and its latents spread {spread_factor:.2f} times as much as the reference's "
+    "relative to their priors "
+    f"(spread ratio {metrics_['spread_ratio_vc']:.3f} against "
+    f"{metrics_['spread_ratio_vc_reference']:.3f}; GM's is "
+    f"{metrics_['spread_ratio_gm']:.3f}). One seed: chapter 3 gives the seed-to-seed "
+    "spread of such numbers."
+)
 markdown("\n".join(rows))
 
 # %% [markdown]
@@ -439,18 +645,31 @@ markdown("\n".join(rows))
 # chapter's `full` profile on a GPU; the line under the table names that GPU (from the file's `device`), the
 # commit and the wall time.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {}
-path = write_results(STEM, profile=run.profile, device=run.device, seeds=[run.seed],
-                     data_source={"toy": toy.source, "mnist": mnist.source}, metrics=metrics_, paper=PAPER,
-                     wall_time_s=run.elapsed(),
-                     knobs={"latent_dim": latent_dim, "beta": beta, "gm_weight": gm_weight,
-                            "vc_likelihood_weight": vc_likelihood_weight, "mnist_epochs": mnist_epochs,
-                            "toy_epochs": toy_epochs, **KNOBS})
+path = write_results(
+    STEM,
+    profile=run.profile,
+    device=run.device,
+    seeds=[run.seed],
+    data_source={"toy": toy.source, "mnist": mnist.source},
+    metrics=metrics_,
+    paper=PAPER,
+    wall_time_s=run.elapsed(),
+    knobs={
+        "latent_dim": latent_dim,
+        "beta": beta,
+        "gm_weight": gm_weight,
+        "vc_likelihood_weight": vc_likelihood_weight,
+        "mnist_epochs": mnist_epochs,
+        "toy_epochs": toy_epochs,
+        **KNOBS,
+    },
+)
 print(f"wrote {path.name}")
 scorecard(STEM, metrics_, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 3) for k, v in sorted(metrics_.items())})
 

@@ -51,7 +51,7 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -74,7 +74,7 @@ from lvmcls.data import DataUnavailableError, TensorSplit, balanced_subset, load
 from lvmcls.models import evaluate_classifier
 from lvmcls.nets import ConvNet
 from lvmcls.vc import ood_auroc, train_vc_model
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import pick_device
 
@@ -86,7 +86,7 @@ seed = 0  # the first seed; the profile sets how many
 latent_dim = 32
 beta = 0.01
 
-# %%
+# %% tags=["hide-input"]
 FULL_MINUTES_H100 = 5.6  # measured: wall_time_s of results/full/03_vc_experiments.json
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The GPU recipe for CIFAR-10 (full and smoke): one-cycle SGD, on-device crop + flip, bf16 (the Trainer's default on
@@ -144,7 +144,7 @@ def record_per_seed(prefix, obj, values):
 # MNIST and Fashion-MNIST come exact from their verified sources; CIFAR-10 from whatever `lvmcls.data` finds (on
 # this machine, offline, the JPEG copy; the source is printed and recorded).
 
-# %%
+# %% tags=["hide-input"]
 mnist = load_dataset("mnist", device=run.device)
 fashion = load_dataset("fashion_mnist", device=run.device)
 cifar = load_dataset("cifar10", device=run.device)
@@ -185,13 +185,14 @@ print(f"trained or loaded {sum(len(t) * 3 for t in trios.values())} models in {r
 #
 # The expected calibration error uses 20 equal-width bins on the confidence $\max_y p(y\mid x)$, as the paper's
 # appendix C; the code is Chapter 1's `reliability_curve`. As a post-hoc baseline, temperature scaling
-# {cite}`guo2017calibration` divides CE's logits by one scalar $T$ fitted on the validation split:
+# {cite}`guo2017calibration` divides CE's logits by one scalar $T$ fitted on the validation split ({numref}`fig-ch3-reliability` draws the
+# reliability diagrams of one seed):
 
 # %%
 show(calibration.fit_temperature)
 
 
-# %%
+# %% tags=["hide-input"]
 def val_temperature(model, data):
     _, logits = evaluate_classifier(model, data.val)
     return calibration.fit_temperature(logits, data.val.y.cpu())
@@ -219,7 +220,7 @@ for name, data, seeds_ in (("mnist", mnist, SEEDS), ("cifar10", cifar_data, CIFA
                        f"{stats['nll'][0]:.3f} | {stats['brier'][0]:.4f} |")
 markdown("\n".join(h1_rows) + f"\n\nMean ± std over {len(SEEDS)} MNIST seeds and {len(CIFAR_SEEDS)} CIFAR-10 seed(s).")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, (name, data) in zip(axes, (("mnist", mnist), ("cifar10", cifar_data))):
     for obj, color in (("ce", "C0"), ("vc", "C3")):
@@ -228,6 +229,13 @@ for ax, (name, data) in zip(axes, (("mnist", mnist), ("cifar10", cifar_data))):
                                   label=obj.upper(), color=color)
     ax.set_title(f"{name} test, seed {SEEDS[0]}")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch3-reliability",
+    "Reliability diagrams on the test split of MNIST (left) and CIFAR-10 (right) for "
+    "the CE and VC models of the first seed: accuracy of the images in each of 20 bins "
+    "of the confidence $\\max_y p(y\\mid x)$, against the diagonal; ECE in the legend.",
+)
 
 # %% [markdown]
 # ## H3: FGSM
@@ -237,12 +245,13 @@ fig.tight_layout()
 # device. Each model is attacked through its own gradient (white-box). The paper's $\mathcal L$ is "the model loss";
 # here it is the same for every model: the cross-entropy of the model's $p(y\mid x)$ at the true label, not the
 # GM or VC training objective (their extra terms do not depend on $y$ through $p(y\mid x)$, and the attack is on the
-# classifier). The verdict reads each seed's mean accuracy over the attacked $\varepsilon > 0$.
+# classifier). The verdict reads each seed's mean accuracy over the attacked $\varepsilon > 0$
+# ({numref}`fig-ch3-fgsm`).
 
 # %%
 show(attacks.fgsm)
 
-# %%
+# %% tags=["hide-input"]
 EPS = {"mnist": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
        "cifar10": [0.0, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255]}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -262,6 +271,13 @@ for ax, (name, data, seeds_) in zip(axes, (("mnist", mnist, SEEDS), ("cifar10", 
     ax.set(xlabel="ε (pixel units)", ylabel="accuracy", title=f"FGSM on {name} ({n} test images)")
     ax.legend(frameon=False)
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch3-fgsm",
+    "FGSM: test accuracy against the attack's step ε (pixel units, images in [0, 1]) "
+    "on MNIST (left) and CIFAR-10 (right) for CE, GM and VC, mean over seeds; the band "
+    "spans the seeds where there are several.",
+)
 
 # %% [markdown]
 # ## H4: low data
@@ -276,7 +292,7 @@ fig.tight_layout()
 # `ci` 16 channels wide, Adam at a higher learning rate, to fit two CPU cores; in `full` the book's 32-channel
 # ConvNet); the paper does not name its MNIST network.
 
-# %%
+# %% tags=["hide-input"]
 lowdata, lowdata_steps_taken = {}, set()
 for name, data, n_per_class, seeds_, encoder, steps in (
         ("mnist500", mnist, 50, SEEDS, lambda: ConvNet(latent_dim, in_channels=1, width=KNOBS["lowdata_width"]),
@@ -325,10 +341,10 @@ markdown("\n".join(rows))
 # different sizes (mean and standard error over 3 runs each). The book has no MedMNIST copy offline; instead we vary
 # the size of one data set, MNIST, from 100 images to the whole training split (50,000 here; the paper's MNIST
 # 60,000 includes our validation split), on a log scale, with the same number of optimiser steps at every size. It
-# asks the same question (does VC's gain grow as data shrink?) on different data, so its numbers are not the
+# asks the same question (does VC's gain grow as data shrink?) on different data, so its numbers ({numref}`fig-ch3-data-size`) are not the
 # paper's.
 
-# %%
+# %% tags=["hide-input"]
 sweep = {obj: [] for obj in ("ce", "vc")}
 for n in KNOBS["sweep_sizes"]:
     for obj in sweep:
@@ -354,17 +370,24 @@ axes[1].axhline(0, color="black", lw=0.8)
 axes[1].set(xticks=range(len(gain)), xticklabels=KNOBS["sweep_sizes"], xlabel="MNIST training images",
             ylabel="VC - CE (accuracy points)", title="the gain of VC (paper: 10 MedMNIST sets)")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch3-data-size",
+    "Left: MNIST test accuracy (%) of CE and VC against the number of training images "
+    "(log scale), with the same number of optimiser steps at every size. Right: VC's "
+    "gain over CE (accuracy points) at each size.",
+)
 
 # %% [markdown]
 # ## H2: distribution shift
 #
 # CIFAR-10 test images corrupted by the ImageNet-C corruptions at severities 1–5 (`lvmcls.corruptions`, cached).
 # For every corruption and severity we measure the ECE of CE, of CE with the temperature fitted on clean
-# validation data, of GM and of VC; the box plots pool the corruption types per severity, as in the paper's
+# validation data, of GM and of VC; the box plots of {numref}`fig-ch3-shift` pool the corruption types per severity, as in the paper's
 # Figure 3, with accuracy beside them (its Figure 8). The `ci` profile leaves out the two slowest corruptions
 # (glass blur and frost) and uses 200 test images; `full` leaves out frost and uses 500.
 
-# %%
+# %% tags=["hide-input"]
 corruptions = [c for c in CIFAR_C_CORRUPTIONS if c not in KNOBS["shift_skip"]]
 n_shift = min(KNOBS["shift_images"], len(cifar.test))
 x_clean, y_clean = cifar.test.x[:n_shift], cifar.test.y[:n_shift]
@@ -393,6 +416,13 @@ for ax, value in zip(axes, ("ece", "acc")):
 axes[0].set_title(f"calibration under shift ({len(corruptions)} corruptions, {n_shift} images)")
 axes[1].set_title("accuracy under shift")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch3-shift",
+    "CIFAR-10 with ImageNet-C corruptions: ECE (%, left) and accuracy (%, right) at "
+    "each severity 1–5, one box per objective pooling the corruption types (CE, CE "
+    "with temperature scaling `ce_ts`, GM, VC).",
+)
 
 # %% [markdown]
 # ## Out-of-distribution detection (Table 3)
@@ -402,7 +432,7 @@ fig.tight_layout()
 # at the encoder's output. AUROC: 1 separates perfectly, 0.5 is chance. The `full` profile adds CIFAR-10 against
 # the official SVHN and CIFAR-100 test sets when torchvision can download them (they have no offline copy).
 
-# %%
+# %% tags=["hide-input"]
 ood_rows = ["| trained on | OOD set | objective | AUROC, max p(y\\|x) | AUROC, log p(z) | seeds |",
             "|---|---|---|---|---|---|"]
 for train_name, ds_in, ds_out, out_name in (("mnist", mnist, fashion, "fashion"), ("fashion", fashion, mnist, "mnist")):
@@ -442,7 +472,7 @@ markdown("\n".join(ood_rows))
 # %%
 show(results.verdict)
 
-# %%
+# %% tags=["hide-input"]
 # verdict name -> (metric whose per-seed values decide, lower is better, what is compared)
 VERDICT_INPUTS = {
     "H1 calibration, MNIST": ("mnist_ece", True, "ECE"),
@@ -468,7 +498,7 @@ markdown("\n".join(f"- **{k}**: {v}." for k, v in verdicts.items()))
 # repeated here as if they were comparable. The `full` column comes from `results/full/03_vc_experiments.json`;
 # the line under the table names the GPU it ran on (one H100), the commit and its wall time.
 
-# %%
+# %% tags=["hide-input"]
 PAPER = {"lowdata_mnist500_acc_ce": 0.931, "lowdata_mnist500_acc_gm": 0.944, "lowdata_mnist500_acc_vc": 0.942,
          "lowdata_cifar1000_acc_ce": 0.527, "lowdata_cifar1000_acc_gm": 0.542, "lowdata_cifar1000_acc_vc": 0.563}
 SCORE_KEYS = [f"{k}_{obj}" for k in ("mnist_acc", "mnist_ece", "cifar10_acc", "cifar10_ece", "lowdata_mnist500_acc",
@@ -484,7 +514,7 @@ path = write_results(STEM, profile=run.profile, device=run.device, seeds=SEEDS,
 print(f"wrote {path.name} after {run.elapsed():.0f} s")
 scorecard(STEM, {k: metrics_[k] for k in SCORE_KEYS}, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, float)})
 

@@ -1,9 +1,13 @@
-"""The built book (`make book`): pages, figures, the Colab button, MathJax served locally and typeset."""
+"""The built book (`make book`): pages, figures, the Colab button, MathJax served locally and typeset, and what a
+reader sees in headless Chromium at 1280 px: scorecards as tables, code within the column, captioned figures."""
 
 from __future__ import annotations
 
 import functools
+import html
 import http.server
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,10 +37,13 @@ def test_pages_exist():
 
 
 def test_chapter1_has_its_figures(ch1):
-    images = re.findall(r'<img[^>]+src="\.\./(_images/[^"]+\.png)"', ch1)
+    """Figures are embedded in the page (lvmcls.notebook.figure: a MyST figure of a PNG data URI)."""
+    import base64
+
+    images = re.findall(r'<figure[^>]*>\s*<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', ch1)
     assert len(images) >= 4, "chapter 1 draws four figures"
-    for src in images:
-        assert (HTML / src).stat().st_size > 5000
+    for png in images:
+        assert len(base64.b64decode(png)) > 5000
 
 
 def test_mathjax_is_served_locally(ch1):
@@ -58,9 +65,68 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# Injected into every page the test server sends: once the page (and MathJax) has settled, unfold the folded
+# cells and write what a reader sees into <pre id="lvmcls-probe"> as JSON, for `chromium --dump-dom` to return.
+PROBE = """<script>
+const settled = () => (window.MathJax && MathJax.startup ? MathJax.startup.promise : Promise.resolve());
+addEventListener("load", () => settled().then(() => setTimeout(() => {
+  const folded = [...document.querySelectorAll("details")].filter((d) => !d.open);
+  folded.forEach((d) => { d.open = true; });  // a reader can unfold every cell: measure them unfolded
+  const text = (el) => (el ? el.textContent.replace(/\\s+/g, " ").trim() : "");
+  const report = {overflow: [], tables: [], garbled: [], figures: [], bare_images: []};
+  document.querySelectorAll("div.cell_input div.highlight pre").forEach((pre) => {
+    if (pre.scrollWidth > pre.clientWidth + 1) {
+      const lines = pre.textContent.split("\\n");
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+      report.overflow.push({scroll: pre.scrollWidth, client: pre.clientWidth, line: longest});
+    }
+  });
+  document.querySelectorAll("table").forEach((table) => {
+    const header = [...table.querySelectorAll("thead th, tr:first-child th")].map(text);
+    const rows = [...table.querySelectorAll("tbody tr")].map((tr) => text(tr.querySelector("td")));
+    report.tables.push({header: header, rows: rows});
+  });
+  document.querySelectorAll("p").forEach((p) => {
+    const t = p.textContent;
+    if (t.includes("|---") || t.includes("|\\u2014|")) report.garbled.push(t.slice(0, 80));
+  });
+  document.querySelectorAll("figure").forEach((f) => {
+    report.figures.push({id: f.id, caption: text(f.querySelector("figcaption")),
+                         image: !!f.querySelector("img")});
+  });
+  document.querySelectorAll(".cell_output img").forEach((img) => {
+    if (!img.closest("figure")) report.bare_images.push(img.getAttribute("src").slice(0, 60));
+  });
+  folded.forEach((d) => { d.open = false; });  // and take the screenshots as the page opens
+  report.math = document.querySelectorAll("mjx-container").length;
+  report.merror = document.querySelectorAll("mjx-merror").length;
+  const out = document.createElement("pre");
+  out.id = "lvmcls-" + "probe";
+  out.style.display = "none";
+  out.textContent = JSON.stringify(report);
+  document.body.appendChild(out);
+  // ?view=<id>: the page's article shows only that element (the scorecard's section, a figure), for its
+  // screenshot: headless Chromium paints a blank viewport once the page is scrolled (by script or #fragment).
+  const target = document.getElementById(new URLSearchParams(location.search).get("view") || "");
+  if (target) document.querySelector("article.bd-article").replaceChildren(target);
+}, 200)));
+</script>"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not (path.suffix == ".html" and path.is_file()):
+            return super().do_GET()
+        body = path.read_text().replace("</body>", PROBE + "</body>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
@@ -74,32 +140,105 @@ def server():
 
 
 CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+WIDTH = 1280  # the reader's window: 88 columns of code must fit the content column at this width
+SHOTS = ROOT / "_build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium's command lines (three, for browsers side by side), or a skip (a failure in CI) when it is
+    not installed."""
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI", "") not in ("", "0", "false"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    profiles = tmp_path_factory.mktemp("chromium-profiles")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    # one profile folder per browser running at the same time (a profile is locked by the browser using it)
+    return [[chromium, *flags, f"--user-data-dir={profiles / str(k)}"] for k in range(3)]
+
+
+_seen: dict[str, dict] = {}
+
+
+def _what_a_reader_sees(stem: str, server: str, browser: list) -> dict:
+    """Load the chapter at 1280 px, let MathJax typeset, read the probe's report (once per chapter)."""
+    if stem not in _seen:
+        url = f"{server}/notebooks/{stem}.html"
+        dom = subprocess.run([*browser[0], f"--window-size={WIDTH},1000", "--virtual-time-budget=20000",
+                              "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        found = re.search(r'<pre id="lvmcls-probe"[^>]*>(.*?)</pre>', dom, flags=re.S)
+        assert found, f"the probe did not report on {url} (the page did not finish loading?)"
+        _seen[stem] = json.loads(html.unescape(found.group(1)))
+    return _seen[stem]
+
+
+def _screenshots(browser: list, shots: list[tuple[str, Path, int]]) -> None:
+    """Save a screenshot (url, path, window height) each, 1280 px wide, the browsers running side by side."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    running = [subprocess.Popen([*command, f"--window-size={WIDTH},{height}", "--virtual-time-budget=5000",
+                                 f"--screenshot={path}", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for command, (url, path, height) in zip(browser, shots)]
+    for process in running:
+        process.wait(timeout=120)
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
-def test_math_is_typeset_in_headless_chromium(stem, server, tmp_path, in_ci):
+def test_math_is_typeset_in_headless_chromium(stem, server, browser):
     """Load each chapter in Chromium, let MathJax run: every formula Sphinx emitted must be typeset, without a TeX
-    error. Keeps a screenshot of each page in _build/screenshots."""
-    chromium = _chromium()
-    if chromium is None:
-        if in_ci:
-            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000"]
-    url = f"{server}/notebooks/{stem}.html"
-    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    error."""
+    seen = _what_a_reader_sees(stem, server, browser)
     emitted = (HTML / "notebooks" / f"{stem}.html").read_text().count('class="math notranslate nohighlight"')
-    typeset = dom.count("<mjx-container")
     assert emitted >= 1, "the chapter has no math"
-    assert typeset >= emitted, f"only {typeset} of {emitted} formulas typeset by MathJax"
-    assert "<mjx-merror" not in dom, "MathJax reported a TeX error"
-    shots = ROOT / "_build" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium, *flags, "--window-size=1280,2400", f"--screenshot={shots / (stem + '.png')}", url],
-                   capture_output=True, timeout=120)
-    assert (shots / f"{stem}.png").stat().st_size > 50_000
+    assert seen["math"] >= emitted, f"only {seen['math']} of {emitted} formulas typeset by MathJax"
+    assert seen["merror"] == 0, "MathJax reported a TeX error"
+
+
+def _scorecard_keys(stem: str) -> list[str]:
+    """The metric keys of the scorecard the executed chapter printed (its Markdown output), checked against the
+    results file of the same run."""
+    nb = json.loads((ROOT / "_build" / "executed" / "notebooks" / f"{stem}.ipynb").read_text())
+    cards = ["".join(o["data"]["text/markdown"]) for c in nb["cells"] for o in c.get("outputs", [])
+             if "| metric | paper |" in "".join(o.get("data", {}).get("text/markdown", ""))]
+    assert len(cards) == 1, f"{stem}: the executed chapter printed {len(cards)} scorecards"
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([^|]*) \|$", cards[0], flags=re.M)  # (key, this run's value)
+    profile = nb["metadata"]["papermill"]["parameters"]["profile"]
+    results = ROOT / "results" / ("" if profile == "ci" else profile) / f"{stem}.json"
+    if results.is_file():  # a row is a metric of this run, or a paper's row this run did not measure ("—")
+        measured = json.loads(results.read_text())["metrics"]
+        strays = [key for key, value in rows if key not in measured and value != "—"]
+        assert not strays, f"scorecard rows with a value but not in {results.name}'s metrics: {strays}"
+    return [key for key, _ in rows]
+
+
+@pytest.mark.parametrize("stem", CHAPTER_PAGES)
+def test_a_reader_sees_tables_fitting_code_and_captioned_figures(stem, server, browser):
+    """What a reader sees at 1280 px, in Chromium: the scorecard is a <table> with one row per metric of the
+    chapter's scorecard, no paragraph holds a Markdown table separator, no line of a code cell runs past the
+    content column (unfolded cells included), and every figure is numbered and captioned. Screenshots of the
+    top of the page, of the scorecard and of the first figure go to _build/screenshots."""
+    seen = _what_a_reader_sees(stem, server, browser)
+    url = f"{server}/notebooks/{stem}.html"  # the screenshots first: a failing page is the one to look at
+    shots = [(url, SHOTS / f"{stem}.png", 2400), (f"{url}?view=scorecard", SHOTS / f"{stem}-scorecard.png", 1200)]
+    if seen["figures"]:
+        shots.append((f"{url}?view={seen['figures'][0]['id']}", SHOTS / f"{stem}-figure.png", 1200))
+    _screenshots(browser, shots)
+    for _, path, _ in shots:
+        assert path.stat().st_size > 20_000, f"the screenshot {path.name} is blank"
+    assert not seen["garbled"], f"Markdown tables left as text: {seen['garbled'][:2]}"
+    cards = [t for t in seen["tables"] if t["header"][:2] == ["metric", "paper"]]
+    assert len(cards) == 1, f"{len(cards)} scorecard tables on the page"
+    assert cards[0]["rows"] == _scorecard_keys(stem), "the scorecard table's rows are not the chapter's metrics"
+    clipped = [f"{o['line'][:70]!r} ({o['scroll']} > {o['client']} px)" for o in seen["overflow"]]
+    assert not clipped, f"{len(clipped)} code cells scroll sideways at {WIDTH} px: {clipped[:3]}"
+    assert seen["figures"], "the chapter has no figure"
+    for k, fig in enumerate(seen["figures"], start=1):  # numbered within the chapter, as Jupyter shows them
+        number = f"Figure {int(stem[:2])}.{k} "
+        assert fig["image"] and fig["caption"].startswith(number) and len(fig["caption"]) > len(number) + 20, (
+            f"figure {fig['id']!r} is not captioned {number!r} + a sentence: {fig['caption'][:60]!r}")
+    assert not seen["bare_images"], f"images outside a captioned figure: {seen['bare_images'][:3]}"
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
