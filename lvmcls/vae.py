@@ -14,7 +14,8 @@ indices e: at its optimum s_ω(e|z) = q(x_e|z) = q(z|x_e) / (N q(z)), so
     log q(z) = log q(z|x_e) - log s_ω(e|z) - log N                            (Eq. 14)
 
 and trains L = E log p(x|z) - α Î - β MD̂ (Eq. 3). With these estimators α = β = 1 is the ELBO plus
-E[H(s_ω(·|z)) + log s_ω(e|z)], which vanishes only for an exact classifier. log N + E log s_ω(e|z) (the
+E[H(s_ω(·|z)) + log s_ω(e|z)], the classifier's mismatch: it vanishes for an exact classifier (and, e.g., a uniform
+one, where H = log N = -log s(e|z) at every z), in general wherever E H(s) = E CE(q, s). log N + E log s_ω(e|z) (the
 cross-entropy bound) is a lower bound on I; `exact_aggregate_posterior_terms` gives I and MD for the exact mixture.
 """
 
@@ -127,8 +128,10 @@ def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple
 
 
 def fano_lower_bound(error_rate: float, n: int) -> float:
-    """VAE-AS Theorem 3.3: Fano's inequality H(x|z) ≤ H_b(P_e) + P_e log(N - 1) gives
-    I(x; z) ≥ log N - H_b(P_e) - P_e log(N - 1) for an index classifier with top-1 error rate P_e over N samples."""
+    """The Fano step in the proof of VAE-AS Theorem 3.3: for any guess ê of the index from z (x → z → ê a Markov
+    chain) with error rate P_e over N samples, Fano's inequality H(x|z) ≤ H_b(P_e) + P_e log(N - 1) gives
+    I(x; z) ≥ log N - H_b(P_e) - P_e log(N - 1). (The theorem itself is the estimator log N - H_b(P_e) with
+    P_e the soft error of the guess ê ~ s(·|z), and Î - I ≤ P_e log N.) The book passes the top-1 error."""
     if not 0 <= error_rate <= 1 or n < 2:
         raise ValueError(f"need 0 <= error_rate <= 1 and n >= 2, got {error_rate}, {n}")
     p = error_rate
@@ -175,9 +178,10 @@ def aggregate_posterior_terms(mean: torch.Tensor, log_var: torch.Tensor, samples
         MI = mean_i [log q(z_i|x_i) - log q(z_i)],   MD = mean_i [log q(z_i) - log p(z_i)]
     Also returns their standard errors over the draws and ``sum_se``, the standard error of MI + MD from
     std(mi_i + md_i) (the two are strongly anti-correlated, so their separate errors do not add).
-    Bias for S < N: the mixture gives z_i's own component the weight 1/S instead of 1/N, which inflates q̂(z_i);
-    MI is underestimated and capped, since q̂(z_i) ≥ q(z_i|x_i)/S, at log S. With S = N (``samples=None``) the
-    mixture is the exact aggregate posterior of the N points and only the draws of z are random.
+    Bias for S < N: the mixture gives z_i's own component the weight 1/S instead of 1/N (and each other point, in
+    expectation, (S-1)/(S(N-1)) instead of 1/N), which typically inflates q̂(z_i), so MI is typically
+    underestimated; certain is only the cap MI ≤ log S, since q̂(z_i) ≥ q(z_i|x_i)/S. With S = N
+    (``samples=None``) the mixture is the exact aggregate posterior of the N points and only the draws of z are random.
     """
     n = len(mean)
     if draws < 1:
@@ -412,7 +416,8 @@ class VAEAS(nn.Module):
     `IndexClassifier` over all N training indices) and MD̂ by Eq. 14.
 
     -L = -E log p(x|z) + α (log N - E H(s(·|z))) + β (E KL - log N - E log s(e|z)); at α = β = 1 it is the negative
-    ELBO minus E[H(s(·|z)) + log s(e|z)], which vanishes only where s = q(·|z). The encoder's gradient flows
+    ELBO minus E[H(s(·|z)) + log s(e|z)], the classifier's mismatch: zero for s = q(·|z), but also e.g. for a
+    uniform s (H = log N = -log s(e|z)), in general wherever E H(s) = E CE(q, s). The encoder's gradient flows
     through z into Î and MD̂ (the classifier's parameters detached); the classifier is trained only by its own
     cross-entropy (Eq. 12) on ``classifier_samples`` detached draws of z per example. The batch must carry each
     example's index e in [0, N) as its label.
@@ -465,9 +470,9 @@ def fit_index_classifier(model: VAEAS, x: torch.Tensor, steps: int = 1000, batch
                          lr: float = 3e-3, seed: int = 0) -> torch.Tensor:
     """Train the index classifier alone by its cross-entropy (Eq. 12) on the frozen encoder: each step draws
     ``batch_size`` indices e and z ~ q(z|x_e) afresh. The estimator's own fit, so that Î measures the final encoder
-    rather than a classifier that lagged behind it during training. Starts from the classifier as it is; Adam with
-    the learning rate annealed from ``lr`` to 0 (cosine) over the steps; returns the per-step losses (one host
-    sync, at the end)."""
+    rather than a classifier that may have lagged behind it during training. Starts from the classifier as it is;
+    Adam with the learning rate annealed from ``lr`` to 0 (cosine) over the steps; returns the per-step losses (one
+    host sync, at the end)."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"need steps >= 1 and batch_size >= 1, got {steps}, {batch_size}")
     mean, log_var = posterior_params(model.vae, x)
@@ -505,7 +510,7 @@ def index_classifier_terms(model: VAEAS, x: torch.Tensor, index: torch.Tensor, t
     - ``mi_ce_bound``: log N - SC, the cross-entropy lower bound; ``sc``: the softmax cross-entropy
       E[-log s(e|z)] in nats (Table 2's SC); ``md``: Eq. 14; ``kl``: the mean closed-form KL;
     - ``top1_error``: the top-1 error, argmax over all N indices, on ``top1_subset`` random z (the whole set if
-      None), and ``fano``: Theorem 3.3's lower bound log N - H_b(P_e) - P_e log(N - 1) from it (a bound on the
+      None), and ``fano``: the Fano bound log N - H_b(P_e) - P_e log(N - 1) from it (Theorem 3.3's proof; a bound on the
       true I up to the sampling error of P_e on the subset).
     """
     n = model.num_samples
