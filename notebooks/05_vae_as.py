@@ -42,7 +42,7 @@
 # %% [markdown]
 # ## Setup
 
-# %%
+# %% tags=["hide-input"]
 import importlib.util
 import subprocess
 import sys
@@ -71,7 +71,7 @@ import torch
 from lvmcls import plots
 from lvmcls import vae as V
 from lvmcls.data import Dataset, TensorSplit, balanced_subset, binarized, load_dataset
-from lvmcls.notebook import markdown, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -87,7 +87,7 @@ hidden = (
 n_train = None  # training images, so N sample indices (None: the profile's default)
 epochs = None
 
-# %%
+# %% tags=["hide-input"]
 FULL_MINUTES_H100 = 15  # an estimate (not yet measured with these networks and seeds)
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The paper's Table 2 networks: MLP encoder, decoder and index classifier
@@ -351,7 +351,7 @@ show(V.VAEAS.training_step)
 # per VAE step, on `classifier_samples` draws of $z$ per example). Both use the paper's Table 2 depths.
 
 
-# %%
+# %% tags=["hide-input"]
 def trainer_for(s):
     return Trainer(
         max_epochs=epochs,
@@ -543,6 +543,8 @@ markdown(
 
 # %% [markdown]
 # ## Figures 2–3: the estimators against the exact aggregate posterior
+#
+# {numref}`fig-ch5-estimators` sets each estimator of the paper's Figures 2–3 against the exact aggregate posterior.
 
 # %% tags=["hide-input"]
 markdown(
@@ -573,7 +575,7 @@ it by $\mathbb E[H(s) + \log s(e\mid z)]$, the term of Eq. {eq}`eq-vaeas-11`."""
 # %%
 show(V.exact_aggregate_posterior_terms)
 
-# %%
+# %% tags=["hide-input"]
 ref = models[(1.0, 1.0, run.seed)]
 mean_tr, log_var_tr = V.posterior_params(ref.vae, data.train.x)
 exact = V.exact_aggregate_posterior_terms(
@@ -635,6 +637,16 @@ axes[2].bar(range(len(sums)), list(sums.values()), color=["C0", "C4", "C3", "bla
 axes[2].set_xticks(range(len(sums)), list(sums), fontsize=8)
 axes[2].set(ylabel="nats", title="I + MD against the mean KL")
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch5-estimators",
+    "VAE-AS (α = β = 1): the mutual information $I_q(z;x)$ (left) and the marginal "
+    "divergence KL(q(z) ‖ p(z)) (middle), in nats, estimated by Monte Carlo over S "
+    "training points (x axis, log scale; S = N is the exact mixture; bars: range over "
+    "repeats), beside the index classifier's Eq. 9/13 and Eq. 14 estimates, the "
+    "cross-entropy and Fano bounds and log N. Right: I + MD from each estimator "
+    "against the mean KL.",
+)
 
 metrics_.update(
     {
@@ -699,10 +711,10 @@ markdown(
 #
 # The paper's Figure 4 shows test and training reconstructions at $\alpha = 0.2$ and $\alpha = 5$ ($\beta = 1$): a
 # small $\alpha$ puts little price on the mutual information, a large one much. Where the run's grid has no
-# $\alpha \ne 1$, the figure shows $\beta$ instead, which the paper's Figure 4 does not: a small $\beta$ makes the
+# $\alpha \ne 1$, {numref}`fig-ch5-reconstructions` shows $\beta$ instead, which the paper's Figure 4 does not: a small $\beta$ makes the
 # marginal divergence cheap and a large one expensive. The sentence under it says which.
 
-# %%
+# %% tags=["hide-input"]
 alpha_keys = sorted(k for k in models if k[1] == 1.0 and k[0] != 1.0)
 beta_keys = sorted(k for k in models if k[0] == 1.0 and k[1] != 1.0)
 varied = "α" if alpha_keys else "β"
@@ -720,6 +732,15 @@ for col, key in enumerate((small, large)):
             title=f"α = {key[0]:g}, β = {key[1]:g}: {split_name}, reconstructions",
         )
 fig.tight_layout()
+figure(
+    fig,
+    "fig-ch5-reconstructions",
+    f"Reconstructions of binarised MNIST at {varied} = {small[varied == 'β']:g}"
+    f" (left) and {large[varied == 'β']:g} (right): in each panel the top "
+    "row holds 10 images and the bottom row their reconstructions (mean of "
+    "p(x|z) at the posterior mean); top panels training images, bottom panels test "
+    "images.",
+)
 
 # %% tags=["hide-input"]
 full_alphas = sorted(a for a, b in PROFILES["full"]["grid"] if b == 1.0 and a != 1.0)
@@ -769,7 +790,7 @@ markdown(
     f"`nll_*`, `au_*`, `mi_exact_*` and `mi_vae_as`, `md_vae_as`, `sc_vae_as` "
     f"(the classifier as trained) are means over seeds {SEEDS}, their spread in "
     f"`*_std`; the `*_classifier*`, `*_mc*`, `*_bound*` and `top1_error` rows are "
-    f"VAE-AS (1, 1) at seed {run.seed} (the figure above). MI, MD and SC all "
+    f"VAE-AS (1, 1) at seed {run.seed} (the estimators' figure). MI, MD and SC all "
     f"depend on N: the paper's refer to N = {PAPER_N:,}, which no profile's default "
     f"reaches (the largest, `full`, has N = {LARGEST_N:,}), so read them against "
     "`log_n` beside them."
@@ -835,7 +856,7 @@ path = write_results(
 print(f"wrote {path.name}")
 scorecard(STEM, {k: v for k, v in metrics_.items() if k != "table"}, PAPER)
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, float)})
 
