@@ -29,8 +29,9 @@ from lvmcls.nets import ConvNet
 from lvmcls.train import Trainer, fit_cached
 from lvmcls.vc import DEFAULT_LIKELIHOOD_WEIGHT, VC_OBJECTIVES, LatentClassifier
 
-DEFAULTS = dict(steps=600, batch_size=128, lr=3e-3, optimizer="adam", schedule=None, wd=0.0, width=16, beta=0.01,
-                lam=None, prior_lr=None, ratio_lr=1e-3, ratio_hidden=None, seeds=[0, 1, 2])
+DEFAULTS = {"steps": 600, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "schedule": None, "wd": 0.0,
+            "width": 16, "beta": 0.01, "lam": None, "prior_lr": None, "ratio_lr": 1e-3, "ratio_hidden": None,
+            "seeds": [0, 1, 2]}
 
 
 def main() -> None:
