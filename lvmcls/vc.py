@@ -224,12 +224,14 @@ class LatentClassifier(nn.Module):
 
     ``objective``: one of `VC_OBJECTIVES` (see `variational_classification`). For "vc" and "vc_reference" a
     ``ClassDensityRatio`` is trained alongside, one step per encoder step, on detached encoder outputs
-    (label 1) and prior samples (label 0), by its own AdamW (library defaults), as in the reference code.
+    (label 1) and prior samples (label 0), by its own AdamW (learning rate ``ratio_lr``, default 1e-3 as the
+    reference code's library default; weight decay 1e-2). ``prior_lr``: the prior's learning rate (default: the
+    trainer's). Algorithm 1 gives θ, φ, π and ψ each their own learning-rate schedule (its line 1).
     """
 
     def __init__(self, encoder: nn.Module, prior: nn.Module, ratio: nn.Module | None = None, objective: str = "vc",
                  beta: float = 0.01, likelihood_weight: float | None = None, posterior: str = "point",
-                 prior_lr: float | None = None):
+                 prior_lr: float | None = None, ratio_lr: float = 1e-3):
         super().__init__()
         if posterior not in ("point", "gaussian"):
             raise ValueError(f"posterior must be 'point' or 'gaussian', got {posterior!r}")
@@ -244,7 +246,9 @@ class LatentClassifier(nn.Module):
                              f"for {prior.num_classes} classes in R^{prior.dim}")
         self.encoder, self.prior, self.ratio = encoder, prior, ratio
         self.objective, self.beta, self.likelihood_weight = objective, beta, likelihood_weight
-        self.posterior, self.prior_lr = posterior, prior_lr
+        if (prior_lr is not None and not prior_lr > 0) or not ratio_lr > 0:
+            raise ValueError(f"prior_lr (or None) and ratio_lr must be > 0, got {prior_lr}, {ratio_lr}")
+        self.posterior, self.prior_lr, self.ratio_lr = posterior, prior_lr, ratio_lr
 
     @classmethod
     def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
@@ -288,7 +292,8 @@ class LatentClassifier(nn.Module):
         groups = {"encoder": (list(self.encoder.parameters()), {}),
                   "prior": (list(self.prior.parameters()), {} if self.prior_lr is None else {"lr": self.prior_lr})}
         if self.ratio is not None:
-            groups["ratio"] = (list(self.ratio.parameters()), {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2})
+            groups["ratio"] = (list(self.ratio.parameters()),
+                               {"optimizer": "adamw", "lr": self.ratio_lr, "weight_decay": 1e-2})
         return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

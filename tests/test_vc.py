@@ -134,6 +134,24 @@ def test_bad_input_raises_clear_errors():
         LatentClassifier(MLP(4, 2), GaussianClassPrior(3, 2), objective="vc")
     with pytest.raises(ValueError, match="encoder outputs"):
         LatentClassifier(MLP(4, 3), GaussianClassPrior(3, 2), objective="ce").encode(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="ratio_lr"):
+        LatentClassifier(MLP(4, 2), GaussianClassPrior(3, 2), ClassDensityRatio(3, 2), ratio_lr=0.0)
+
+
+def test_each_parameter_group_gets_its_own_learning_rate():
+    """Algorithm 1, line 1: θ (prior), φ (encoder) and ψ (discriminator) have their own learning rates."""
+    from lvmcls.train import Trainer
+
+    model = LatentClassifier.build("vc", MLP(4, 2), 3, 2, prior_lr=2e-4, ratio_lr=5e-3)
+    optimizers, _ = Trainer(lr=1e-2).configure_optimizer(model)
+    lrs = {}
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                lrs[id(p)] = (type(opt).__name__, group["lr"])
+    assert {lrs[id(p)] for p in model.encoder.parameters()} == {("Adam", 1e-2)}
+    assert {lrs[id(p)] for p in model.prior.parameters() if p.requires_grad} == {("Adam", 2e-4)}
+    assert {lrs[id(p)] for p in model.ratio.parameters()} == {("AdamW", 5e-3)}
 
 
 def test_log_variances_are_clamped():
