@@ -61,19 +61,34 @@ def kl_to_standard_normal_sum(mean: torch.Tensor, log_var: torch.Tensor) -> torc
     return 0.5 * torch.sum(mean * mean + log_var.exp() - log_var, dim=-1) - 0.5 * mean.shape[-1]
 
 
+INITS = ("torch", "glorot")
+
+
 class VAE(nn.Module):
     """Gaussian encoder and Bernoulli decoder MLPs with ``hidden`` units; ``decoder_depth`` hidden layers in the decoder
-    (the knob of the VAE-AS paper's Table 1) and ``encoder_depth`` in the encoder."""
+    (the knob of the VAE-AS paper's Table 1) and ``encoder_depth`` in the encoder.
+
+    ``init``: "torch" keeps PyTorch's default linear layers (weights U(±1/√fan_in): behind each ReLU layer the signal's
+    variance shrinks about 6-fold, so a 5-layer decoder's output hardly depends on z at first); "glorot" draws the
+    weights Glorot-uniform with zero biases (the default of TensorFlow / Keras), which keeps the signal through
+    depth."""
 
     def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden: int = 500, encoder_depth: int = 1,
-                 decoder_depth: int = 1):
+                 decoder_depth: int = 1, init: str = "torch"):
         super().__init__()
         if min(x_dim, z_dim, hidden) < 1 or min(encoder_depth, decoder_depth) < 1:
             raise ValueError(f"need positive sizes and depths >= 1, got {x_dim=}, {z_dim=}, {hidden=}, "
                              f"{encoder_depth=}, {decoder_depth=}")
-        self.x_dim, self.z_dim = x_dim, z_dim
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.x_dim, self.z_dim, self.init = x_dim, z_dim, init
         self.encoder = _mlp([x_dim] + [hidden] * encoder_depth + [2 * z_dim])
         self.decoder = _mlp([z_dim] + [hidden] * decoder_depth + [x_dim])
+        if init == "glorot":
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
         self._inputs_checked = False  # `training_step` checks the first batch only
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

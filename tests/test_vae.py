@@ -131,3 +131,21 @@ def test_fano_lower_bound_and_input_range():
         V.fano_lower_bound(1.5, 10)
     with pytest.raises(ValueError, match="inputs in \\[0, 1\\]"):
         V.VAE(x_dim=4, z_dim=2, hidden=4).training_step(torch.full((3, 4), 2.0))
+
+
+def test_glorot_init_keeps_the_latent_signal_through_a_deep_decoder():
+    """The `init` docstring's claim: with PyTorch's default layers a 5-layer decoder's logits hardly move with z at
+    initialisation; Glorot-uniform weights (zero biases) keep several times more of the signal."""
+    z = torch.randn(256, 40, generator=torch.Generator().manual_seed(1))
+    spread = {}
+    for init in V.INITS:
+        torch.manual_seed(0)
+        vae = V.VAE(z_dim=40, hidden=500, decoder_depth=5, init=init)
+        with torch.no_grad():
+            spread[init] = vae.decoder(z).std(0).mean().item()
+    assert spread["torch"] < 0.01 and spread["glorot"] > 4 * spread["torch"]
+    torch.manual_seed(0)
+    glorot = V.VAE(z_dim=40, hidden=500, init="glorot")
+    assert all(float(layer.bias.abs().max()) == 0 for layer in glorot.modules() if isinstance(layer, torch.nn.Linear))
+    with pytest.raises(ValueError, match="init must be one of"):
+        V.VAE(init="he")
