@@ -158,7 +158,8 @@ def test_chapter4_active_units_fall_with_decoder_depth():
     au = m4["au_by_depth"]
     assert len(au) == 5 and all(isinstance(a, int) and 0 <= a <= record["knobs"]["z_dim"] for a in au)
     rho = spearmanr([1, 2, 3, 4, 5], au).statistic
-    assert rho <= -0.9, f"active units by decoder depth {au}: Spearman rho {rho:.2f} > -0.9"
+    # one adjacent pair out of order gives rho = -0.9 exactly, which scipy returns as -0.8999999999999998
+    assert rho <= -0.9 + 1e-9, f"active units by decoder depth {au}: Spearman rho {rho:.2f} > -0.9"
     assert m4["au_depth_spearman"] == pytest.approx(rho)
     assert m4["random_images_final_kl"] < 1.0
 
