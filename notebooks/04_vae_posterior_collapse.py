@@ -257,7 +257,7 @@ schedule = {
     "cosine": "a cosine decay to 0",
     "step": f"a tenth of it after {KNOBS['step_size']} epochs",
 }[KNOBS["schedule"]]
-markdown(
+run_note = markdown(
     f"This run (`{run.profile}`): hidden layers of {hidden} units (paper: "
     f"{PAPER_HIDDEN}), {len(bmnist.train):,} training images (paper: 55,000), {epochs} "
     f"epochs at batch {KNOBS['batch']} with Adam at {KNOBS['lr']:g} and {schedule} "
@@ -283,6 +283,7 @@ for depth in KNOBS["depths"]:
     vaes[depth], records[depth] = fit_cached(
         f"ch4-vae-depth{depth}", vae_with_decoder_depth(depth), bmnist, vae_trainer
     )
+run_note
 
 # %% [markdown]
 # **Active units** {cite}`burda2016iwae`: a latent dimension is active when the
