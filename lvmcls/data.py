@@ -134,6 +134,18 @@ def balanced_subset(split: TensorSplit, n_per_class: int, seed: int = 0) -> Tens
     return labelled
 
 
+def balanced_subsets(data: Dataset, n_train: int, n_test: int, seed: int = 0) -> Dataset:
+    """``data`` cut to class-balanced subsets (the ``smoke`` profile's few-second runs): ``n_train`` training
+    examples, ``n_test`` validation examples (when there is a validation split) and ``n_test`` test examples, each an
+    equal number per class (`balanced_subset`, drawn by ``seed``). Sizes must be multiples of the number of classes."""
+    k = data.num_classes
+    if n_train < k or n_test < k or n_train % k or n_test % k:
+        raise ValueError(f"n_train and n_test must be positive multiples of the {k} classes, got {n_train}, {n_test}")
+    val = balanced_subset(data.val, n_test // k, seed) if data.val is not None else None
+    return data.replace(train=balanced_subset(data.train, n_train // k, seed), val=val,
+                        test=balanced_subset(data.test, n_test // k, seed))
+
+
 def labelled_unlabelled(split: TensorSplit, n_labelled_per_class: int, seed: int = 0
                         ) -> tuple[TensorSplit, TensorSplit]:
     """A class-balanced labelled subset and the rest (for semi-supervised chapters), fixed by ``seed``."""

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lvmcls import data, data_sources
-from lvmcls.data import (DataUnavailableError, ChecksumError, TensorSplit, balanced_subset, labelled_unlabelled,
-                         load_dataset)
+from lvmcls.data import (DataUnavailableError, ChecksumError, TensorSplit, balanced_subset, balanced_subsets,
+                         labelled_unlabelled, load_dataset)
 from lvmcls.paths import data_dir
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -56,6 +56,17 @@ def test_balanced_subset_is_balanced_and_seeded(mnist):
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
     with pytest.raises(ValueError, match="n_per_class"):
         balanced_subset(mnist.train, 0)
+
+
+def test_balanced_subsets_cut_every_split(mnist):
+    small = balanced_subsets(mnist, 200, 50, seed=0)
+    assert small.train.class_counts(10).tolist() == [20] * 10
+    assert small.val.class_counts(10).tolist() == [5] * 10 and small.test.class_counts(10).tolist() == [5] * 10
+    assert small.source == mnist.source and small.name == mnist.name
+    assert torch.equal(small.test.x, balanced_subset(mnist.test, 5, seed=0).x)
+    assert balanced_subsets(mnist.replace(val=None), 20, 10).val is None
+    with pytest.raises(ValueError, match="multiples of the 10 classes"):
+        balanced_subsets(mnist, 205, 50)
 
 
 def test_labelled_unlabelled_partition():
