@@ -783,7 +783,9 @@ markdown(
 # ## Scorecard
 #
 # The *full profile* column is read from `results/full/05_vae_as.json`, a run of this chapter's `full` profile on
-# a GPU; the line under the table names that GPU (from the file's `device`), the commit and the wall time.
+# a GPU, when one is committed (the line under the table then names that GPU, the commit and the wall time); the
+# run committed earlier predates this chapter's estimators and was removed, so the column is empty until the
+# `full` profile is run again.
 
 # %% tags=["hide-input"]
 markdown(
