@@ -109,6 +109,7 @@ bench: install
 	$(BIN)/python bench/checkpoint_overhead.py
 	$(BIN)/python bench/ssvae_enumeration.py
 	$(BIN)/python bench/mixture_density.py
+	$(BIN)/python bench/vae_step.py
 
 # A grid of chapter runs (submitit: local processes or Slurm) and its mean ± std over seeds into results/full/.
 # make sweep GRID=grid.toml SWEEP="--executor slurm --partition gpu --gpus 1 --time 120"; later: make merge (same args)
