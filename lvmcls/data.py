@@ -165,7 +165,15 @@ def labelled_unlabelled(split: TensorSplit, n_labelled_per_class: int, seed: int
 
 def binarized(split: TensorSplit, seed: int = 0) -> TensorSplit:
     """Fixed stochastic binarisation: each pixel x ∈ [0, 1] becomes 1 with probability x, drawn once by ``seed``
-    (the usual "binarised MNIST" for VAEs; dynamic binarisation would redraw every epoch)."""
+    (the usual "binarised MNIST" for VAEs; dynamic binarisation would redraw every epoch). The input is checked
+    first: the binarisation itself maps any value (NaN, 255) into {0, 1} and would hide an unscaled input."""
+    x = split.x
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("binarized needs finite grey levels in [0, 1]; the input contains NaN or inf: "
+                         "fix or drop those images first")
+    if bool((x < 0).any()) or bool((x > 1).any()):
+        raise ValueError(f"binarized needs grey levels in [0, 1], got range [{x.min().item():.3g}, "
+                         f"{x.max().item():.3g}]: divide 8-bit images by 255 first")
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(split.x.shape, generator=g).to(split.x.device)
     return TensorSplit((u < split.x).float(), split.y)

@@ -308,6 +308,9 @@ class Trainer:
             checkpoint_every_s: float = 0.0) -> History:
         """Train ``model`` on ``train`` for ``max_epochs`` (validating on ``val``); return the history.
 
+        A model that defines ``check_data(split)`` has it called once on ``train`` and once on ``val`` before the
+        first step (a whole-split check of its inputs, instead of a check per batch).
+
         With ``checkpoint``, the full training state (model, optimisers, schedules, RNG states, epoch, history,
         early-stopping state) is written there atomically after an epoch (after every epoch, or once
         ``checkpoint_every_s`` seconds have passed since the last write), and a run that finds it resumes from it:
@@ -320,6 +323,9 @@ class Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         train, val = train.to(self.device), val.to(self.device) if val is not None else None
+        if hasattr(model, "check_data"):  # the model's own check of each split, once, before any step
+            for split in (train, val) if val is not None else (train,):
+                model.check_data(split)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         optimizers, schedules = self.configure_optimizer(model, steps_per_epoch)
         state = {"history": History(), "best": None, "best_state": None}

@@ -45,7 +45,7 @@ def check_unit_interval(x: torch.Tensor) -> None:
         raise ValueError("inputs contain NaN or inf")
     if x.min() < 0 or x.max() > 1:
         raise ValueError(f"a Bernoulli decoder needs inputs in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]: "
-                         "scale or binarise them first")
+                         "scale them (divide 8-bit images by 255) or binarise them first")
 
 
 def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -73,8 +73,8 @@ class VAE(nn.Module):
 
     ``init``: "torch" keeps PyTorch's default linear layers (weights U(±1/√fan_in): behind each ReLU layer the signal's
     variance shrinks about 6-fold, so a 5-layer decoder's output hardly depends on z at first); "glorot" draws the
-    weights Glorot-uniform with zero biases (the default of TensorFlow / Keras), which keeps the signal through
-    depth."""
+    weights Glorot-uniform with zero biases (the default of TensorFlow / Keras): much less shrinkage (with
+    fan-in = fan-out the variance still halves behind each ReLU layer)."""
 
     def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden: int = 500, encoder_depth: int = 1,
                  decoder_depth: int = 1, init: str = "torch"):
@@ -92,7 +92,6 @@ class VAE(nn.Module):
                 if isinstance(layer, nn.Linear):
                     nn.init.xavier_uniform_(layer.weight)
                     nn.init.zeros_(layer.bias)
-        self._inputs_checked = False  # `training_step` checks the first batch only
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ²) of q_φ(z|x), each (N, d)."""
@@ -116,22 +115,24 @@ class VAE(nn.Module):
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per example: reconstruction E_q log p(x|z) (one sample), closed-form KL, and the posterior's parameters.
 
-        The inputs are not range-checked here (a check is a host sync on a GPU, every step): `training_step` checks
-        the first batch a model sees; check whole data sets once with `check_unit_interval`."""
+        The inputs are not range-checked here (a check is a host sync on a GPU, every step): the `Trainer` calls
+        `check_data` once per split; check other data sets once with `check_unit_interval`."""
         mean, log_var = self.encode(x)
         z = self.reparameterise(mean, log_var)
         rec = self.log_likelihood(x, z)
         kl = kl_to_standard_normal_sum(mean, log_var)
         return {"rec": rec, "kl": kl, "z": z, "mean": mean, "log_var": log_var}
 
+    def check_data(self, split) -> None:
+        """Called by `Trainer.fit` once per split (train and val) before training: every pixel of ``split.x`` must
+        be finite and in [0, 1] (`check_unit_interval`, one reduction over the whole split, no per-step sync)."""
+        check_unit_interval(split.x)
+
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The negative ELBO, -E_q log p(x|z) + KL(q(z|x) ‖ p(z)), averaged over the batch (labels ignored).
 
-        The first batch is checked to lie in [0, 1] (`check_unit_interval`), later ones are not: no host sync per
-        step. A NaN that appears later surfaces in the `Trainer`'s once-per-epoch check of the loss."""
-        if not self._inputs_checked:
-            check_unit_interval(x)
-            self._inputs_checked = True
+        The batch is not range-checked (no host sync per step): `Trainer.fit` checks whole splits once with
+        `check_data`."""
         t = self.elbo_terms(x)
         return {"loss": (t["kl"] - t["rec"]).mean(), "rec": t["rec"].mean(), "kl": t["kl"].mean()}
 
@@ -471,6 +472,10 @@ class VAEAS(nn.Module):
         params = {k: v.detach() for k, v in self.classifier.named_parameters()}
         return torch.func.functional_call(self.classifier, params, (z, index), {"entropy": True})
 
+    def check_data(self, split) -> None:
+        """`VAE.check_data` of the wrapped VAE: called by `Trainer.fit` once per split."""
+        self.vae.check_data(split)
+
     def training_step(self, x: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if index.shape != (len(x),):
             raise ValueError(f"VAE-AS needs each example's sample index as its label, shape ({len(x)},)")
@@ -615,7 +620,6 @@ class ConvVAE(VAE):
         self.x_dim, self.z_dim = side * side, z_dim
         self.encoder = ConvEncoder(z_dim, side, hidden)
         self.decoder = ConvDecoder(z_dim, side)
-        self._inputs_checked = False
 
 
 class BranchedVAE(nn.Module):
@@ -663,6 +667,10 @@ class BranchedVAE(nn.Module):
     def reconstruction_target(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """What the decoder is asked to reproduce: the input itself (the VAE and the BVAE)."""
         return x
+
+    def check_data(self, split) -> None:
+        """`VAE.check_data` of the wrapped VAE (`terms` also checks every batch)."""
+        self.vae.check_data(split)
 
     def terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per example: rec = log p_θ(target|z), the closed-form KL, the branch's logits, and z, μ, log σ²."""
