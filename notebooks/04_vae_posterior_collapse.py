@@ -384,8 +384,9 @@ markdown(
     "this run differs from the paper's stated settings in "
     + (f"width ({hidden} vs {PAPER_HIDDEN} units), " if hidden != PAPER_HIDDEN else "")
     + f"training images ({len(bmnist.train):,} vs 55,000), epochs and batch "
-    f"({epochs} at {KNOBS['batch']}), learning-rate schedule, initialisation and "
-    f"binarisation. {weak}"
+    f"({epochs} at {KNOBS['batch']}), "
+    + ("learning-rate schedule, " if KNOBS["schedule"] is not None else "")
+    + f"initialisation and binarisation. {weak}"
 )
 
 # %% [markdown]
