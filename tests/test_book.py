@@ -74,7 +74,7 @@ addEventListener("load", () => settled().then(() => setTimeout(() => {
   folded.forEach((d) => { d.open = true; });  // a reader can unfold every cell: measure them unfolded
   const text = (el) => (el ? el.textContent.replace(/\\s+/g, " ").trim() : "");
   const report = {overflow: [], tables: [], garbled: [], figures: [], bare_images: []};
-  document.querySelectorAll("div.cell_input div.highlight pre").forEach((pre) => {
+  document.querySelectorAll("div.cell_input div.highlight pre, div.cell_output pre").forEach((pre) => {
     if (pre.scrollWidth > pre.clientWidth + 1) {
       const lines = pre.textContent.split("\\n");
       const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
