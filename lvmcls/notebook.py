@@ -86,6 +86,16 @@ def show(obj):
     return Code(source, language="python")
 
 
+def display(obj) -> None:
+    """IPython's ``display`` in a notebook (a table, a figure); printed as plain text in a script."""
+    try:
+        from IPython.display import display as ipython_display
+    except ImportError:
+        print(obj)
+        return
+    ipython_display(obj)
+
+
 def markdown(text: str):
     """``text`` rendered as Markdown in a notebook; printed as plain text in a script."""
     try:

@@ -56,13 +56,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import Markdown, display
 
 from lvmcls import plots
 from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import balanced_subset, load_dataset
-from lvmcls.notebook import figure, setup, show
+from lvmcls.notebook import display, figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
 from lvmcls.transforms import (
@@ -897,7 +896,7 @@ lines = [
     + ", ".join(f"{sweep[lam]['neg_elbo']:.1f}" for lam in KNOBS["lams"])
     + " nats.",
 ]
-Markdown("\n".join(lines))
+markdown("\n".join(lines))
 
 # %% [markdown]
 # The BVAE is the simplest way to put labels into a VAE's latent space, and its objective says what it is: a bound on
