@@ -62,15 +62,16 @@ def class_templates(split: TensorSplit, num_classes: int) -> torch.Tensor:
     return (sums / counts[:, None]).reshape(num_classes, *split.x.shape[1:])
 
 
-def gaussian_blob_templates(num_classes: int, side: int = 28, sigma: float = 2.0, radius: float = 8.0) -> torch.Tensor:
-    """One Gaussian blob per class, centred on a circle of ``radius`` pixels, peak 1: (num_classes, 1, side, side).
-    The other kind of fixed output the paper mentions."""
+def gaussian_blob_templates(num_classes: int, side: int = 28, sigma: float = 2.0, radius: float = 8.0,
+                            device: torch.device | str | None = None) -> torch.Tensor:
+    """One Gaussian blob per class, centred on a circle of ``radius`` pixels, peak 1: (num_classes, 1, side, side),
+    on ``device`` (default: the CPU). The other kind of fixed output the paper mentions."""
     if num_classes < 1 or sigma <= 0:
         raise ValueError(f"need num_classes >= 1 and sigma > 0, got {num_classes}, {sigma}")
-    phi = torch.arange(num_classes) * (2 * math.pi / num_classes)
+    phi = torch.arange(num_classes, device=device) * (2 * math.pi / num_classes)
     centre = (side - 1) / 2
     cy, cx = centre - radius * phi.cos(), centre + radius * phi.sin()
-    grid = torch.arange(side, dtype=torch.float32)
+    grid = torch.arange(side, dtype=torch.float32, device=device)
     d2 = (grid[None, :, None] - cy[:, None, None]) ** 2 + (grid[None, None, :] - cx[:, None, None]) ** 2
     return torch.exp(-d2 / (2 * sigma ** 2))[:, None]
 

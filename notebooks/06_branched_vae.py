@@ -307,7 +307,7 @@ rot_data = dataclasses.replace(
     f"{1000 * run.seed + 1}/2/3, uniform in [-180°, 180°])",
 )
 templates = class_templates(data.train, 10)
-blobs = gaussian_blob_templates(10)
+blobs = gaussian_blob_templates(10, device=data.train.x.device)
 split_sizes = (
     f"training: {len(data.train):,} of the {len(mnist.train):,} training images "
     + (f"({per_class:,} per digit, class-balanced)" if per_class else "(all)")
