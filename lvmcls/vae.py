@@ -501,18 +501,35 @@ class VAEAS(nn.Module):
                                     {"optimizer": "sparse_adam" if sparse else "adam", "lr": self.classifier_lr})}
 
 
+def reinitialise_index_classifier(classifier: IndexClassifier, seed: int = 0) -> None:
+    """Draw ``classifier``'s parameters afresh (seeded; the global RNG is left as it was): PyTorch's default for
+    every linear layer, zeros for a tree head's nodes, as at construction."""
+    devices = sorted({p.device.index or 0 for p in classifier.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for module in classifier.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+            elif isinstance(module, BinaryTreeSoftmax):
+                module.node.weight.zero_()
+
+
 def fit_index_classifier(model: VAEAS, x: torch.Tensor, steps: int = 1000, batch_size: int = 512,
-                         lr: float = 3e-3, seed: int = 0) -> torch.Tensor:
+                         lr: float = 3e-3, seed: int = 0, fresh: bool = True) -> torch.Tensor:
     """Train the index classifier alone by its cross-entropy (Eq. 12) on the frozen encoder: each step draws
     ``batch_size`` indices e and z ~ q(z|x_e) afresh. The estimator's own fit, so that Î measures the final encoder
-    rather than a classifier that may have lagged behind it during training. Starts from the classifier as it is;
-    Adam with the learning rate annealed from ``lr`` to 0 (cosine) over the steps; returns the per-step losses (one
-    host sync, at the end)."""
+    rather than a classifier that may have lagged behind it during training. ``fresh`` (the default): start from a
+    re-initialised classifier (`reinitialise_index_classifier`), since one whose hidden units all died during
+    training never recovers (measured at N = 50,000: bench/index_classifier_scale.md); ``fresh=False`` continues
+    from the classifier as it is. Adam with the learning rate annealed from ``lr`` to 0 (cosine) over the steps;
+    returns the per-step losses (one host sync, at the end)."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"need steps >= 1 and batch_size >= 1, got {steps}, {batch_size}")
     mean, log_var = posterior_params(model.vae, x)
     std = (0.5 * log_var).exp()
     clf = model.classifier
+    if fresh:
+        reinitialise_index_classifier(clf, seed)
     sparse = isinstance(clf.head, BinaryTreeSoftmax)
     opts = [torch.optim.Adam(clf.body.parameters(), lr=lr),
             (torch.optim.SparseAdam if sparse else torch.optim.Adam)(clf.head.parameters(), lr=lr)]

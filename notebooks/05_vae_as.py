@@ -88,7 +88,8 @@ n_train = None  # training images, so N sample indices (None: the profile's defa
 epochs = None
 
 # %% tags=["hide-input"]
-FULL_MINUTES_H100 = 15  # an estimate (not yet measured with these networks and seeds)
+# measured: 365 s on one H100 shared with three other chapters (commit db126f0)
+FULL_MINUTES_H100 = 6
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The paper's Table 2 networks: MLP encoder, decoder and index classifier
 # with 2, 5 and 2 hidden layers.
@@ -135,7 +136,9 @@ PROFILES = {
         "seeds": 3,
         "grid": FULL_GRID,
         "classifier_samples": 2,
-        "classifier_lr": 3e-3,
+        # at N = 50,000, 3e-3 killed every hidden unit of the classifier within an
+        # epoch (bench/index_classifier_scale.md); 3e-4 kept a third of them alive
+        "classifier_lr": 3e-4,
         "refit_steps": 20_000,
         "refit_batch": 1024,
         "refit_lr": 1e-2,
@@ -559,7 +562,7 @@ call too). Against them:
   $\log S$: that much is certain. Each other point's weight falls, in expectation,
   from $1/N$ to $(S-1)/(S(N-1))$, so $\hat q(z_i)$ is typically, not always, too
   large: MI typically underestimated and MD overestimated;
-- the classifier as trained, and the classifier refit on the final encoder
+- the classifier as trained, and a fresh classifier fit to the final encoder
   (`fit_index_classifier`, its own cross-entropy only, the encoder frozen). Neither
   is a bound: an entropy too large makes $\hat I$ too small, a confidently wrong
   classifier has too small an entropy and makes $\hat I$ too large; the sentence

@@ -84,7 +84,9 @@ per_class = (
 )
 
 # %% tags=["hide-input"]
-FULL_MINUTES_H100 = 6  # an estimate for the full profile on one H100 (not yet measured)
+# an estimate: on one H100 shared with two other chapters the full profile had
+# finished the λ sweep and the 2-d models, not the rest, when stopped at 530 s
+FULL_MINUTES_H100 = 20
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # epochs: the 10-d MNIST λ sweep; aux_epochs: the 2-d, rotated, fixed-output and
 # input-weighting models. probe_train: training latents the probes are fitted on;

@@ -280,6 +280,40 @@ def test_index_classifier_terms_and_refit_on_separated_posteriors():
         V.index_classifier_terms(model, x[:5], torch.arange(5))
 
 
+def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
+    """A classifier whose hidden units are all dead (what a classifier learning rate of 3e-3 did at N = 50,000)
+    outputs one distribution whatever z is: continuing its fit cannot move it (no gradient reaches the body), so
+    Eq. 9/13 stays near 0; a fresh refit (the default) finds the separated posteriors' log N. The re-initialisation
+    is seeded and leaves the global RNG as it was."""
+    torch.manual_seed(0)
+    n = 32
+    vae = V.VAE(x_dim=n, z_dim=2, hidden=16)
+    centres, x = 6 * torch.randn(n, 2), torch.eye(n)
+    enc = torch.nn.Linear(n, 4)
+    with torch.no_grad():
+        enc.weight.copy_(torch.cat([centres.T, torch.full((2, n), 0.0)], 0))
+        enc.bias.copy_(torch.tensor([0.0, 0.0, -8.0, -8.0]))
+    vae.encoder = enc
+    estimates = {}
+    for fresh in (False, True):
+        model = V.VAEAS(vae, num_samples=n, hidden=32, tree=False)
+        last = [m for m in model.classifier.body if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.bias.fill_(-1e3)  # every unit of the last hidden layer dead for every z
+        V.fit_index_classifier(model, x, steps=400, batch_size=256, lr=1e-2, fresh=fresh)
+        estimates[fresh] = V.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)["mi"]
+    assert estimates[False] < 0.05 * math.log(n)
+    assert estimates[True] == pytest.approx(math.log(n), abs=0.1 * math.log(n))
+    a, b = (V.VAEAS(vae, num_samples=n, hidden=32, tree=tree).classifier for tree in (True, True))
+    V.reinitialise_index_classifier(a, seed=3)
+    state = torch.random.get_rng_state()
+    V.reinitialise_index_classifier(b, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert a.head.node.weight.abs().sum() == 0
+
+
 def test_glorot_init_keeps_the_latent_signal_through_a_deep_decoder():
     """The `init` docstring's claim: with PyTorch's default layers a 5-layer decoder's logits hardly move with z at
     initialisation; Glorot-uniform weights (zero biases) keep several times more of the signal."""
