@@ -92,8 +92,8 @@ def online(args) -> None:
             dead = (model.classifier.body(z) <= 0).all(0).float().mean().item()
         fresh = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_depth=2).to(device)
         refits = []
-        for m in (model, fresh):
-            V.fit_index_classifier(m, x, steps=args.steps, batch_size=args.batch, lr=1e-2, seed=0)
+        for m, restart in ((model, False), (fresh, True)):
+            V.fit_index_classifier(m, x, steps=args.steps, batch_size=args.batch, lr=1e-2, seed=0, fresh=restart)
             refits.append(V.index_classifier_terms(m, x, index, seed=0)["mi"])
         losses = " ".join(f"{v:.2f}" for v in history.train["classifier_loss"])
         print(f"| {lr:g} | {losses} | {mi_online:.3f} | {dead:.2f} | {refits[0]:.3f} | {refits[1]:.3f} | "
