@@ -212,7 +212,7 @@ def test_fit_cached_trains_once_then_loads(toy_data, tmp_path):
 
 
 def test_cache_keys_change_with_every_hyper_parameter_and_the_data(toy_data, tmp_path):
-    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator width),
+    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator's form and width),
     the trainer's settings and the data's content each give a new cache entry."""
     trainer = Trainer(max_epochs=1, progress=False)
 
@@ -220,7 +220,9 @@ def test_cache_keys_change_with_every_hyper_parameter_and_the_data(toy_data, tmp
         return lambda: LatentClassifier.build("vc", MLP(2, 2, hidden=8), 3, 2, **kw)
 
     variants = [(vc(), toy_data, trainer), (vc(beta=0.5), toy_data, trainer),
-                (vc(prior_lr=1e-4), toy_data, trainer), (vc(ratio_hidden=8), toy_data, trainer),
+                (vc(prior_lr=1e-4), toy_data, trainer), (vc(ratio_form="mlp", ratio_hidden=8), toy_data, trainer),
+                (vc(ratio_form="mlp", ratio_hidden=16), toy_data, trainer),
+                (vc(ratio_form="quadratic"), toy_data, trainer),
                 (vc(), toy_data, Trainer(max_epochs=1, lr=2e-3, progress=False))]
     shifted = TensorSplit(toy_data.train.x + 1.0, toy_data.train.y)
     variants.append((vc(), toy_data.replace(train=shifted), trainer))
