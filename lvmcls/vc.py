@@ -162,8 +162,11 @@ class ClassDensityRatio(nn.Module):
         if y.shape != (len(z),):
             raise ValueError(f"y must be ({len(z)},), got {tuple(y.shape)}")
         p = {k: (v.detach() if detach_params else v) for k, v in self.named_parameters()}
-        if self.form == "mlp":
-            h = torch.tanh(torch.einsum("nd,ndh->nh", z, p["w1"][y]) + p["b1"][y])
+        if self.form == "mlp":  # one matrix product against every class's first layer, then each row's class
+            n, k, hidden = len(z), self.num_classes, self.hidden
+            pre = (z @ p["w1"].transpose(0, 1).reshape(self.dim, k * hidden)).view(n, k, hidden)
+            pre = pre.gather(1, y.view(n, 1, 1).expand(n, 1, hidden)).squeeze(1)
+            h = torch.tanh(pre + p["b1"][y])
             return (h * p["w2"][y]).sum(1) + p["b2"][y]
         t = (p["weight"][y] * z).sum(1) + p["bias"][y]
         if self.form == "quadratic":
@@ -171,9 +174,14 @@ class ClassDensityRatio(nn.Module):
         return t
 
     def loss(self, z_q: torch.Tensor, z_p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy: q samples (detached) labelled 1, p samples (detached) labelled 0."""
-        logit_q = self(z_q.detach(), y)
-        logit_p = self(z_p.detach(), y)
+        """Binary cross-entropy: q samples (detached) labelled 1, p samples (detached) labelled 0 (one forward
+        pass over both)."""
+        n = len(y)
+        if z_q.shape != z_p.shape or len(z_q) != n:
+            raise ValueError(f"z_q and z_p must both be ({n}, {self.dim}) for {n} labels, got {tuple(z_q.shape)} "
+                             f"and {tuple(z_p.shape)}")
+        logits = self(torch.cat([z_q.detach(), z_p.detach()]), torch.cat([y, y]))
+        logit_q, logit_p = logits[:n], logits[n:]
         bce = nn.functional.binary_cross_entropy_with_logits
         return bce(logit_q, torch.ones_like(logit_q)) + bce(logit_p, torch.zeros_like(logit_p))
 

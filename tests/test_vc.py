@@ -135,6 +135,25 @@ def test_the_discriminator_form_reaches_the_model_and_its_cache_key():
     assert torch.allclose(quadratic(-z, y), expected, atol=1e-6)
 
 
+def test_mlp_density_ratio_is_each_rows_own_class_network():
+    """T^y(z) = w2_yᵀ tanh(W1_yᵀ z + b1_y) + b2_y row by row, for the one-product implementation, and the BCE
+    loss over q and p samples equals the two separate terms."""
+    torch.manual_seed(0)
+    ratio = ClassDensityRatio(4, 3, form="mlp", hidden=5)
+    with torch.no_grad():
+        ratio.b1.normal_(), ratio.b2.normal_()
+    z, y = torch.randn(20, 3), torch.randint(0, 4, (20,))
+    rows = torch.stack([ratio.w2[c] @ torch.tanh(ratio.w1[c].T @ zi + ratio.b1[c]) + ratio.b2[c]
+                        for zi, c in zip(z, y.tolist())])
+    assert torch.allclose(ratio(z, y), rows, atol=1e-5)
+    z_p = torch.randn(20, 3)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    separate = bce(ratio(z, y), torch.ones(20)) + bce(ratio(z_p, y), torch.zeros(20))
+    assert torch.allclose(ratio.loss(z, z_p, y), separate, atol=1e-6)
+    with pytest.raises(ValueError, match="z_q and z_p"):
+        ratio.loss(z, z_p[:10], y)
+
+
 def test_knn_entropy_and_latent_kl_against_gaussian_closed_forms():
     g = torch.Generator().manual_seed(2)
     cov = torch.tensor([[1.0, 0.3], [0.3, 0.5]])
