@@ -374,8 +374,8 @@ class LatentClassifier(nn.Module):
 def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, latent_dim: int, *,
                    epochs: int | None = None, steps: int | None = None, seed: int = 0, device="cpu",
                    beta: float = 0.01, likelihood_weight: float | None = None, ratio_form: str = "linear",
-                   ratio_hidden: int | None = None, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam", schedule: str | None = None,
-                   weight_decay: float = 0.0, **trainer_options) -> tuple[LatentClassifier, dict]:
+                   ratio_hidden: int | None = None, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam",
+                   schedule: str | None = None, weight_decay: float = 0.0, **trainer_options) -> tuple[LatentClassifier, dict]:
     """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
 
     ``encoder``: a kind for `lvmcls.nets.build_encoder` ("mlp", "convnet", "resnet18"; input shape from ``data``)

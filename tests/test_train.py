@@ -213,8 +213,8 @@ def test_fit_cached_trains_once_then_loads(toy_data, tmp_path):
 
 
 def test_cache_keys_change_with_every_hyper_parameter_and_the_data(toy_data, tmp_path):
-    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator's form and width),
-    the trainer's settings and the data's content each give a new cache entry."""
+    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator's form and
+    width), the trainer's settings (its thread count too) and the data's content each give a new cache entry."""
     trainer = Trainer(max_epochs=1, progress=False)
 
     def vc(**kw):
