@@ -125,12 +125,13 @@ class ClassDensityRatio(nn.Module):
 
     ``form`` (one of `RATIO_FORMS`), the family of T^y:
 
-    - ``"linear"``: T^y(z) = b_yᵀz + a_y, the paper's default. It sees a mismatch of means only: for q and p
-      with the same mean its best fit is constant, whatever their spreads.
+    - ``"linear"``: T^y(z) = b_yᵀz + a_y, the paper's default. It sees a mismatch of means only: for Gaussian q
+      and p with the same mean its best fit is constant, whatever their spreads.
     - ``"quadratic"``: T^y(z) = a_y + b_yᵀz + Σ_d c_yd z_d². The log ratio of two diagonal Gaussians is exactly
       of this form (c = (1/σ²_p − 1/σ²_q)/2, b = μ_q/σ²_q − μ_p/σ²_p), so it is the exact family when
       p_θ(z|y) is a diagonal Gaussian and q_φ(z|y) is close to one. Not in the paper.
-    - ``"mlp"``: a per-class MLP with one tanh layer of ``hidden`` units (the reference code's option uses 512).
+    - ``"mlp"``: a per-class MLP with one tanh layer of ``hidden`` units (the reference code's option uses 512),
+      computed as one matrix product against every class's first layer (N × K × hidden values per batch).
 
     Linear and quadratic start at zero (T ≡ 0); ``hidden`` is given for "mlp" only.
     """
@@ -375,7 +376,8 @@ def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, l
                    epochs: int | None = None, steps: int | None = None, seed: int = 0, device="cpu",
                    beta: float = 0.01, likelihood_weight: float | None = None, ratio_form: str = "linear",
                    ratio_hidden: int | None = None, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam",
-                   schedule: str | None = None, weight_decay: float = 0.0, **trainer_options) -> tuple[LatentClassifier, dict]:
+                   schedule: str | None = None, weight_decay: float = 0.0,
+                   **trainer_options) -> tuple[LatentClassifier, dict]:
     """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
 
     ``encoder``: a kind for `lvmcls.nets.build_encoder` ("mlp", "convnet", "resnet18"; input shape from ``data``)
