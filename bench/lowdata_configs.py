@@ -9,7 +9,7 @@ numerics differ with it).
     python bench/lowdata_configs.py vc '{"schedule": "cosine", "batch_size": 64}' [--threads 2]
 
 Config keys: steps, batch_size, lr, optimizer, schedule, wd, width, beta, lam (λ, the weight of log p(z|y)),
-prior_lr, ratio_lr, ratio_hidden, seeds.
+prior_lr, ratio_lr, ratio_form ("linear", "quadratic", "mlp"), ratio_hidden, seeds.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from lvmcls.train import Trainer, fit_cached
 from lvmcls.vc import DEFAULT_LIKELIHOOD_WEIGHT, VC_OBJECTIVES, LatentClassifier
 
 DEFAULTS = {"steps": 600, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "schedule": None, "wd": 0.0,
-            "width": 16, "beta": 0.01, "lam": None, "prior_lr": None, "ratio_lr": 1e-3, "ratio_hidden": None,
+            "width": 16, "beta": 0.01, "lam": None, "prior_lr": None, "ratio_lr": 1e-3, "ratio_form": "linear",
+            "ratio_hidden": None,
             "seeds": [0, 1, 2]}
 
 
@@ -56,7 +57,8 @@ def main() -> None:
 
         def build():
             return LatentClassifier.build(args.objective, ConvNet(32, in_channels=1, width=c["width"]), 10, 32,
-                                          beta=c["beta"], likelihood_weight=lam, ratio_hidden=c["ratio_hidden"],
+                                          beta=c["beta"], likelihood_weight=lam, ratio_form=c["ratio_form"],
+                                          ratio_hidden=c["ratio_hidden"],
                                           prior_lr=c["prior_lr"], ratio_lr=c["ratio_lr"])
 
         epochs = math.ceil(c["steps"] / math.ceil(len(small.train) / c["batch_size"]))

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from .train import torch_threads
+
 
 def gaussian_kl(m1: torch.Tensor, s1: torch.Tensor, m2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     """KL(N(m1, s1) ‖ N(m2, s2)) = ½ [tr(s2⁻¹ s1) + (m2-m1)ᵀ s2⁻¹ (m2-m1) - d + log det s2 - log det s1]."""
@@ -66,19 +68,21 @@ def spread_ratio(z: torch.Tensor, y: torch.Tensor, prior) -> dict[int, float]:
 
 def fit_density_ratio(ratio, sample_q: Callable[[int], torch.Tensor], sample_p: Callable[[int], torch.Tensor],
                       steps: int = 2000, batch_size: int = 512, lr: float = 1e-2, seed: int = 0,
-                      eval_size: int = 50_000) -> float:
+                      eval_size: int = 50_000, threads: int | None = 1) -> float:
     """Train ``ratio`` (class 0 only) to tell samples of q (label 1) from p (label 0) with Adam, then return
-    E_q T(z) on fresh samples: the density-ratio estimate of KL(q ‖ p) (Eq. 9)."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(ratio.parameters(), lr=lr)
-    y = torch.zeros(batch_size, dtype=torch.long)
-    for _ in range(steps):
-        loss = ratio.loss(sample_q(batch_size), sample_p(batch_size), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return ratio.kl_estimate(sample_q(eval_size), torch.zeros(eval_size, dtype=torch.long)).item()
+    E_q T(z) on fresh samples: the density-ratio estimate of KL(q ‖ p) (Eq. 9). ``threads``: CPU threads
+    (`lvmcls.train.torch_threads`; one by default: a low-dimensional discriminator trains fastest on one)."""
+    with torch_threads(threads):
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(ratio.parameters(), lr=lr)
+        y = torch.zeros(batch_size, dtype=torch.long)
+        for _ in range(steps):
+            loss = ratio.loss(sample_q(batch_size), sample_p(batch_size), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return ratio.kl_estimate(sample_q(eval_size), torch.zeros(eval_size, dtype=torch.long)).item()
 
 
 def vc_optimal_posterior(log_p_z_given_y: torch.Tensor, log_p_y_given_z: torch.Tensor, dz: float,

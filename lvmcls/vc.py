@@ -62,39 +62,44 @@ class GaussianClassPrior(nn.Module):
         """log p_π(y): (K,)."""
         return self.class_logits.log_softmax(0)
 
-    def _check_z(self, z: torch.Tensor) -> None:
+    def _check_z(self, z: torch.Tensor, checked: bool = True) -> None:
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"z must be (N, {self.dim}) to match the prior's latent dimension, got {tuple(z.shape)}")
-        _check_finite("z", z)
+        if checked:
+            _check_finite("z", z)
+            _check_finite("the prior's means", self.means)
+            _check_finite("the prior's log-variances", self.raw_log_var)
 
-    def _check_y(self, y: torch.Tensor, n: int) -> None:
+    def _check_y(self, y: torch.Tensor, n: int, checked: bool = True) -> None:
         if y.shape != (n,):
             raise ValueError(f"y must be ({n},) class indices, got shape {tuple(y.shape)}")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+        if checked and len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             raise ValueError(f"class indices must lie in [0, {self.num_classes}); got range "
                              f"[{int(y.min())}, {int(y.max())}]: does num_classes match the data?")
 
-    def log_prob_all(self, z: torch.Tensor) -> torch.Tensor:
-        """log p_θ(z|y) for every class: (N, K)."""
-        self._check_z(z)
-        _check_finite("the prior's means", self.means)
-        _check_finite("the prior's log-variances", self.raw_log_var)
+    def log_prob_all(self, z: torch.Tensor, checked: bool = True) -> torch.Tensor:
+        """log p_θ(z|y) for every class: (N, K).
+
+        ``checked=False`` skips the value checks (finite z and parameters), which wait for the device; shapes
+        are always checked. `LatentClassifier.training_step` skips them: `Trainer.fit` checks each split once
+        (`LatentClassifier.check_data`) and the training loss once per epoch."""
+        self._check_z(z, checked)
         log_var = self.log_var
         diff = z[:, None, :] - self.means[None]
         return -0.5 * ((diff.pow(2) / log_var.exp()).sum(-1) + log_var.sum(-1) + self.dim * math.log(2 * math.pi))
 
-    def log_prob(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """log p_θ(z|y) at each row's own class: (N,)."""
-        self._check_y(y, len(z))
-        return self.log_prob_all(z).gather(1, y[:, None]).squeeze(1)
+    def log_prob(self, z: torch.Tensor, y: torch.Tensor, checked: bool = True) -> torch.Tensor:
+        """log p_θ(z|y) at each row's own class: (N,). ``checked``: as in `log_prob_all` (and y in range)."""
+        self._check_y(y, len(z), checked)
+        return self.log_prob_all(z, checked).gather(1, y[:, None]).squeeze(1)
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
+    def logits(self, z: torch.Tensor, checked: bool = True) -> torch.Tensor:
         """log p_θ(z|y) + log p_π(y): the head's logits, so p_θ(y|z) = softmax(logits) (Bayes' rule, Eq. 3)."""
-        return self.log_prob_all(z) + self.log_class_prior()
+        return self.log_prob_all(z, checked) + self.log_class_prior()
 
-    def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p_θ(z|y) for each label in ``y``, by reparameterisation: (N, d)."""
-        self._check_y(y, len(y))
+    def sample(self, y: torch.Tensor, generator: torch.Generator | None = None, checked: bool = True) -> torch.Tensor:
+        """z ~ p_θ(z|y) for each label in ``y``, by reparameterisation: (N, d). ``checked``: y in range."""
+        self._check_y(y, len(y), checked)
         eps = torch.randn(len(y), self.dim, generator=generator).to(self.means.device)
         return self.means[y] + (0.5 * self.log_var[y]).exp() * eps
 
@@ -106,6 +111,11 @@ class GaussianClassPrior(nn.Module):
         return self.means / var, -self.means.pow(2).sum(1) / (2 * var) + self.log_class_prior()
 
 
+# The families of the discriminator T^y_ψ(z) (`ClassDensityRatio`): the paper's linear one, the exact family for
+# diagonal-Gaussian class priors, and the reference code's MLP option.
+RATIO_FORMS = ("linear", "quadratic", "mlp")
+
+
 class ClassDensityRatio(nn.Module):
     """One binary discriminator per class, T^y_ψ(z), trained to tell q_φ(z|y) from p_θ(z|y) (the paper's Eq. 9).
 
@@ -113,23 +123,38 @@ class ClassDensityRatio(nn.Module):
     numbers of each, the optimal logit is T^y(z) = log q(z|y) / p(z|y) (Chapter 1: a classifier's logit is a
     log density ratio), so E_{q(z|y)} T^y(z) estimates KL(q(z|y) ‖ p(z|y)).
 
-    ``hidden=None``: linear, T^y(z) = w_yᵀz + b_y, as in the paper's default; otherwise a per-class MLP with
-    one tanh layer of ``hidden`` units (the reference code's option uses 512).
+    ``form`` (one of `RATIO_FORMS`), the family of T^y:
+
+    - ``"linear"``: T^y(z) = b_yᵀz + a_y, the paper's default. It sees a mismatch of means only: for Gaussian q
+      and p with the same mean its best fit is constant, whatever their spreads.
+    - ``"quadratic"``: T^y(z) = a_y + b_yᵀz + Σ_d c_yd z_d². The log ratio of two diagonal Gaussians is exactly
+      of this form (c = (1/σ²_p − 1/σ²_q)/2, b = μ_q/σ²_q − μ_p/σ²_p), so it is the exact family when
+      p_θ(z|y) is a diagonal Gaussian and q_φ(z|y) is close to one. Not in the paper.
+    - ``"mlp"``: a per-class MLP with one tanh layer of ``hidden`` units (the reference code's option uses 512),
+      computed as one matrix product against every class's first layer (N × K × hidden values per batch).
+
+    Linear and quadratic start at zero (T ≡ 0); ``hidden`` is given for "mlp" only.
     """
 
-    def __init__(self, num_classes: int, dim: int, hidden: int | None = None):
+    def __init__(self, num_classes: int, dim: int, form: str = "linear", hidden: int | None = None):
         super().__init__()
+        if form not in RATIO_FORMS:
+            raise ValueError(f"form must be one of {RATIO_FORMS}, got {form!r}")
+        if (form == "mlp") != (hidden is not None):
+            raise ValueError(f"give hidden (units, >= 1) for form='mlp' and only then; got {form=}, {hidden=}")
         if num_classes < 1 or dim < 1 or (hidden is not None and hidden < 1):
             raise ValueError(f"need num_classes, dim >= 1 and hidden >= 1 or None; got {num_classes}, {dim}, {hidden}")
-        self.num_classes, self.dim, self.hidden = num_classes, dim, hidden
-        if hidden is None:
-            self.weight = nn.Parameter(torch.zeros(num_classes, dim))
-            self.bias = nn.Parameter(torch.zeros(num_classes))
-        else:
+        self.num_classes, self.dim, self.form, self.hidden = num_classes, dim, form, hidden
+        if form == "mlp":
             self.w1 = nn.Parameter(torch.randn(num_classes, dim, hidden) / math.sqrt(dim))
             self.b1 = nn.Parameter(torch.zeros(num_classes, hidden))
             self.w2 = nn.Parameter(torch.randn(num_classes, hidden) / math.sqrt(hidden))
             self.b2 = nn.Parameter(torch.zeros(num_classes))
+            return
+        self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+        if form == "quadratic":
+            self.quadratic = nn.Parameter(torch.zeros(num_classes, dim))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """T^y(z) for each row's class: (N,). ``detach_params``: gradients reach z but not ψ."""
@@ -138,15 +163,26 @@ class ClassDensityRatio(nn.Module):
         if y.shape != (len(z),):
             raise ValueError(f"y must be ({len(z)},), got {tuple(y.shape)}")
         p = {k: (v.detach() if detach_params else v) for k, v in self.named_parameters()}
-        if self.hidden is None:
-            return (p["weight"][y] * z).sum(1) + p["bias"][y]
-        h = torch.tanh(torch.einsum("nd,ndh->nh", z, p["w1"][y]) + p["b1"][y])
-        return (h * p["w2"][y]).sum(1) + p["b2"][y]
+        if self.form == "mlp":  # one matrix product against every class's first layer, then each row's class
+            n, k, hidden = len(z), self.num_classes, self.hidden
+            pre = (z @ p["w1"].transpose(0, 1).reshape(self.dim, k * hidden)).view(n, k, hidden)
+            pre = pre.gather(1, y.view(n, 1, 1).expand(n, 1, hidden)).squeeze(1)
+            h = torch.tanh(pre + p["b1"][y])
+            return (h * p["w2"][y]).sum(1) + p["b2"][y]
+        t = (p["weight"][y] * z).sum(1) + p["bias"][y]
+        if self.form == "quadratic":
+            t = t + (p["quadratic"][y] * z.pow(2)).sum(1)
+        return t
 
     def loss(self, z_q: torch.Tensor, z_p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy: q samples (detached) labelled 1, p samples (detached) labelled 0."""
-        logit_q = self(z_q.detach(), y)
-        logit_p = self(z_p.detach(), y)
+        """Binary cross-entropy: q samples (detached) labelled 1, p samples (detached) labelled 0 (one forward
+        pass over both)."""
+        n = len(y)
+        if z_q.shape != z_p.shape or len(z_q) != n:
+            raise ValueError(f"z_q and z_p must both be ({n}, {self.dim}) for {n} labels, got {tuple(z_q.shape)} "
+                             f"and {tuple(z_p.shape)}")
+        logits = self(torch.cat([z_q.detach(), z_p.detach()]), torch.cat([y, y]))
+        logit_q, logit_p = logits[:n], logits[n:]
         bce = nn.functional.binary_cross_entropy_with_logits
         return bce(logit_q, torch.ones_like(logit_q)) + bce(logit_p, torch.zeros_like(logit_p))
 
@@ -164,7 +200,8 @@ DEFAULT_LIKELIHOOD_WEIGHT = {"ce": 0.0, "ce_gaussian": 0.0, "gm": 0.1, "vc": 0.0
 
 
 def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=None, objective: str = "vc",
-                               beta: float = 0.01, likelihood_weight: float | None = None) -> dict[str, torch.Tensor]:
+                               beta: float = 0.01, likelihood_weight: float | None = None,
+                               checked: bool = True) -> dict[str, torch.Tensor]:
     """The objectives of the VC paper's ablation for latents z ~ q_φ(z|x) of inputs with labels y.
 
     Per example, with p_θ(y|z) from the prior by Bayes' rule (``prior.logits``):
@@ -184,7 +221,7 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
 
     T enters with its parameters detached: the encoder's gradient flows through T(z), while T itself is trained
     only by its own objective (``ClassDensityRatio.loss``, line 12). Returns ``loss`` (the negated objective,
-    averaged) and its terms.
+    averaged) and its terms. ``checked=False`` skips the prior's value checks (`GaussianClassPrior.log_prob_all`).
     """
     if objective not in VC_OBJECTIVES:
         raise ValueError(f"objective must be one of {VC_OBJECTIVES}, got {objective!r}")
@@ -196,14 +233,14 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
     uses_ratio = objective in ("vc", "vc_reference")
     if uses_ratio and ratio is None:
         raise ValueError("the VC objective needs a ClassDensityRatio to estimate KL(q(z|y) || p(z|y))")
-    logits = prior.logits(z)
+    logits = prior.logits(z, checked)
     log_p_y_given_z = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1)
     log_p_y = prior.log_class_prior()[y]
     elbo = log_p_y_given_z + log_p_y
     terms = {"log_p_y_given_z": log_p_y_given_z.mean(), "logits": logits}
     if objective in ("gm", "vc", "vc_reference"):
         # Algorithm 1, line 9 vs 10: for "vc" only θ learns from log p_θ(z|y); the encoder does not.
-        log_p_z_given_y = prior.log_prob(z.detach() if objective == "vc" else z, y)
+        log_p_z_given_y = prior.log_prob(z.detach() if objective == "vc" else z, y, checked)
         elbo = elbo + lam * log_p_z_given_y
         terms["log_p_z_given_y"] = log_p_z_given_y.mean()
     if uses_ratio:
@@ -252,13 +289,14 @@ class LatentClassifier(nn.Module):
 
     @classmethod
     def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
-              likelihood_weight: float | None = None, ratio_hidden: int | None = None, **kwargs) -> "LatentClassifier":
-        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio`` for VC: linear unless ``ratio_hidden``).
+              likelihood_weight: float | None = None, ratio_form: str = "linear", ratio_hidden: int | None = None,
+              **kwargs) -> "LatentClassifier":
+        """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio(form=ratio_form, hidden=ratio_hidden)`` for VC).
 
         "ce" gets a prior with one shared isotropic covariance, i.e. a linear softmax head (the paper's CE);
         every other objective gets per-class diagonal Gaussians."""
-        ratio = ClassDensityRatio(num_classes, dim, hidden=ratio_hidden) if objective in ("vc", "vc_reference") \
-            else None
+        ratio = ClassDensityRatio(num_classes, dim, form=ratio_form, hidden=ratio_hidden) \
+            if objective in ("vc", "vc_reference") else None
         prior = GaussianClassPrior(num_classes, dim, shared_isotropic=objective == "ce")
         return cls(encoder, prior, ratio, objective=objective, beta=beta, likelihood_weight=likelihood_weight,
                    **kwargs)
@@ -276,14 +314,28 @@ class LatentClassifier(nn.Module):
         mean, log_var = out[:, :d], out[:, d:].clamp(-8, 8)
         return mean + (0.5 * log_var).exp() * torch.randn_like(mean) if sample else mean
 
+    def check_data(self, split) -> None:
+        """Called by `Trainer.fit` once per split (train and val) before training: every input must be finite and
+        every label a class index in [0, K). One reduction over each split replaces the per-step value checks
+        (a host sync each), which `training_step` skips."""
+        if split.y.is_floating_point():
+            raise ValueError(f"a LatentClassifier trains on integer class labels, got {split.y.dtype}")
+        _check_finite("the inputs x", split.x)
+        if len(split.y):
+            low, high = split.y.aminmax()
+            if int(low) < 0 or int(high) >= self.prior.num_classes:
+                raise ValueError(f"class labels must lie in [0, {self.prior.num_classes}); this split's range is "
+                                 f"[{int(low)}, {int(high)}]: does num_classes match the data?")
+
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Algorithm 1's losses on one batch (no value checks: `check_data` has checked the whole split)."""
         z = self.encode(x)
         terms = variational_classification(z, y, self.prior, self.ratio, self.objective, self.beta,
-                                                      self.likelihood_weight)
+                                           self.likelihood_weight, checked=False)
         logits = terms.pop("logits")
         out = {**terms, "objective": terms["loss"], "acc": (logits.argmax(1) == y).float().mean()}
         if self.ratio is not None:
-            z_prior = self.prior.sample(y).detach()
+            z_prior = self.prior.sample(y, checked=False).detach()
             out["ratio_loss"] = self.ratio.loss(z, z_prior, y)
             out["loss"] = terms["loss"] + out["ratio_loss"]  # disjoint parameters: one backward trains both
         return out
@@ -322,9 +374,10 @@ class LatentClassifier(nn.Module):
 
 def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, latent_dim: int, *,
                    epochs: int | None = None, steps: int | None = None, seed: int = 0, device="cpu",
-                   beta: float = 0.01, likelihood_weight: float | None = None, ratio_hidden: int | None = None,
-                   batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam", schedule: str | None = None,
-                   weight_decay: float = 0.0, **trainer_options) -> tuple[LatentClassifier, dict]:
+                   beta: float = 0.01, likelihood_weight: float | None = None, ratio_form: str = "linear",
+                   ratio_hidden: int | None = None, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam",
+                   schedule: str | None = None, weight_decay: float = 0.0,
+                   **trainer_options) -> tuple[LatentClassifier, dict]:
     """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
 
     ``encoder``: a kind for `lvmcls.nets.build_encoder` ("mlp", "convnet", "resnet18"; input shape from ``data``)
@@ -348,7 +401,7 @@ def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, l
 
     def build():
         return LatentClassifier.build(objective, make_encoder(), num_classes, latent_dim, beta=beta,
-                                      likelihood_weight=weight, ratio_hidden=ratio_hidden)
+                                      likelihood_weight=weight, ratio_form=ratio_form, ratio_hidden=ratio_hidden)
 
     trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
                       weight_decay=weight_decay, device=device, seed=seed, monitor="objective",

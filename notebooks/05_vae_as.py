@@ -70,7 +70,7 @@ import torch
 
 from lvmcls import plots
 from lvmcls import vae as V
-from lvmcls.data import Dataset, TensorSplit, balanced_subset, binarized, load_dataset
+from lvmcls.data import Dataset, TensorSplit, balanced_subsets, binarized, load_dataset
 from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
 from lvmcls.train import Trainer, fit_cached, pick_device
@@ -104,7 +104,8 @@ FULL_GRID = CI_GRID + [(1.0, 0.5), (1.0, 2.0), (0.2, 1.0), (5.0, 1.0)]
 # for the classifier's step; refit_*: the classifier's own fit on the final encoder
 # before its estimates are read; mc_samples: S for Monte Carlo over S < N points;
 # exact_draws: z per point for the exact mixture; iw_k: importance samples for the
-# NLL (the paper: 4096); batch: the mini-batch
+# NLL (the paper: 4096); batch: the mini-batch; subsets: smoke's class-balanced cut
+# of train and test (`balanced_subsets`)
 VAE_LR = 1e-3  # Adam for encoder and decoder (the paper states no optimiser)
 PROFILES = {
     "ci": {
@@ -126,7 +127,7 @@ PROFILES = {
         "iw_images": 1000,
         "batch": 128,
         "amp": None,
-        "test_images": None,
+        "subsets": None,
     },
     "full": {
         "n_train": 50_000,
@@ -149,7 +150,7 @@ PROFILES = {
         "iw_images": 5000,
         "batch": 256,
         "amp": False,
-        "test_images": None,
+        "subsets": None,
     },
     "smoke": {
         "n_train": 500,
@@ -170,7 +171,7 @@ PROFILES = {
         "iw_images": 20,
         "batch": 256,
         "amp": False,
-        "test_images": 500,
+        "subsets": {"train": 500, "test": 500},
     },
 }
 KNOBS = PROFILES[run.profile]
@@ -202,19 +203,16 @@ PAPER_TABLE2 = {
 metrics_ = {}
 
 mnist = load_dataset("mnist", device=run.device)
+if KNOBS["subsets"] is not None:  # smoke: class-balanced subsets
+    mnist = balanced_subsets(mnist, KNOBS["subsets"]["train"], KNOBS["subsets"]["test"])
 train_bin = binarized(mnist.train, 0)
 # The label of each training image is its own index e in [0, N): the auxiliary
 # classifier's target.
-test_split = (
-    mnist.test
-    if KNOBS["test_images"] is None
-    else balanced_subset(mnist.test, KNOBS["test_images"] // 10)
-)
 data = Dataset(
     "binarized_mnist_indices",
     TensorSplit(train_bin.x[:n_train], torch.arange(n_train, device=run.device)),
     None,
-    binarized(test_split, 2),
+    binarized(mnist.test, 2),
     tuple(range(n_train)),
     f"{mnist.source}, binarised (seed 0 train, 2 test); "
     f"first {n_train} training images",

@@ -12,7 +12,8 @@ from lvmcls.data import Dataset, TensorSplit
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
 from lvmcls.synthetic import GaussianClasses
-from lvmcls.train import (Trainer, clip_grad_norm, fit_cached, load_checkpoint, random_crop_flip, save_checkpoint)
+from lvmcls.train import (Trainer, clip_grad_norm, fit_cached, load_checkpoint, random_crop_flip, save_checkpoint,
+                           torch_threads)
 from lvmcls.vc import LatentClassifier
 
 
@@ -212,16 +213,19 @@ def test_fit_cached_trains_once_then_loads(toy_data, tmp_path):
 
 
 def test_cache_keys_change_with_every_hyper_parameter_and_the_data(toy_data, tmp_path):
-    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator width),
-    the trainer's settings and the data's content each give a new cache entry."""
+    """Hyper-parameters that repr(model) does not show (β, the prior's learning rate, the discriminator's form and
+    width), the trainer's settings (its thread count too) and the data's content each give a new cache entry."""
     trainer = Trainer(max_epochs=1, progress=False)
 
     def vc(**kw):
         return lambda: LatentClassifier.build("vc", MLP(2, 2, hidden=8), 3, 2, **kw)
 
     variants = [(vc(), toy_data, trainer), (vc(beta=0.5), toy_data, trainer),
-                (vc(prior_lr=1e-4), toy_data, trainer), (vc(ratio_hidden=8), toy_data, trainer),
-                (vc(), toy_data, Trainer(max_epochs=1, lr=2e-3, progress=False))]
+                (vc(prior_lr=1e-4), toy_data, trainer), (vc(ratio_form="mlp", ratio_hidden=8), toy_data, trainer),
+                (vc(ratio_form="mlp", ratio_hidden=16), toy_data, trainer),
+                (vc(ratio_form="quadratic"), toy_data, trainer),
+                (vc(), toy_data, Trainer(max_epochs=1, lr=2e-3, progress=False)),
+                (vc(), toy_data, Trainer(max_epochs=1, threads=1, progress=False))]
     shifted = TensorSplit(toy_data.train.x + 1.0, toy_data.train.y)
     variants.append((vc(), toy_data.replace(train=shifted), trainer))
     records = [fit_cached("vc", build, data, t, cache_dir=tmp_path)[1] for build, data, t in variants]
@@ -327,3 +331,26 @@ def test_nan_loss_stops_training_with_a_clear_error(toy_split):
     bad.x[0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="learning rate or check the inputs"):
         Trainer(max_epochs=1, batch_size=4096, progress=False).fit(_classifier(), bad)
+
+
+def test_trainer_threads_apply_while_fitting_and_are_restored(toy_data):
+    """`Trainer(threads=1)` fits on one CPU thread and gives the count back afterwards, also after an error;
+    a bad count is refused."""
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(Classifier):
+        def training_step(self, x, y):
+            seen.append(torch.get_num_threads())
+            return super().training_step(x, y)
+
+    for threads in (1, None):
+        Trainer(max_epochs=1, threads=threads, progress=False).fit(Spy(MLP(2, 3, hidden=8)), toy_data.train)
+        assert torch.get_num_threads() == before
+    assert seen and set(seen) == ({1} | {before})
+    with pytest.raises(ValueError, match="threads"):
+        Trainer(threads=0)
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

@@ -9,7 +9,8 @@ import torch
 
 from lvmcls import estimators, objectives
 from lvmcls.nets import MLP
-from lvmcls.vc import ClassDensityRatio, GaussianClassPrior, LatentClassifier, variational_classification
+from lvmcls.vc import (RATIO_FORMS, ClassDensityRatio, GaussianClassPrior, LatentClassifier,
+                       variational_classification)
 
 
 def test_softmax_cross_entropy_is_elbo_vc_with_a_point_mass_and_shared_covariance():
@@ -59,11 +60,98 @@ def test_linear_density_ratio_recovers_a_known_kl():
 def test_mlp_density_ratio_recovers_a_kl_between_different_covariances():
     s_q = torch.tensor([0.5, 2.0])
     g = torch.Generator().manual_seed(1)
-    est = estimators.fit_density_ratio(ClassDensityRatio(1, 2, hidden=64),
+    est = estimators.fit_density_ratio(ClassDensityRatio(1, 2, form="mlp", hidden=64),
                                        lambda n: torch.randn(n, 2, generator=g) * s_q.sqrt() + 0.5,
                                        lambda n: torch.randn(n, 2, generator=g), steps=3000, lr=3e-3)
     truth = estimators.gaussian_kl(torch.full((2,), 0.5), torch.diag(s_q), torch.zeros(2), torch.eye(2)).item()
     assert abs(est - truth) / truth < 0.10, (est, truth)
+
+
+def _diagonal_gaussian_sampler(mean, var, g):
+    return lambda n: mean + var.sqrt() * torch.randn(n, len(mean), generator=g)
+
+
+def test_quadratic_density_ratio_recovers_the_gaussian_log_ratio():
+    """q = N(m_q, diag s_q), p = N(m_p, diag s_p): log q/p = a + bᵀz + Σ_d c_d z_d² with
+    c = (1/s_p − 1/s_q)/2 and b = m_q/s_q − m_p/s_p. The quadratic T fitted by its BCE loss recovers c and b
+    (to 0.03), the log ratio itself on samples of both (RMS < 0.05) and E_q T ≈ KL (within 3%); the linear T
+    fitted the same way misses the log ratio by an RMS > 0.5."""
+    m_q, s_q = torch.tensor([0.5, -1.0, 0.0]), torch.tensor([0.5, 2.0, 1.0])
+    m_p, s_p = torch.tensor([0.0, 0.0, 0.3]), torch.tensor([1.0, 1.0, 0.6])
+    kl = estimators.gaussian_kl(m_q, torch.diag(s_q), m_p, torch.diag(s_p)).item()
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([_diagonal_gaussian_sampler(m_q, s_q, g)(20_000), _diagonal_gaussian_sampler(m_p, s_p, g)(20_000)])
+    log_ratio = (-0.5 * ((z - m_q) ** 2 / s_q + s_q.log()) + 0.5 * ((z - m_p) ** 2 / s_p + s_p.log())).sum(1)
+    rms = {}
+    for form in ("quadratic", "linear"):
+        ratio = ClassDensityRatio(1, 3, form=form)
+        est = estimators.fit_density_ratio(ratio, _diagonal_gaussian_sampler(m_q, s_q, g),
+                                           _diagonal_gaussian_sampler(m_p, s_p, g), steps=2000, lr=3e-3)
+        with torch.no_grad():
+            rms[form] = (ratio(z, torch.zeros(len(z), dtype=torch.long)) - log_ratio).pow(2).mean().sqrt().item()
+        if form == "quadratic":
+            assert torch.allclose(ratio.quadratic.detach()[0], 0.5 * (1 / s_p - 1 / s_q), atol=0.03)
+            assert torch.allclose(ratio.weight.detach()[0], m_q / s_q - m_p / s_p, atol=0.03)
+            assert abs(est - kl) / kl < 0.03, (est, kl)
+    assert rms["quadratic"] < 0.05 and rms["linear"] > 0.5, rms
+
+
+def test_linear_density_ratio_is_blind_to_a_spread_mismatch():
+    """q = N(0, diag(1/4, 4)), p = N(0, I): KL = Σ (s − 1 − log s)/2 ≈ 1.13, but both are symmetric about 0, so
+    the BCE optimum of a linear T (a strictly convex loss, invariant under z → −z) is T ≡ 0: its E_q T stays near
+    0. The quadratic T on the same samples estimates the KL within 5%."""
+    s = torch.tensor([0.25, 4.0])
+    kl = estimators.gaussian_kl(torch.zeros(2), torch.diag(s), torch.zeros(2), torch.eye(2)).item()
+    assert kl > 1.0
+    est = {}
+    for form in ("linear", "quadratic"):
+        g = torch.Generator().manual_seed(1)
+        est[form] = estimators.fit_density_ratio(ClassDensityRatio(1, 2, form=form),
+                                                 _diagonal_gaussian_sampler(torch.zeros(2), s, g),
+                                                 _diagonal_gaussian_sampler(torch.zeros(2), torch.ones(2), g),
+                                                 steps=2000, lr=3e-3)
+    assert abs(est["linear"]) < 0.05, est
+    assert abs(est["quadratic"] - kl) / kl < 0.05, (est, kl)
+
+
+def test_the_discriminator_form_reaches_the_model_and_its_cache_key():
+    """`LatentClassifier.build(ratio_form=...)` builds that T, zero at the start for linear and quadratic, and the
+    form is one of the hyper-parameters `fit_cached` keys on."""
+    from lvmcls.train import model_hparams
+
+    built = {form: LatentClassifier.build("vc", MLP(4, 2, hidden=8), 3, 2, ratio_form=form,
+                                          ratio_hidden=8 if form == "mlp" else None) for form in RATIO_FORMS}
+    z, y = torch.randn(16, 2), torch.randint(0, 3, (16,))
+    for form, model in built.items():
+        assert model.ratio.form == form
+        if form != "mlp":
+            assert model.ratio(z, y).abs().max().item() == 0.0
+    assert len({str(model_hparams(m)) for m in built.values()}) == len(RATIO_FORMS)
+    quadratic = built["quadratic"].ratio
+    with torch.no_grad():
+        quadratic.quadratic.copy_(torch.randn(3, 2))
+    expected = (quadratic.quadratic[y] * z ** 2).sum(1)
+    assert torch.allclose(quadratic(z, y), expected, atol=1e-6)  # T(−z) ≠ −T(z): a quadratic, not a linear, term
+    assert torch.allclose(quadratic(-z, y), expected, atol=1e-6)
+
+
+def test_mlp_density_ratio_is_each_rows_own_class_network():
+    """T^y(z) = w2_yᵀ tanh(W1_yᵀ z + b1_y) + b2_y row by row, for the one-product implementation, and the BCE
+    loss over q and p samples equals the two separate terms."""
+    torch.manual_seed(0)
+    ratio = ClassDensityRatio(4, 3, form="mlp", hidden=5)
+    with torch.no_grad():
+        ratio.b1.normal_(), ratio.b2.normal_()
+    z, y = torch.randn(20, 3), torch.randint(0, 4, (20,))
+    rows = torch.stack([ratio.w2[c] @ torch.tanh(ratio.w1[c].T @ zi + ratio.b1[c]) + ratio.b2[c]
+                        for zi, c in zip(z, y.tolist())])
+    assert torch.allclose(ratio(z, y), rows, atol=1e-5)
+    z_p = torch.randn(20, 3)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    separate = bce(ratio(z, y), torch.ones(20)) + bce(ratio(z_p, y), torch.zeros(20))
+    assert torch.allclose(ratio.loss(z, z_p, y), separate, atol=1e-6)
+    with pytest.raises(ValueError, match="z_q and z_p"):
+        ratio.loss(z, z_p[:10], y)
 
 
 def test_knn_entropy_and_latent_kl_against_gaussian_closed_forms():
@@ -122,6 +210,12 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="beta"):
         variational_classification(torch.randn(5, 2), torch.zeros(5, dtype=torch.long), prior,
                                               ClassDensityRatio(3, 2), beta=-0.1)
+    with pytest.raises(ValueError, match="form must be one of"):
+        ClassDensityRatio(3, 2, form="cubic")
+    with pytest.raises(ValueError, match="hidden"):
+        ClassDensityRatio(3, 2, form="linear", hidden=8)
+    with pytest.raises(ValueError, match="hidden"):
+        ClassDensityRatio(3, 2, form="mlp")
     with pytest.raises(ValueError, match="NaN"):
         prior.log_prob_all(torch.tensor([[float("nan"), 0.0]]))
     with torch.no_grad():
@@ -251,3 +345,33 @@ def test_vc_prior_still_learns_from_the_likelihood_term():
     g1 = torch.autograd.grad(with_lam, model.prior.means)[0]
     g0 = torch.autograd.grad(without, model.prior.means)[0]
     assert not torch.allclose(g1, g0, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad_split", ["train", "val"])
+@pytest.mark.parametrize("bad", ["label_high", "label_negative", "nan_input", "float_labels"])
+def test_fit_refuses_bad_labels_and_nan_inputs_in_a_later_batch(bad_split, bad):
+    """The training step skips the per-batch value checks (host syncs); `Trainer.fit` calls
+    `LatentClassifier.check_data` on each split first, so a bad row past the first batch of train, or only in
+    val, still raises a clear ValueError before any step. (Label -1 would otherwise index the last class's
+    prior mean silently in `GaussianClassPrior.sample`.)"""
+    from lvmcls.data import TensorSplit
+    from lvmcls.train import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    train = TensorSplit(torch.randn(64, 4, generator=g), torch.randint(0, 3, (64,), generator=g))
+    val = TensorSplit(torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g))
+    target = train if bad_split == "train" else val
+    if bad == "label_high":
+        target.y[-2] = 3
+    elif bad == "label_negative":
+        target.y[-2] = -1
+    elif bad == "nan_input":
+        target.x[-2, 1] = float("nan")
+    else:
+        target.y = target.y.float()
+    model = LatentClassifier.build("vc", MLP(4, 2, hidden=8), 3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="class labels must lie|NaN or inf|integer class labels"):
+        Trainer(max_epochs=1, batch_size=16, device="cpu", progress=False).fit(model, train, val)
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters())), "trained before the check"
+
