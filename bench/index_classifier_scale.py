@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--online", action="store_true")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
+    parser.add_argument("--activation", default="relu", choices=sorted(V.CLASSIFIER_ACTIVATIONS))
     args = parser.parse_args()
     if args.online:
         return online(args)
@@ -72,15 +74,16 @@ def online(args) -> None:
     mnist = load_dataset("mnist", device=device)
     x = binarized(mnist.train, 0).x[: args.n]
     index = torch.arange(args.n, device=device)
-    print(f"device {device}, N = {args.n} (log N = {math.log(args.n):.3f}), VAE-AS (1, 1), {args.epochs} epochs")
+    print(f"device {device}, N = {args.n} (log N = {math.log(args.n):.3f}), VAE-AS (1, 1), {args.epochs} epochs, "
+          f"classifier activation {args.activation}")
     print("| classifier lr | classifier loss per epoch | MI online | dead units | MI refit (as is) | "
           "MI refit (fresh) | exact MI | s |")
     print("|---|---|---|---|---|---|---|---|")
-    for lr in (3e-3, 1e-3, 3e-4):
+    for lr in args.lrs:
         torch.manual_seed(0)
         vae = V.VAE(z_dim=40, hidden=500, encoder_depth=2, decoder_depth=5)
         model = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_lr=lr, classifier_depth=2,
-                        classifier_samples=2)
+                        classifier_samples=2, classifier_activation=args.activation)
         t0 = time.perf_counter()
         history = Trainer(max_epochs=args.epochs, batch_size=256, lr=1e-3, device=device, seed=0,
                           progress=False).fit(model, TensorSplit(x, index))
@@ -89,8 +92,10 @@ def online(args) -> None:
         mi_online = V.index_classifier_terms(model, x, index, seed=0)["mi"]
         with torch.no_grad():
             z = mean[:4096] + (0.5 * log_var[:4096]).exp() * torch.randn_like(mean[:4096])
-            dead = (model.classifier.body(z) <= 0).all(0).float().mean().item()
-        fresh = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_depth=2).to(device)
+            h = model.classifier.body(z)  # dead: a unit constant over all z (zero for ReLU, ±1 for tanh)
+            dead = ((h - h[:1]).abs() < 1e-6).all(0).float().mean().item()
+        fresh = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_depth=2,
+                        classifier_activation=args.activation).to(device)
         refits = []
         for m, restart in ((model, False), (fresh, True)):
             V.fit_index_classifier(m, x, steps=args.steps, batch_size=args.batch, lr=1e-2, seed=0, fresh=restart)

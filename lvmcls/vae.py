@@ -388,16 +388,24 @@ class FlatSoftmax(nn.Module):
                 -(log_s.exp() * log_s).sum(1))
 
 
+CLASSIFIER_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
 class IndexClassifier(nn.Module):
     """s_ω(e|z): an MLP body of ``depth`` hidden layers (VAE-AS §5.3: 2) and a (tree or flat) softmax over N sample
-    indices, or over V < N labels that group the indices (VAE-AS §3.5; then it estimates I(z; label) ≤ I(z; x))."""
+    indices, or over V < N labels that group the indices (VAE-AS §3.5; then it estimates I(z; label) ≤ I(z; x)).
+    ``activation``: "relu" or "tanh", the two the paper names for its hidden layers (§3.5, g(·))."""
 
-    def __init__(self, z_dim: int, num_labels: int, hidden: int = 500, tree: bool = True, depth: int = 2):
+    def __init__(self, z_dim: int, num_labels: int, hidden: int = 500, tree: bool = True, depth: int = 2,
+                 activation: str = "relu"):
         super().__init__()
         if depth < 1:
             raise ValueError(f"the classifier needs depth >= 1 hidden layers, got {depth}")
-        self.num_labels = num_labels
-        self.body = _mlp([z_dim] + [hidden] * depth + [hidden])[:-1]  # ends with the last hidden layer's ReLU
+        if activation not in CLASSIFIER_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(CLASSIFIER_ACTIVATIONS)}, got {activation!r}")
+        self.num_labels, self.activation = num_labels, activation
+        # ends with the last hidden layer's activation
+        self.body = _mlp([z_dim] + [hidden] * depth + [hidden], CLASSIFIER_ACTIVATIONS[activation])[:-1]
         self.head = (BinaryTreeSoftmax if tree else FlatSoftmax)(hidden, num_labels)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, entropy: bool = False):
@@ -456,7 +464,7 @@ class VAEAS(nn.Module):
 
     def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
                  tree: bool = True, classifier_lr: float = 1e-2, classifier_depth: int = 2,
-                 classifier_samples: int = 1):
+                 classifier_samples: int = 1, classifier_activation: str = "relu"):
         super().__init__()
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
@@ -465,7 +473,8 @@ class VAEAS(nn.Module):
                              f"got {classifier_samples}")
         self.vae, self.alpha, self.beta, self.num_samples = vae, alpha, beta, num_samples
         self.classifier_lr, self.classifier_samples = classifier_lr, classifier_samples
-        self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree, classifier_depth)
+        self.classifier = IndexClassifier(vae.z_dim, num_samples, hidden, tree, classifier_depth,
+                                          classifier_activation)
 
     def index_terms(self, z: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log s_ω(e|z) and H(s_ω(·|z)) per example, gradients reaching z but not the classifier's parameters."""

@@ -314,6 +314,18 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
     assert a.head.node.weight.abs().sum() == 0
 
 
+def test_classifier_activation_is_built_checked_and_keyed():
+    from lvmcls.train import model_hparams
+
+    model = V.VAEAS(V.VAE(x_dim=8, z_dim=2, hidden=4), num_samples=5, hidden=6, classifier_activation="tanh")
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.classifier.body)
+    assert not any(isinstance(m, torch.nn.ReLU) for m in model.classifier.body)
+    relu = V.VAEAS(V.VAE(x_dim=8, z_dim=2, hidden=4), num_samples=5, hidden=6)
+    assert model_hparams(model) != model_hparams(relu)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        V.IndexClassifier(2, 5, activation="gelu")
+
+
 def test_glorot_init_keeps_the_latent_signal_through_a_deep_decoder():
     """The `init` docstring's claim: with PyTorch's default layers a 5-layer decoder's logits hardly move with z at
     initialisation; Glorot-uniform weights (zero biases) keep several times more of the signal."""
