@@ -309,8 +309,11 @@ class Trainer:
     def evaluate(self, model: nn.Module, split) -> dict[str, float]:
         """Means of ``training_step``'s outputs over ``split``, weighted by batch size, in eval mode.
 
-        Runs on a forked RNG: validating (or not) never changes what the training run draws next.
+        Runs on a forked RNG: validating (or not) never changes what the training run draws next. A model that
+        defines ``check_data(split)`` has it called first (as `fit` does), since its step may skip value checks.
         """
+        if hasattr(model, "check_data"):
+            model.check_data(split)
         was_training = model.training
         model.eval()
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))

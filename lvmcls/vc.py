@@ -328,7 +328,8 @@ class LatentClassifier(nn.Module):
                                  f"[{int(low)}, {int(high)}]: does num_classes match the data?")
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Algorithm 1's losses on one batch (no value checks: `check_data` has checked the whole split)."""
+        """Algorithm 1's losses on one batch. No value checks: `Trainer.fit` and `Trainer.evaluate` call
+        `check_data` on the whole split first; a direct caller with data of unknown quality must call it too."""
         z = self.encode(x)
         terms = variational_classification(z, y, self.prior, self.ratio, self.objective, self.beta,
                                            self.likelihood_weight, checked=False)

@@ -81,7 +81,7 @@ epochs = None  # None: the profile's default
 mc_samples = None  # data points in the Monte Carlo aggregate posterior
 
 # %% tags=["hide-input"]
-# measured: 168 s on one H100 shared with three other chapters (commit db126f0)
+# measured: 168 s on one H100 shared with chapters 5, 6 and 7 (commit db126f0)
 FULL_MINUTES_H100 = 3
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 PAPER_HIDDEN = 500  # the paper's hidden units per layer

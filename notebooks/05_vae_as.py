@@ -88,15 +88,15 @@ n_train = None  # training images, so N sample indices (None: the profile's defa
 epochs = None
 
 # %% tags=["hide-input"]
-# measured: 365 s on one H100 shared with three other chapters (commit db126f0)
-FULL_MINUTES_H100 = 6
+# measured: 365 s on one H100 shared with chapters 4, 6 and 7 (commit db126f0)
+FULL_MINUTES_H100 = 7
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The paper's Table 2 networks: MLP encoder, decoder and index classifier
 # with 2, 5 and 2 hidden layers.
 ENCODER_DEPTH, DECODER_DEPTH, CLASSIFIER_DEPTH = 2, 5, 2
-# tanh in the classifier, one of the two activations the paper names (§3.5): with ReLU
-# most of its units died in the first epochs, while the encoder still carried little
-# information (bench/index_classifier_scale.md)
+# tanh in the classifier (the paper gives tanh and ReLU as examples of g(·), §3.3, and
+# does not say which it used): with ReLU most of its units were dead by the end of
+# training, all of them at N = 50,000 (bench/index_classifier_scale.md)
 CLASSIFIER_ACTIVATION = "tanh"
 CI_GRID = [
     (1.0, 0.2),
@@ -141,8 +141,8 @@ PROFILES = {
         "seeds": 3,
         "grid": FULL_GRID,
         "classifier_samples": 2,
-        # with ReLU units 3e-3 killed every unit of the classifier at N = 50,000
-        # (bench/index_classifier_scale.md); tanh units cannot die (no full run yet)
+        # with ReLU units 3e-3 killed every unit of the classifier at N = 50,000; with
+        # tanh none was constant and 3e-3 beat 1e-3 (bench/index_classifier_scale.md)
         "classifier_lr": 3e-3,
         "refit_steps": 20_000,
         "refit_batch": 1024,
@@ -233,7 +233,8 @@ markdown(
     f"(the paper: 300 at 128), hidden layers of {hidden} units in encoder and "
     f"decoder and {KNOBS['classifier_hidden']} in the classifier (the paper: 500), "
     f"depths {depths} as in the paper, {CLASSIFIER_ACTIVATION} units in the "
-    "classifier (the paper names tanh and ReLU); "
+    "classifier (the paper's examples are tanh and ReLU; it does not say which it "
+    "used); "
     f"seeds {SEEDS} for the VAE and VAE-AS (1, 1), "
     f"seed {run.seed} for the other grid points; NLL with k = {KNOBS['iw_k']} "
     f"importance samples (the paper: 4096) on the first "
@@ -861,6 +862,7 @@ path = write_results(
         "z_dim": z_dim,
         "hidden": hidden,
         "depths": [ENCODER_DEPTH, DECODER_DEPTH, CLASSIFIER_DEPTH],
+        "classifier_activation": CLASSIFIER_ACTIVATION,
     },
 )
 print(f"wrote {path.name}")

@@ -84,7 +84,7 @@ per_class = (
 )
 
 # %% tags=["hide-input"]
-# an estimate: on one H100 shared with two other chapters the full profile had
+# an estimate: on one H100 shared with chapters 2 and 3 the full profile had
 # finished the λ sweep and the 2-d models, not the rest, when stopped at 530 s
 FULL_MINUTES_H100 = 20
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)

@@ -76,8 +76,9 @@ profile = (
 seed = 0
 
 # %% tags=["hide-input"]
-# an estimate: on one H100 shared with three other chapters the full profile had
-# finished only the MNIST section (about 5 of its 27 models) when stopped at 545 s
+# an estimate: on one H100 shared with chapters 4, 5 and 6 the full profile had
+# finished only its MNIST section (about 5 of its 27 models) when stopped at 545 s:
+# 27 / 5 × 545 s ≈ 49 min shared, taken as about 40 alone
 FULL_MINUTES_H100 = 40
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 PAPER_NET = {

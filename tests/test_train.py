@@ -336,6 +336,8 @@ def test_nan_loss_stops_training_with_a_clear_error(toy_split):
 def test_trainer_threads_apply_while_fitting_and_are_restored(toy_data):
     """`Trainer(threads=1)` fits on one CPU thread and gives the count back afterwards, also after an error;
     a bad count is refused."""
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that threads=1 is visible however many threads the session started with
     before = torch.get_num_threads()
     seen = []
 
@@ -354,3 +356,4 @@ def test_trainer_threads_apply_while_fitting_and_are_restored(toy_data):
         with torch_threads(1):
             raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+    torch.set_num_threads(outer)

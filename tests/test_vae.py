@@ -304,7 +304,13 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
         estimates[fresh] = V.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)["mi"]
     assert estimates[False] < 0.05 * math.log(n)
     assert estimates[True] == pytest.approx(math.log(n), abs=0.1 * math.log(n))
-    a, b = (V.VAEAS(vae, num_samples=n, hidden=32, tree=tree).classifier for tree in (True, True))
+    a = V.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
+    b = V.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
+    first = a.body[0]
+    with torch.no_grad():  # as if trained: the tree's nodes away from zero, a layer moved
+        a.head.node.weight.normal_()
+        first.weight.add_(1.0)
+    trained = first.weight.clone()
     V.reinitialise_index_classifier(a, seed=3)
     state = torch.random.get_rng_state()
     V.reinitialise_index_classifier(b, seed=3)
@@ -312,6 +318,8 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
     assert a.head.node.weight.abs().sum() == 0
+    assert not torch.equal(first.weight, trained)
+    assert first.weight.abs().max() <= 1 / math.sqrt(first.in_features)  # PyTorch's default bound, not +1
 
 
 def test_classifier_activation_is_built_checked_and_keyed():

@@ -352,8 +352,8 @@ def test_vc_prior_still_learns_from_the_likelihood_term():
 def test_fit_refuses_bad_labels_and_nan_inputs_in_a_later_batch(bad_split, bad):
     """The training step skips the per-batch value checks (host syncs); `Trainer.fit` calls
     `LatentClassifier.check_data` on each split first, so a bad row past the first batch of train, or only in
-    val, still raises a clear ValueError before any step. (Label -1 would otherwise index the last class's
-    prior mean silently in `GaussianClassPrior.sample`.)"""
+    val, still raises a clear ValueError before any step (without it, a label out of range raises a raw
+    indexing error, a device-side assert on CUDA, and NaN inputs give a NaN loss). `Trainer.evaluate` checks too."""
     from lvmcls.data import TensorSplit
     from lvmcls.train import Trainer
 
@@ -374,4 +374,6 @@ def test_fit_refuses_bad_labels_and_nan_inputs_in_a_later_batch(bad_split, bad):
     with pytest.raises(ValueError, match="class labels must lie|NaN or inf|integer class labels"):
         Trainer(max_epochs=1, batch_size=16, device="cpu", progress=False).fit(model, train, val)
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters())), "trained before the check"
+    with pytest.raises(ValueError, match="class labels must lie|NaN or inf|integer class labels"):
+        Trainer(batch_size=16, device="cpu", progress=False).evaluate(model, target)
 
