@@ -16,7 +16,7 @@ LIBRARY  := $(wildcard lvmcls/*.py)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
-.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge clean
+.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge gpu-pack clean
 help:
 	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
 	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
@@ -30,6 +30,8 @@ help:
 	@echo "make bench     the speed benchmarks in bench/"
 	@echo "make sweep     run a grid of chapter executions (GRID=file.toml, SWEEP=\"options\"), locally or on Slurm"
 	@echo "make merge     mean ± std over the sweep's seeds into results/full/ (the scorecards' full column)"
+	@echo "make gpu-pack  .pack/: the data, the corruption wheel and the commit a GPU machine without network needs"
+	@echo "               (there: bash bench/full_profiles.sh STEM ...; see results/full/README.md)"
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/ci.txt
@@ -119,6 +121,14 @@ sweep: install data
 	$(BIN)/python -m lvmcls.sweep run $(GRID) $(SWEEP)
 merge: install
 	$(BIN)/python -m lvmcls.sweep merge $(GRID) $(SWEEP)
+
+# What a GPU machine without network needs to run chapters' full profiles (bench/full_profiles.sh): the data
+# (lvmcls.data pack), the one wheel its image lacks (chapter 3's corruptions) and the commit the results record.
+gpu-pack: install data
+	$(BIN)/python -m lvmcls.data pack .pack
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d .pack/wheels imagecorruptions-imaug==1.1.5
+	$(BIN)/python -c "from lvmcls.results import git_commit; print(git_commit())" > .pack/COMMIT
+	@echo "commit: $$(cat .pack/COMMIT); size: $$(du -sh .pack | cut -f1)"
 
 clean:
 	rm -rf _build
