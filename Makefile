@@ -125,6 +125,7 @@ merge: install
 # What a GPU machine without network needs to run chapters' full profiles (bench/full_profiles.sh): the data
 # (lvmcls.data pack), the one wheel its image lacks (chapter 3's corruptions) and the commit the results record.
 gpu-pack: install data
+	rm -rf .pack
 	$(BIN)/python -m lvmcls.data pack .pack
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d .pack/wheels imagecorruptions-imaug==1.1.5
 	$(BIN)/python -c "from lvmcls.results import git_commit; print(git_commit())" > .pack/COMMIT

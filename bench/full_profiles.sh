@@ -15,7 +15,9 @@ if ls "$pack"/wheels/*.whl > /dev/null 2>&1; then
     "$pack"/wheels/*.whl || exit 3
   export PYTHONPATH=/tmp/lvmcls_site
 fi
-export LVMCLS_DATA=$pack LVMCLS_CIFAR10_JPEG=$pack/cifar10-jpeg.tar.gz LVMCLS_GIT_COMMIT=$(cat "$pack/COMMIT") \
+data=/tmp/lvmcls_data  # a copy: the chapters write decoded caches beside the files, and .pack must stay small
+rm -rf "$data" && cp -r "$pack" "$data" || exit 3
+export LVMCLS_DATA=$data LVMCLS_CIFAR10_JPEG=$data/cifar10-jpeg.tar.gz LVMCLS_GIT_COMMIT=$(cat "$pack/COMMIT") \
   LVMCLS_PROFILE=${LVMCLS_PROFILE:-full} LVMCLS_PROGRESS=0 PYTHONUNBUFFERED=1 MPLBACKEND=Agg \
   LVMCLS_CACHE=${LVMCLS_CACHE:-/tmp/lvmcls_cache} PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 for stem in "$@"; do
