@@ -147,6 +147,8 @@ def test_class_templates_are_the_class_means():
     blobs = gaussian_blob_templates(10)
     assert blobs.shape == (10, 1, 28, 28) and blobs.max() <= 1 and blobs.amax((1, 2, 3)).min() > 0.9
     assert len(set(blobs.flatten(1).argmax(1).tolist())) == 10, "one blob position per class"
+    # built on the device asked for (the full profile once failed on a GPU: blobs on the CPU beside CUDA templates)
+    assert gaussian_blob_templates(10, device="meta").device.type == "meta"
 
 
 def test_hungarian_accuracy_equals_brute_force_over_permutations():

@@ -185,3 +185,21 @@ def test_training_shows_epoch_and_batch_progress_unless_turned_off(capsys, monke
     monkeypatch.setenv("LVMCLS_PROGRESS", "0")
     Trainer(max_epochs=2, batch_size=16).fit(Linear(3, 2), split)
     assert capsys.readouterr().err == ""
+
+
+def test_chapters_run_where_ipython_is_missing(capsys, monkeypatch):
+    """The GPU machines that run the full profiles as plain scripts have no IPython: no chapter imports it (the
+    library's `show`, `markdown`, `display` and `figure` fall back to printing), and the fallbacks print."""
+    for py in CHAPTERS:
+        code = py.read_text()
+        assert not re.search(r"^\s*(from|import) IPython", code, re.M), f"{py.name} imports IPython: use lvmcls.notebook"
+    import sys
+
+    from lvmcls import notebook
+
+    monkeypatch.setitem(sys.modules, "IPython", None)
+    monkeypatch.setitem(sys.modules, "IPython.display", None)
+    notebook.display({"a table": 1})
+    notebook.markdown("**some text**")
+    out = capsys.readouterr().out
+    assert "{'a table': 1}" in out and "**some text**" in out
