@@ -103,7 +103,7 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
     full_path = folder / "full" / f"{stem}.json"
     full = json.loads(full_path.read_text()) if full_path.is_file() else None
     paper = paper or {}
-    header = "ours (full profile)" if full else "ours (full profile: not yet run)"
+    header = "ours (full profile)" if full else "ours (full profile: none committed, see results/full/README.md)"
     stds = (full or {}).get("metrics_std", {})
     if full and "n_runs" in full:  # merged by lvmcls.sweep over seeds
         header = f"ours (full profile, mean ± std over {full['n_runs']} runs)"

@@ -40,7 +40,7 @@ from .paths import atomic_write_bytes, atomic_write_text, checkpoint_dir
 OPTIMIZERS = ("adam", "adamw", "sgd")
 GROUP_OPTIMIZERS = OPTIMIZERS + ("sparse_adam",)  # SparseAdam only for a group of sparse parameters
 SCHEDULES = (None, "cosine", "step", "onecycle")
-AUGMENTATIONS = (None, "crop_flip")
+AUGMENTATIONS = (None, "crop_flip", "shift")
 # Monitored quantities that improve upwards; everything else (losses, NLL, ECE) improves downwards.
 MAXIMISED = ("acc", "accuracy", "auroc", "elbo", "bound")
 # `fit_cached` writes the resumable training state after an epoch once this many seconds have passed since the
@@ -90,21 +90,32 @@ class History:
         return h
 
 
-def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
-    """Random ``pad``-pixel translation (zero padding, then a crop of the original size) and horizontal flip,
-    per image, batched on ``x``'s device (the standard CIFAR augmentation, without PIL or workers)."""
+def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random ``pad``-pixel translation (zero padding, then a crop of the original size) and, with ``flip``, a
+    horizontal flip, per image, batched on ``x``'s device (the standard CIFAR augmentation, without PIL or
+    workers)."""
     if x.dim() != 4:
         raise ValueError(f"crop_flip needs images (N, C, H, W), got shape {tuple(x.shape)}")
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0 pixels, got {pad}")
     n, _, h, w = x.shape
     shift = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device)
     rows = (torch.arange(h, device=x.device) + shift[0])[:, None, :, None]  # (N, 1, H, 1)
     cols = torch.arange(w, device=x.device) + shift[1]  # (N, W)
-    flip = torch.rand(n, 1, device=x.device) < 0.5
-    cols = torch.where(flip, cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, W)
+    if flip:
+        flipped = torch.rand(n, 1, device=x.device) < 0.5
+        cols = torch.where(flipped, cols.flip(1), cols)
+    cols = cols[:, None, None, :]  # (N, 1, 1, W)
     padded = nn.functional.pad(x, (pad, pad, pad, pad))
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]
+
+
+def random_shift(x: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """Random translation by up to ``pad`` pixels each way, zeros shifted in, no flip (digits are not mirror
+    symmetric): `random_crop_flip` without the flip."""
+    return random_crop_flip(x, pad=pad, flip=False)
 
 
 @contextlib.contextmanager
@@ -150,7 +161,8 @@ class Trainer:
       the best weights. ``monitor_mode`` "min" or "max" (default: "max" for accuracies and bounds, else "min").
     - ``val_every``: validate every that many epochs (and after the last), e.g. for many short epochs on few data.
     - ``max_steps``: stop after that many optimiser steps in all (part-way through an epoch), for fixed budgets.
-    - ``augment``: None or "crop_flip" (`random_crop_flip`, on the device); ``channels_last`` for conv nets on GPU.
+    - ``augment``: None, "crop_flip" (`random_crop_flip`) or "shift" (`random_shift`, ±2 pixels), on the device;
+      ``channels_last`` for conv nets on GPU.
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
     - ``threads``: CPU threads while fitting (`torch_threads`; None: as set); part of the cache key.
     - ``progress``: `tqdm.auto` bars per epoch and per batch (redrawn at most twice a second); the environment
@@ -283,6 +295,8 @@ class Trainer:
     def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         if train and self.augment == "crop_flip":
             x = random_crop_flip(x)
+        elif train and self.augment == "shift":
+            x = random_shift(x)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

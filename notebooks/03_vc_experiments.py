@@ -132,9 +132,14 @@ KNOBS = {
         lowdata_steps=600,
         cifar_lowdata_steps=200,
         lowdata_width=16,
-        # MNIST-500: Adam 3e-3 cosine-decayed over the step budget, batch 64 (H4)
+        # MNIST-500: Adam 3e-3 cosine-decayed over the step budget, batch 64, every
+        # training image shifted by up to 2 pixels each step (H4; chosen on validation)
         lowdata_options=dict(
-            lr=3e-3, schedule="cosine", batch_size=64, channels_last=True
+            lr=3e-3,
+            schedule="cosine",
+            batch_size=64,
+            channels_last=True,
+            augment="shift",
         ),
         sweep_sizes=[100, 300, 1000, 3000, 10_000, 50_000],
         sweep_steps=400,
@@ -479,17 +484,23 @@ figure(
 # MNIST network.
 #
 # **The `ci` MNIST-500 schedule.** In `ci` every objective trains with Adam at 3e-3,
-# batch 64, the learning rate decayed to zero by a cosine over the same 600 steps. With
-# a constant rate, VC's encoder and its linear discriminator do not settle (once the 500
-# labels are fitted, Adam rescales the small $-\beta T$ gradient to full steps), so the
-# last step stops at an arbitrary point of that oscillation and VC's accuracy swung
-# between seeds and thread counts; the decayed rate ends every run at a small step.
-# These settings were chosen by comparing configurations on these seeds' *test*
-# accuracy, a selection on the test set that the paper's protocol does not make;
-# `bench/lowdata_configs.py` runs one configuration and `bench/lowdata_configs.md` lists
-# every one tried, Algorithm 1's β, discriminator and prior learning rates included, and
-# a quadratic discriminator (`ClassDensityRatio(form="quadratic")`, the exact family for
-# the log ratio of two diagonal Gaussians) in place of the paper's linear one.
+# batch 64, the learning rate decayed to zero by a cosine over the same 600 steps, and
+# each training image is shifted by up to 2 pixels each way, a fresh draw at every step
+# (`Trainer(augment="shift")`, `lvmcls.train.random_shift`, on the device). The paper
+# does not describe how its low-data models were trained; the shift is our choice, and
+# the `full` profile does not use it. With a constant rate, VC's encoder and its linear
+# discriminator do not settle (once the 500 labels are fitted, Adam rescales the small
+# $-\beta T$ gradient to full steps), so the last step stops at an arbitrary point of that
+# oscillation; the decayed rate ends every run at a small step. How these settings were
+# chosen: the schedule and batch size by comparing configurations on these seeds'
+# *test* accuracy (a selection on the test set that the paper's protocol does not make),
+# the shift afterwards by comparing, on the 10,000 *validation* images, the same setting
+# with and without it (two candidates fixed before the runs). `bench/lowdata_configs.py`
+# runs one configuration and `bench/lowdata_configs.md` lists every one tried, with
+# validation accuracies for the last, and also held-out seeds: Algorithm 1's β,
+# discriminator and prior learning rates, and a quadratic discriminator
+# (`ClassDensityRatio(form="quadratic")`, the exact family for the log ratio of two
+# diagonal Gaussians) in place of the paper's linear one.
 
 # %% tags=["hide-input"]
 lowdata, lowdata_steps_taken = {}, set()

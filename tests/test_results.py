@@ -25,7 +25,7 @@ def test_write_results_records_provenance(tmp_path):
 
 def test_scorecard_shows_paper_full_and_this_run(tmp_path):
     text = scorecard_markdown("01_x", {"acc": 0.5}, {"acc": 0.9}, folder=tmp_path)
-    assert "not yet run" in text and "| `acc` | 0.9 | — | 0.5 |" in text
+    assert "full profile: none committed" in text and "| `acc` | 0.9 | — | 0.5 |" in text
     (tmp_path / "full").mkdir()
     write_results("01_x", profile="full", device="cpu", seeds=[0], data_source="d", metrics={"acc": 0.7},
                   wall_time_s=3, folder=tmp_path / "full")

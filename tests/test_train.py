@@ -12,7 +12,8 @@ from lvmcls.data import Dataset, TensorSplit
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
 from lvmcls.synthetic import GaussianClasses
-from lvmcls.train import (Trainer, clip_grad_norm, fit_cached, load_checkpoint, random_crop_flip, save_checkpoint,
+from lvmcls.train import (Trainer, clip_grad_norm, fit_cached, load_checkpoint, random_crop_flip, random_shift,
+                          save_checkpoint,
                            torch_threads)
 from lvmcls.vc import LatentClassifier
 
@@ -187,6 +188,25 @@ def test_crop_flip_moves_pixels_but_keeps_content():
                 for dx in range(5):
                     found |= torch.equal(padded[:, dy:dy + 8, dx:dx + 8], out[i])
         assert found
+
+
+def test_shift_translates_without_flipping_and_only_in_training():
+    torch.manual_seed(0)
+    x = torch.rand(200, 1, 6, 6)
+    out = random_shift(x, pad=2)
+    seen = set()
+    for i in range(len(x)):
+        padded = nn.functional.pad(x[i], (2, 2, 2, 2))
+        # exactly one unflipped shift reproduces each output (random pixels: no two shifts coincide)
+        hits = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[:, dy:dy + 6, dx:dx + 6], out[i])]
+        assert len(hits) == 1
+        seen.add(hits[0])
+    assert len(seen) == 25  # every translation in [-2, 2]² is drawn
+    trainer = Trainer(augment="shift")
+    assert torch.equal(trainer._prepare(x, train=False), x)
+    assert not torch.equal(trainer._prepare(x, train=True), x)
+    with pytest.raises(ValueError, match="pad must be >= 0"):
+        random_shift(x, pad=-1)
 
 
 # --------------------------------------------------------------------------------------------
