@@ -40,31 +40,33 @@ class GaussianClassPrior(nn.Module):
     - Log-variances are clamped to [``min_log_var``, ``max_log_var``] so training cannot make them 0 or inf.
     """
 
-    def __init__(self, num_classes: int, dim: int, shared_isotropic: bool = False, learn_class_prior: bool = True,
+    def __init__(self, num_classes: int, latent_dim: int, shared_isotropic: bool = False,
+                 learn_class_prior: bool = True,
                  min_log_var: float = -6.0, max_log_var: float = 6.0):
         super().__init__()
-        if num_classes < 2 or dim < 1:
-            raise ValueError(f"need num_classes >= 2 and dim >= 1, got {num_classes}, {dim}")
+        if num_classes < 2 or latent_dim < 1:
+            raise ValueError(f"need num_classes >= 2 and latent_dim >= 1, got {num_classes}, {latent_dim}")
         if not min_log_var < max_log_var:
             raise ValueError(f"need min_log_var < max_log_var, got {min_log_var}, {max_log_var}")
-        self.num_classes, self.dim, self.shared_isotropic = num_classes, dim, shared_isotropic
+        self.num_classes, self.latent_dim, self.shared_isotropic = num_classes, latent_dim, shared_isotropic
         self.min_log_var, self.max_log_var = min_log_var, max_log_var
-        self.means = nn.Parameter(torch.randn(num_classes, dim))
-        self.raw_log_var = nn.Parameter(torch.zeros(1, 1) if shared_isotropic else torch.zeros(num_classes, dim))
+        self.means = nn.Parameter(torch.randn(num_classes, latent_dim))
+        self.raw_log_var = nn.Parameter(torch.zeros(1, 1) if shared_isotropic else torch.zeros(num_classes, latent_dim))
         self.class_logits = nn.Parameter(torch.zeros(num_classes), requires_grad=learn_class_prior)
 
     @property
     def log_var(self) -> torch.Tensor:
         """log σ²: (K, d), clamped."""
-        return self.raw_log_var.clamp(self.min_log_var, self.max_log_var).expand(self.num_classes, self.dim)
+        return self.raw_log_var.clamp(self.min_log_var, self.max_log_var).expand(self.num_classes, self.latent_dim)
 
     def log_class_prior(self) -> torch.Tensor:
         """log p_π(y): (K,)."""
         return self.class_logits.log_softmax(0)
 
     def _check_z(self, z: torch.Tensor, checked: bool = True) -> None:
-        if z.dim() != 2 or z.shape[1] != self.dim:
-            raise ValueError(f"z must be (N, {self.dim}) to match the prior's latent dimension, got {tuple(z.shape)}")
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be (N, {self.latent_dim}) to match the prior's latent dimension, "
+                             f"got {tuple(z.shape)}")
         if checked:
             _check_finite("z", z)
             _check_finite("the prior's means", self.means)
@@ -86,7 +88,8 @@ class GaussianClassPrior(nn.Module):
         self._check_z(z, checked)
         log_var = self.log_var
         diff = z[:, None, :] - self.means[None]
-        return -0.5 * ((diff.pow(2) / log_var.exp()).sum(-1) + log_var.sum(-1) + self.dim * math.log(2 * math.pi))
+        return -0.5 * ((diff.pow(2) / log_var.exp()).sum(-1) + log_var.sum(-1)
+                       + self.latent_dim * math.log(2 * math.pi))
 
     def log_prob(self, z: torch.Tensor, y: torch.Tensor, checked: bool = True) -> torch.Tensor:
         """log p_θ(z|y) at each row's own class: (N,). ``checked``: as in `log_prob_all` (and y in range)."""
@@ -100,7 +103,7 @@ class GaussianClassPrior(nn.Module):
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None, checked: bool = True) -> torch.Tensor:
         """z ~ p_θ(z|y) for each label in ``y``, by reparameterisation: (N, d). ``checked``: y in range."""
         self._check_y(y, len(y), checked)
-        eps = torch.randn(len(y), self.dim, generator=generator).to(self.means.device)
+        eps = torch.randn(len(y), self.latent_dim, generator=generator).to(self.means.device)
         return self.means[y] + (0.5 * self.log_var[y]).exp() * eps
 
     def as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,36 +139,37 @@ class ClassDensityRatio(nn.Module):
     Linear and quadratic start at zero (T ≡ 0); ``hidden`` is given for "mlp" only.
     """
 
-    def __init__(self, num_classes: int, dim: int, form: str = "linear", hidden: int | None = None):
+    def __init__(self, num_classes: int, latent_dim: int, form: str = "linear", hidden: int | None = None):
         super().__init__()
         if form not in RATIO_FORMS:
             raise ValueError(f"form must be one of {RATIO_FORMS}, got {form!r}")
         if (form == "mlp") != (hidden is not None):
             raise ValueError(f"give hidden (units, >= 1) for form='mlp' and only then; got {form=}, {hidden=}")
-        if num_classes < 1 or dim < 1 or (hidden is not None and hidden < 1):
-            raise ValueError(f"need num_classes, dim >= 1 and hidden >= 1 or None; got {num_classes}, {dim}, {hidden}")
-        self.num_classes, self.dim, self.form, self.hidden = num_classes, dim, form, hidden
+        if num_classes < 1 or latent_dim < 1 or (hidden is not None and hidden < 1):
+            raise ValueError(f"need num_classes, latent_dim >= 1 and hidden >= 1 or None; "
+                             f"got {num_classes}, {latent_dim}, {hidden}")
+        self.num_classes, self.latent_dim, self.form, self.hidden = num_classes, latent_dim, form, hidden
         if form == "mlp":
-            self.w1 = nn.Parameter(torch.randn(num_classes, dim, hidden) / math.sqrt(dim))
+            self.w1 = nn.Parameter(torch.randn(num_classes, latent_dim, hidden) / math.sqrt(latent_dim))
             self.b1 = nn.Parameter(torch.zeros(num_classes, hidden))
             self.w2 = nn.Parameter(torch.randn(num_classes, hidden) / math.sqrt(hidden))
             self.b2 = nn.Parameter(torch.zeros(num_classes))
             return
-        self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+        self.weight = nn.Parameter(torch.zeros(num_classes, latent_dim))
         self.bias = nn.Parameter(torch.zeros(num_classes))
         if form == "quadratic":
-            self.quadratic = nn.Parameter(torch.zeros(num_classes, dim))
+            self.quadratic = nn.Parameter(torch.zeros(num_classes, latent_dim))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """T^y(z) for each row's class: (N,). ``detach_params``: gradients reach z but not ψ."""
-        if z.dim() != 2 or z.shape[1] != self.dim:
-            raise ValueError(f"z must be (N, {self.dim}), got {tuple(z.shape)}")
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be (N, {self.latent_dim}), got {tuple(z.shape)}")
         if y.shape != (len(z),):
             raise ValueError(f"y must be ({len(z)},), got {tuple(y.shape)}")
         p = {k: (v.detach() if detach_params else v) for k, v in self.named_parameters()}
         if self.form == "mlp":  # one matrix product against every class's first layer, then each row's class
             n, k, hidden = len(z), self.num_classes, self.hidden
-            pre = (z @ p["w1"].transpose(0, 1).reshape(self.dim, k * hidden)).view(n, k, hidden)
+            pre = (z @ p["w1"].transpose(0, 1).reshape(self.latent_dim, k * hidden)).view(n, k, hidden)
             pre = pre.gather(1, y.view(n, 1, 1).expand(n, 1, hidden)).squeeze(1)
             h = torch.tanh(pre + p["b1"][y])
             return (h * p["w2"][y]).sum(1) + p["b2"][y]
@@ -179,8 +183,8 @@ class ClassDensityRatio(nn.Module):
         pass over both)."""
         n = len(y)
         if z_q.shape != z_p.shape or len(z_q) != n:
-            raise ValueError(f"z_q and z_p must both be ({n}, {self.dim}) for {n} labels, got {tuple(z_q.shape)} "
-                             f"and {tuple(z_p.shape)}")
+            raise ValueError(f"z_q and z_p must both be ({n}, {self.latent_dim}) for {n} labels, "
+                             f"got {tuple(z_q.shape)} and {tuple(z_p.shape)}")
         logits = self(torch.cat([z_q.detach(), z_p.detach()]), torch.cat([y, y]))
         logit_q, logit_p = logits[:n], logits[n:]
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -277,10 +281,11 @@ class LatentClassifier(nn.Module):
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         if objective in ("vc", "vc_reference") and ratio is None:
-            raise ValueError(f"objective={objective!r} needs ratio=ClassDensityRatio(num_classes, dim)")
-        if ratio is not None and (ratio.num_classes, ratio.dim) != (prior.num_classes, prior.dim):
-            raise ValueError(f"the density ratio is for {ratio.num_classes} classes in R^{ratio.dim} but the prior "
-                             f"for {prior.num_classes} classes in R^{prior.dim}")
+            raise ValueError(f"objective={objective!r} needs ratio=ClassDensityRatio(num_classes, latent_dim)")
+        if ratio is not None and (ratio.num_classes, ratio.latent_dim) != (prior.num_classes, prior.latent_dim):
+            raise ValueError(f"the density ratio is for {ratio.num_classes} classes in R^{ratio.latent_dim} "
+                             f"but the prior "
+                             f"for {prior.num_classes} classes in R^{prior.latent_dim}")
         self.encoder, self.prior, self.ratio = encoder, prior, ratio
         self.objective, self.beta, self.likelihood_weight = objective, beta, likelihood_weight
         if (prior_lr is not None and not prior_lr > 0) or not ratio_lr > 0:
@@ -288,23 +293,23 @@ class LatentClassifier(nn.Module):
         self.posterior, self.prior_lr, self.ratio_lr = posterior, prior_lr, ratio_lr
 
     @classmethod
-    def build(cls, objective: str, encoder: nn.Module, num_classes: int, dim: int, beta: float = 0.01,
+    def build(cls, objective: str, encoder: nn.Module, num_classes: int, latent_dim: int, beta: float = 0.01,
               likelihood_weight: float | None = None, ratio_form: str = "linear", ratio_hidden: int | None = None,
               **kwargs) -> "LatentClassifier":
         """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio(form=ratio_form, hidden=ratio_hidden)`` for VC).
 
         "ce" gets a prior with one shared isotropic covariance, i.e. a linear softmax head (the paper's CE);
         every other objective gets per-class diagonal Gaussians."""
-        ratio = ClassDensityRatio(num_classes, dim, form=ratio_form, hidden=ratio_hidden) \
+        ratio = ClassDensityRatio(num_classes, latent_dim, form=ratio_form, hidden=ratio_hidden) \
             if objective in ("vc", "vc_reference") else None
-        prior = GaussianClassPrior(num_classes, dim, shared_isotropic=objective == "ce")
+        prior = GaussianClassPrior(num_classes, latent_dim, shared_isotropic=objective == "ce")
         return cls(encoder, prior, ratio, objective=objective, beta=beta, likelihood_weight=likelihood_weight,
                    **kwargs)
 
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """z ~ q_φ(z|x): the point itself, or a reparameterised Gaussian draw (its mean if not ``sample``)."""
         out = self.encoder(x)
-        d = self.prior.dim
+        d = self.prior.latent_dim
         if self.posterior == "point":
             if out.shape[1] != d:
                 raise ValueError(f"the encoder outputs {out.shape[1]} features; the prior's latent dimension is {d}")
