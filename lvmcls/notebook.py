@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .results import write_results
 from .train import pick_device, seed_everything
 
 PROFILES = ("auto", "ci", "full", "smoke")
@@ -35,6 +36,14 @@ class Setup:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def write_results(self, stem: str, *, data_source, metrics: dict, paper: dict | None = None, seeds=None,
+                      **extra):
+        """`lvmcls.results.write_results` for this run: its profile, device and wall time so far; ``seeds``
+        defaults to ``[seed]``. Returns the path written."""
+        return write_results(stem, profile=self.profile, device=self.device,
+                             seeds=[self.seed] if seeds is None else seeds, data_source=data_source,
+                             metrics=metrics, paper=paper, wall_time_s=self.elapsed(), **extra)
 
 
 def resolve_profile(profile: str) -> str:

@@ -211,15 +211,17 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
     Per example, with p_θ(y|z) from the prior by Bayes' rule (``prior.logits``):
 
     - ``ce`` (MLE), the ELBO_VC of Eq. 5 with a point mass: log p_θ(y|z) + log p_π(y). With a prior of one shared
-      isotropic covariance (what `LatentClassifier.build` gives "ce") the head is a plain linear softmax (Eq. 6):
-      the paper's and the reference code's CE baseline.
-    - ``ce_gaussian``: the same loss on per-class diagonal Gaussians (a quadratic head), not in the paper.
+      isotropic covariance (what `LatentClassifier.build` gives "ce") the head is a plain linear softmax (Eq. 6),
+      the reference code's CE baseline; the paper's §5 calls its CE "equivalent to standard softmax cross-entropy".
+    - ``ce_gaussian``: the same loss on per-class diagonal Gaussians (a quadratic head), the other reading of §5's
+      CE (its assumptions include Gaussian class priors); the reference code has no such head.
     - ``gm`` (MAP, Wan et al. 2018): CE + λ log p_θ(z|y), every parameter receiving every term (λ = 0.1).
     - ``vc``, Eq. 7 trained as Algorithm 1: CE + λ log p_θ(z|y) − β T^y_ψ(z), with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))
       (Eqs. 8–9; β = λ = 0.01). The gradients follow the algorithm's lines:
-        line 9   θ (the prior):    ∇θ [log p_θ(y|z) + λ log p_θ(z|y)]
+        line 9   θ (the prior):    ∇θ [log p_θ(y|z) + λ log p_θ(z|y)]  (printed "β p_θ(z|y)"; we read the log and
+                                   weight it by λ, the reference code's 0.01, equal to β by default)
         line 10  φ (the encoder):  ∇φ [log p_θ(y|z) − β T_ψ(z)]       (log p_θ(z|y) is taken at a detached z)
-        line 11  π (class prior):  ∇π log p_π(y)
+        line 11  π (class prior):  ∇π log p_π(y)                      (p_π enters p_θ(y|z) detached)
     - ``vc_reference``: the reference scripts' variant, where the encoder also receives ∇φ λ log p_θ(z|y), so the
       prior's cross-entropy pulls the latents twice (once through T, once directly).
 
@@ -237,7 +239,12 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
     uses_ratio = objective in ("vc", "vc_reference")
     if uses_ratio and ratio is None:
         raise ValueError("the VC objective needs a ClassDensityRatio to estimate KL(q(z|y) || p(z|y))")
-    logits = prior.logits(z, checked)
+    if uses_ratio:
+        # Algorithm 1, line 11: π learns from log p_π(y) alone (its maximum is the label frequencies), so the
+        # class prior enters p_θ(y|z) (line 7) detached
+        logits = prior.log_prob_all(z, checked) + prior.log_class_prior().detach()
+    else:
+        logits = prior.logits(z, checked)
     log_p_y_given_z = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1)
     log_p_y = prior.log_class_prior()[y]
     elbo = log_p_y_given_z + log_p_y

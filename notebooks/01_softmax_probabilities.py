@@ -51,17 +51,8 @@ import sys
 
 # on Colab: install the book's library (torch is already there)
 if importlib.util.find_spec("lvmcls") is None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "git+https://github.com/lvmcls/lvmcls",
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import matplotlib.pyplot as plt
 import torch
@@ -73,7 +64,7 @@ from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
 from lvmcls.notebook import figure, markdown, setup, show
-from lvmcls.results import scorecard, write_results
+from lvmcls.results import scorecard
 from lvmcls.synthetic import GaussianClasses
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -658,15 +649,11 @@ markdown(
 
 # %% tags=["hide-input"]
 PAPER = {}  # no seed paper for this chapter
-path = write_results(
+path = run.write_results(
     STEM,
-    profile=run.profile,
-    device=run.device,
-    seeds=[run.seed],
     data_source={"toys": "synthetic Gaussian classes", "mnist": mnist.source},
     metrics=metrics_,
     paper=PAPER,
-    wall_time_s=run.elapsed(),
     knobs={
         **KNOBS,
         "toy_train": toy_train,
@@ -704,9 +691,9 @@ markdown(
     "posterior).\n"
     "- The softmax/sigmoid output is what makes $f$ a conditional distribution; the "
     "loss decides which one. The "
-    f"hinge loss classifies about as well ({100 * metrics_['test_acc_hinge']:.1f}% "
-    "against "
-    f"{100 * metrics_['test_acc']:.1f}% on the four classes) but its scores are "
+    f"hinge loss classifies {100 * metrics_['test_acc_hinge']:.1f}% of the test points "
+    f"correctly, against {100 * metrics_['test_acc']:.1f}% for cross-entropy on the "
+    "four classes, but its scores are "
     f"{metrics_['posterior_mae_hinge'] / metrics_['posterior_mae']:.1f} times as far "
     "from the posterior."
 )

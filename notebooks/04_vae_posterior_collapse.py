@@ -42,18 +42,10 @@ import importlib.util
 import subprocess
 import sys
 
-if importlib.util.find_spec("lvmcls") is None:  # on Colab: install the book's library
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "git+https://github.com/lvmcls/lvmcls",
-        ],
-        check=True,
-    )
+# on Colab: install the book's library (torch is already there)
+if importlib.util.find_spec("lvmcls") is None:
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import math
 
@@ -65,7 +57,7 @@ from lvmcls import plots
 from lvmcls import vae as V
 from lvmcls.data import balanced_subsets, binarized_dataset, load_dataset
 from lvmcls.notebook import figure, markdown, setup, show
-from lvmcls.results import scorecard, write_results
+from lvmcls.results import scorecard
 from lvmcls.synthetic import random_binary_images
 from lvmcls.train import Trainer, fit_cached, pick_device
 
@@ -533,15 +525,11 @@ PAPER = {
     "au_by_depth": [PAPER_AU[d] for d in KNOBS["depths"]],
     "au_depth_spearman": rho_paper,
 }
-path = write_results(
+path = run.write_results(
     STEM,
-    profile=run.profile,
-    device=run.device,
-    seeds=[run.seed],
     data_source={"mnist": bmnist.source, "random": noise.source},
     metrics=metrics_,
     paper=PAPER,
-    wall_time_s=run.elapsed(),
     knobs={
         **KNOBS,
         "z_dim": z_dim,

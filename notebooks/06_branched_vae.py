@@ -38,17 +38,8 @@ import sys
 
 # on Colab: install the book's library (torch is already there)
 if importlib.util.find_spec("lvmcls") is None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "git+https://github.com/lvmcls/lvmcls",
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import dataclasses
 
@@ -62,7 +53,7 @@ from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.notebook import display, figure, markdown, setup, show
-from lvmcls.results import scorecard, write_results
+from lvmcls.results import scorecard
 from lvmcls.train import Trainer, fit_cached, pick_device
 from lvmcls.transforms import (
     class_repeated,
@@ -797,15 +788,11 @@ SCORE_KEYS = [
     "branch_acc_bvae",
     "lambda_bvae",
 ]
-path = write_results(
+path = run.write_results(
     STEM,
-    profile=run.profile,
-    device=run.device,
-    seeds=[run.seed],
     data_source={"mnist": data.source, "rotated": rot_data.source},
     metrics=metrics_,
     paper=PAPER,
-    wall_time_s=run.elapsed(),
     knobs={**KNOBS, "epochs": epochs, "per_class": per_class},
     trained_from_cache=sum(bool(r.get("loaded")) for r in records.values()),
 )

@@ -42,17 +42,8 @@ import sys
 
 # on Colab: install the book's library (torch is already there)
 if importlib.util.find_spec("lvmcls") is None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "git+https://github.com/lvmcls/lvmcls",
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import dataclasses
 import math
@@ -64,7 +55,7 @@ from lvmcls import plots
 from lvmcls import ssvae as S
 from lvmcls.data import load_dataset
 from lvmcls.notebook import figure, markdown, setup, show
-from lvmcls.results import scorecard, write_results
+from lvmcls.results import scorecard
 from lvmcls.train import Trainer, fit_cached, pick_device
 
 device = pick_device()
@@ -934,11 +925,8 @@ card_keys = [
     "bound_mier_cifar10",
     "bernoulli_floor_cifar10",
 ]
-path = write_results(
+path = run.write_results(
     STEM,
-    profile=run.profile,
-    device=run.device,
-    seeds=[run.seed],
     data_source={
         "mnist": mnist.source,
         "fashion_mnist": fashion.source,
@@ -946,7 +934,6 @@ path = write_results(
     },
     metrics=metrics_,
     paper=PAPER,
-    wall_time_s=run.elapsed(),
     knobs={
         **KNOBS,
         "ablation": [list(a) for a in KNOBS["ablation"]],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import torch
 
-from lvmcls.notebook import resolve_profile
+from lvmcls.notebook import Setup, resolve_profile
 from lvmcls.results import scorecard_markdown, write_results
 
 
@@ -21,6 +23,15 @@ def test_write_results_records_provenance(tmp_path):
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         write_results("01_x", profile="auto", device="cpu", seeds=0, data_source="", metrics={}, wall_time_s=0,
                       folder=tmp_path)
+
+
+def test_a_run_writes_its_own_profile_device_seed_and_time(tmp_path):
+    run = Setup("smoke", 3, torch.device("cpu"), time.perf_counter() - 5.0)
+    record = json.loads(run.write_results("01_x", data_source="d", metrics={"a": 1.0}, folder=tmp_path).read_text())
+    assert (record["profile"], record["seeds"], record["metrics"]) == ("smoke", [3], {"a": 1.0})
+    assert record["device"].startswith("cpu") and record["wall_time_s"] >= 5.0
+    other = run.write_results("01_y", data_source="d", metrics={}, seeds=[3, 4], knobs={"k": 1}, folder=tmp_path)
+    assert json.loads(other.read_text())["seeds"] == [3, 4] and json.loads(other.read_text())["knobs"] == {"k": 1}
 
 
 def test_scorecard_shows_paper_full_and_this_run(tmp_path):

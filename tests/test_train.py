@@ -209,6 +209,36 @@ def test_shift_translates_without_flipping_and_only_in_training():
         random_shift(x, pad=-1)
 
 
+def test_fit_shifts_every_training_batch_and_never_a_validation_batch(monkeypatch):
+    """Through `Trainer.fit` and `Trainer.evaluate` (not only `_prepare`): one shift per optimiser step, none while
+    validating or evaluating, and the shifted batch is what the model trains on."""
+    import lvmcls.train as T
+    from lvmcls.data import TensorSplit
+
+    calls, shifted_seen = [], []
+    real_shift = T.random_shift
+
+    def counting_shift(x, pad=2):
+        out = real_shift(x, pad)
+        calls.append(len(x))
+        shifted_seen.append(out)
+        return out
+
+    monkeypatch.setattr(T, "random_shift", counting_shift)
+    g = torch.Generator().manual_seed(0)
+    train = TensorSplit(torch.rand(40, 1, 6, 6, generator=g), torch.randint(0, 3, (40,), generator=g))
+    val = TensorSplit(torch.rand(24, 1, 6, 6, generator=g), torch.randint(0, 3, (24,), generator=g))
+    seen = []
+    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(36, 3)))
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0]) if m.training else None)
+    trainer = Trainer(max_epochs=2, batch_size=16, augment="shift", progress=False)
+    history = trainer.fit(model, train, val)
+    assert calls == [16, 16, 8] * 2 and history.steps == 6
+    assert all(a is b for a, b in zip(seen, shifted_seen))
+    trainer.evaluate(model, val)
+    assert len(calls) == 6
+
+
 # --------------------------------------------------------------------------------------------
 # The cache
 

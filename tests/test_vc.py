@@ -334,6 +334,26 @@ def test_vc_encoder_gradient_is_algorithm_1_line_10():
     assert not all(torch.allclose(g, r, atol=1e-4) for g, r in zip(got_ref, line10))
 
 
+@pytest.mark.parametrize("objective", ["vc", "vc_reference"])
+def test_vc_class_prior_learns_only_from_log_p_pi_y(objective):
+    """Algorithm 1, line 11: π follows ∇π log p_π(y) alone, not ∇π log p_θ(y|z) (which would make it a learned
+    bias of the classifier); checked against the gradient of the hand-written −mean log p_π(y). GM, which is not
+    trained by Algorithm 1, keeps the bias path, so the same comparison fails for it."""
+    torch.manual_seed(0)
+    grads = {}
+    for obj in (objective, "gm"):
+        model = LatentClassifier.build(obj, MLP(4, 2, hidden=8), 3, 2, beta=0.5, likelihood_weight=0.7)
+        with torch.no_grad():
+            model.prior.class_logits.copy_(torch.tensor([0.5, -0.2, 0.1]))
+        x, y = torch.randn(32, 4), torch.tensor([0, 1, 2, 2] * 8)
+        loss = variational_classification(model.encode(x), y, model.prior, model.ratio, obj, 0.5, 0.7)["loss"]
+        got = torch.autograd.grad(loss, model.prior.class_logits)[0]
+        want = torch.autograd.grad(-model.prior.log_class_prior()[y].mean(), model.prior.class_logits)[0]
+        grads[obj] = (got, want)
+    assert torch.allclose(*grads[objective], atol=1e-6)
+    assert not torch.allclose(*grads["gm"], atol=1e-3)
+
+
 def test_vc_prior_still_learns_from_the_likelihood_term():
     """Algorithm 1, line 9: θ receives ∇θ λ log p(z|y) under "vc" (only the encoder's share is removed)."""
     torch.manual_seed(0)
