@@ -54,7 +54,7 @@ def main() -> None:
     if args.model == "mlp":
         train, build = mnist.train, lambda: Classifier(MLP(784, 10, hidden=256, depth=2))
     else:
-        train, build = binarized(mnist.train), lambda: V.VAE(z_dim=32, hidden=500, decoder_depth=2)
+        train, build = binarized(mnist.train), lambda: V.VAE(latent_dim=32, hidden=500, decoder_depth=2)
     n_params = sum(p.numel() for p in build().parameters())
     with tempfile.TemporaryDirectory() as tmp:
         epoch, saving = epoch_seconds(build, train, device, args.epochs, Path(tmp) / "run.resume.pt")

@@ -30,6 +30,7 @@ from timing import seconds_per_step
 from torch.utils.flop_counter import FlopCounterMode
 
 from lvmcls import vae as V
+from lvmcls import vae_as as AS
 from lvmcls.nets import build_encoder
 from lvmcls.train import Trainer, pick_device
 from lvmcls.vc import LatentClassifier
@@ -126,7 +127,7 @@ def small_models(device, steps: int) -> list[dict]:
         ("ConvNet VC (ch. 2-3)", lambda: latent_classifier("convnet", mnist_shape, "vc"), {}, mnist_shape, 10),
         ("VAE, 1 decoder layer (ch. 4)", lambda: V.VAE(decoder_depth=1), {}, (784,), 10),
         ("VAE, 5 decoder layers (ch. 4)", lambda: V.VAE(decoder_depth=5), {}, (784,), 10),
-        ("VAE-AS, N = 50,000 (ch. 5)", lambda: V.VAEAS(V.VAE(), n_index), {}, (784,), n_index),
+        ("VAE-AS, N = 50,000 (ch. 5)", lambda: AS.VAEAS(V.VAE(), n_index), {}, (784,), n_index),
     ]
     rows = []
     for name, build, kw, shape, labels in cases:

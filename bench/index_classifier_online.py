@@ -35,6 +35,7 @@ import time
 import torch
 
 from lvmcls import vae as V
+from lvmcls import vae_as as AS
 from lvmcls.data import TensorSplit, binarized, load_dataset
 from lvmcls.train import Trainer, seed_everything
 
@@ -68,7 +69,7 @@ CORE = ["baseline", "elbo", "ramp 25%", "ramp 50%", "lr 1e-2", "lr 2e-2", "lr 3e
         "samples 8", "inner 2", "inner 4", "inner 4, fresh indices", "lr 3e-2, inner 2"]
 
 
-class RampedVAEAS(V.VAEAS):
+class RampedVAEAS(AS.VAEAS):
     """VAE-AS with the α/β terms weighted by w (set from outside per step): w = 1 is `VAEAS.training_step`."""
 
     weight = 1.0
@@ -103,7 +104,7 @@ def classifier_step(model, x, index, optimizers, x_all=None) -> None:
 def train(variant: dict, seed: int, x, index, trace: bool):
     trainer = Trainer(max_epochs=EPOCHS, batch_size=BATCH, lr=1e-3, seed=seed, progress=False)
     seed_everything(seed)  # as `fit_cached`: seed, build, then `Trainer.fit` seeds again
-    model = RampedVAEAS(V.VAE(z_dim=40, hidden=HIDDEN, encoder_depth=2, decoder_depth=5), N, 1.0, 1.0,
+    model = RampedVAEAS(V.VAE(latent_dim=40, hidden=HIDDEN, encoder_depth=2, decoder_depth=5), N, 1.0, 1.0,
                         hidden=CLF_HIDDEN, tree=False, classifier_lr=variant.get("lr", 3e-3), classifier_depth=2,
                         classifier_samples=variant.get("samples", 2), classifier_activation="tanh")
     generator = seed_everything(seed)
@@ -129,7 +130,7 @@ def train(variant: dict, seed: int, x, index, trace: bool):
 
 
 def estimates(model, x, index, seed):
-    terms = V.index_classifier_terms(model, x, index, seed=seed)
+    terms = AS.index_classifier_terms(model, x, index, seed=seed)
     mean, log_var = V.posterior_params(model.vae, x)
     exact = V.exact_aggregate_posterior_terms(mean, log_var, draws=4, seed=seed)
     return terms["mi"], exact["mi"], exact["kl"], terms["mi_ce_bound"], terms["md"] - exact["md"]

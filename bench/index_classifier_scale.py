@@ -24,6 +24,7 @@ import time
 import torch
 
 from lvmcls import vae as V
+from lvmcls import vae_as as AS
 from lvmcls.data import TensorSplit, binarized, load_dataset
 from lvmcls.train import Trainer, pick_device
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--online", action="store_true")
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
-    parser.add_argument("--activation", default="relu", choices=sorted(V.CLASSIFIER_ACTIVATIONS))
+    parser.add_argument("--activation", default="relu", choices=sorted(AS.CLASSIFIER_ACTIVATIONS))
     args = parser.parse_args()
     if args.online:
         return online(args)
@@ -44,7 +45,7 @@ def main() -> None:
     torch.manual_seed(0)
     mnist = load_dataset("mnist", device=device)
     x = binarized(mnist.train, 0).x[: args.n]
-    vae = V.VAE(z_dim=40, hidden=500, encoder_depth=2, decoder_depth=5)
+    vae = V.VAE(latent_dim=40, hidden=500, encoder_depth=2, decoder_depth=5)
     t0 = time.perf_counter()
     Trainer(max_epochs=args.epochs, batch_size=256, lr=1e-3, device=device, seed=0, progress=False).fit(
         vae, TensorSplit(x, torch.zeros(args.n, dtype=torch.long, device=device)))
@@ -59,10 +60,10 @@ def main() -> None:
     for tree in (False, True):
         for lr in (1e-2, 3e-3, 1e-3):
             torch.manual_seed(1)
-            model = V.VAEAS(vae, args.n, hidden=500, tree=tree, classifier_depth=2).to(device)
+            model = AS.VAEAS(vae, args.n, hidden=500, tree=tree, classifier_depth=2).to(device)
             t0 = time.perf_counter()
-            V.fit_index_classifier(model, x, steps=args.steps, batch_size=args.batch, lr=lr, seed=0)
-            terms = V.index_classifier_terms(model, x, index, seed=0)
+            AS.fit_index_classifier(model, x, steps=args.steps, batch_size=args.batch, lr=lr, seed=0)
+            terms = AS.index_classifier_terms(model, x, index, seed=0)
             seconds = time.perf_counter() - t0
             print(f"| {'tree' if tree else 'flat'} | {'SparseAdam' if tree else 'Adam'} | {lr:g} | {args.steps} | "
                   f"{terms['mi']:.3f} | {terms['mi_ce_bound']:.3f} | {terms['mi'] / exact['mi']:.3f} | "
@@ -81,25 +82,25 @@ def online(args) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for lr in args.lrs:
         torch.manual_seed(0)
-        vae = V.VAE(z_dim=40, hidden=500, encoder_depth=2, decoder_depth=5)
-        model = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_lr=lr, classifier_depth=2,
+        vae = V.VAE(latent_dim=40, hidden=500, encoder_depth=2, decoder_depth=5)
+        model = AS.VAEAS(vae, args.n, hidden=500, tree=False, classifier_lr=lr, classifier_depth=2,
                         classifier_samples=2, classifier_activation=args.activation)
         t0 = time.perf_counter()
         history = Trainer(max_epochs=args.epochs, batch_size=256, lr=1e-3, device=device, seed=0,
                           progress=False).fit(model, TensorSplit(x, index))
         mean, log_var = V.posterior_params(vae, x)
         exact = V.exact_aggregate_posterior_terms(mean, log_var, draws=1)["mi"]
-        mi_online = V.index_classifier_terms(model, x, index, seed=0)["mi"]
+        mi_online = AS.index_classifier_terms(model, x, index, seed=0)["mi"]
         with torch.no_grad():
             z = mean[:4096] + (0.5 * log_var[:4096]).exp() * torch.randn_like(mean[:4096])
             h = model.classifier.body(z)  # dead: a unit constant over all z (zero for ReLU, ±1 for tanh)
             dead = ((h - h[:1]).abs() < 1e-6).all(0).float().mean().item()
-        fresh = V.VAEAS(vae, args.n, hidden=500, tree=False, classifier_depth=2,
+        fresh = AS.VAEAS(vae, args.n, hidden=500, tree=False, classifier_depth=2,
                         classifier_activation=args.activation).to(device)
         refits = []
         for m, restart in ((model, False), (fresh, True)):
-            V.fit_index_classifier(m, x, steps=args.steps, batch_size=args.batch, lr=1e-2, seed=0, fresh=restart)
-            refits.append(V.index_classifier_terms(m, x, index, seed=0)["mi"])
+            AS.fit_index_classifier(m, x, steps=args.steps, batch_size=args.batch, lr=1e-2, seed=0, fresh=restart)
+            refits.append(AS.index_classifier_terms(m, x, index, seed=0)["mi"])
         losses = " ".join(f"{v:.2f}" for v in history.train["classifier_loss"])
         print(f"| {lr:g} | {losses} | {mi_online:.3f} | {dead:.2f} | {refits[0]:.3f} | {refits[1]:.3f} | "
               f"{exact:.3f} | {time.perf_counter() - t0:.0f} |", flush=True)

@@ -16,9 +16,9 @@ from lvmcls.ssvae import M2, unlabelled_bound_by_loop
 from lvmcls.train import pick_device
 
 
-def time_bound(batched: bool, device, steps: int, batch: int, hidden: int, z_dim: int = 50) -> float:
+def time_bound(batched: bool, device, steps: int, batch: int, hidden: int, latent_dim: int = 50) -> float:
     torch.manual_seed(0)
-    model = M2(x_dim=784, num_classes=10, z_dim=z_dim, hidden=hidden, depth=2, classifier_hidden=hidden).to(device)
+    model = M2(x_dim=784, num_classes=10, latent_dim=latent_dim, hidden=hidden, depth=2, classifier_hidden=hidden).to(device)
     x = torch.rand(steps + 3, batch, 784, device=device)
 
     def step(i: int) -> None:

@@ -14,15 +14,15 @@ import torch
 from timing import seconds_per_step
 
 from lvmcls.train import pick_device
-from lvmcls.vae import IndexClassifier
+from lvmcls.vae_as import IndexClassifier
 
 
-def time_head(tree: bool, n: int, device, steps: int, batch: int = 128, z_dim: int = 40, hidden: int = 500) -> float:
+def time_head(tree: bool, n: int, device, steps: int, batch: int = 128, latent_dim: int = 40, hidden: int = 500) -> float:
     torch.manual_seed(0)
-    clf = IndexClassifier(z_dim, n, hidden=hidden, tree=tree).to(device)
+    clf = IndexClassifier(latent_dim, n, hidden=hidden, tree=tree).to(device)
     head_opt = (torch.optim.SparseAdam if tree else torch.optim.Adam)(clf.head.parameters(), lr=1e-3)
     opts = [torch.optim.Adam(clf.body.parameters(), lr=1e-3), head_opt]
-    z = torch.randn(steps + 3, batch, z_dim, device=device)
+    z = torch.randn(steps + 3, batch, latent_dim, device=device)
     e = torch.randint(0, n, (steps + 3, batch), device=device)
 
     def step(i: int) -> None:

@@ -33,7 +33,7 @@ class VAEStepBefore(V.VAE):
 
 def time_steps(cls, args, batches, device) -> float:
     torch.manual_seed(0)
-    model = cls(x_dim=784, z_dim=40, hidden=args.hidden, encoder_depth=2, decoder_depth=args.decoder_depth).to(device)
+    model = cls(x_dim=784, latent_dim=40, hidden=args.hidden, encoder_depth=2, decoder_depth=args.decoder_depth).to(device)
     trainer = Trainer(batch_size=args.batch_size, device=device, progress=False)
     optimizers, _ = trainer.configure_optimizer(model)
     return seconds_per_step(lambda i: trainer.step(model, *batches[i], optimizers), args.steps, device, warmup=10)

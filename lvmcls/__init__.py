@@ -6,9 +6,10 @@ paper, over shared infrastructure:
 Model families
 - `lvmcls.vc`            Variational Classification (Dhuliawala et al. 2023): class priors, density ratios,
                           the CE / GM / VC objectives of Algorithm 1, `LatentClassifier`, `train_vc_model`
-- `lvmcls.vae`           VAEs, VAE-AS and branched VAEs: the models (MLP and conv), KL / MI / MD / active-unit /
-                          IW-NLL estimators, the binary-tree softmax over sample indices, `VAEAS`, `BranchedVAE`,
-                          `FixedOutputVAE`
+- `lvmcls.vae`           VAEs (MLP and conv) and their estimators: KL / MI / MD of the exact aggregate posterior,
+                          active units, IW-NLL
+- `lvmcls.vae_as`        VAE-AS (paper 002): the index classifier (flat or binary-tree softmax), Eqs. 9–14, `VAEAS`
+- `lvmcls.branched_vae`  branched VAE classifiers (paper 003): `BranchedVAE`, `FixedOutputVAE`
 - `lvmcls.ssvae`         semi-supervised VAEs (Kingma et al. 2014; MIER): M2 with y summed out exactly, the MIER
                           regulariser (Eqs. 6–9), semi-supervised batches, the supervised-only baseline
 

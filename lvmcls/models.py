@@ -1,5 +1,5 @@
 """The plain classifier f_θ(c|x) = softmax(s_θ(x)) (Chapter 1) and its evaluation; the `Trainer` calls
-``training_step``. The latent-variable classifiers live with their families (`lvmcls.vc`, `lvmcls.vae`)."""
+``training_step``. The latent-variable classifiers live with their families (`lvmcls.vc`, `lvmcls.vae_as`, `lvmcls.branched_vae`, `lvmcls.ssvae`)."""
 
 from __future__ import annotations
 

@@ -40,6 +40,16 @@ def build_encoder(kind: str, out_dim: int, input_shape: tuple[int, ...]) -> nn.M
     return (ConvNet if kind == "convnet" else ResNet18Cifar)(out_dim, in_channels=input_shape[0])
 
 
+def dense_stack(sizes: list[int], activation=nn.ReLU) -> nn.Sequential:
+    """Linear layers of the given widths with ``activation`` between them (none after the last): the VAE families'
+    encoders, decoders and classifier heads."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), activation()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
 class MLP(nn.Sequential):
     """Flatten, then ``depth`` hidden layers of ``hidden`` units with ``activation``, then a linear output."""
 

@@ -19,7 +19,7 @@ PROBES = ("nn", "knn", "rf")
 
 @torch.no_grad()
 def latent_means(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """μ_φ(x) for every input, (N, z_dim), in eval mode and in batches; ``model`` is a VAE or wraps one as ``.vae``."""
+    """μ_φ(x) for every input, (N, latent_dim), in eval mode and in batches; ``model`` is a VAE or wraps one as ``.vae``."""
     vae = getattr(model, "vae", model)
     was_training = vae.training
     vae.eval()

@@ -44,8 +44,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import TensorSplit, labelled_unlabelled
+from .nets import dense_stack
 from .train import tensor_fingerprint
-from .vae import _mlp, check_unit_interval, kl_to_standard_normal
+from .vae import check_unit_interval, kl_to_standard_normal
 
 # --------------------------------------------------------------------------------------------
 # Entropy and mutual information of a classifier on a batch (Eqs. 6 and 8)
@@ -105,7 +106,7 @@ def unlabelled_bound_eq2(log_lik: torch.Tensor, kl_z: torch.Tensor, log_q: torch
 
 def classifier_network(x_dim: int, num_classes: int, hidden: int) -> nn.Sequential:
     """q_φ(y|x)'s logits: one hidden layer of ``hidden`` softplus units (the M2 classifier of both papers)."""
-    return _mlp([x_dim, hidden, num_classes], activation=nn.Softplus)
+    return dense_stack([x_dim, hidden, num_classes], activation=nn.Softplus)
 
 
 class M2(nn.Module):
@@ -122,12 +123,12 @@ class M2(nn.Module):
     ``training_step(x, y)`` takes y = -1 for unlabelled rows.
     """
 
-    def __init__(self, x_dim: int = 784, num_classes: int = 10, z_dim: int = 50, hidden: int = 600, depth: int = 2,
+    def __init__(self, x_dim: int = 784, num_classes: int = 10, latent_dim: int = 50, hidden: int = 600, depth: int = 2,
                  classifier_hidden: int = 600, labelled_fraction: float = 1.0, alpha: float = 0.1,
                  gamma: float = 0.0, beta: float = 0.0, warmup_steps: int = 0):
         super().__init__()
-        if min(x_dim, z_dim, hidden, depth, classifier_hidden) < 1 or num_classes < 2:
-            raise ValueError(f"need positive sizes and num_classes >= 2, got {x_dim=}, {num_classes=}, {z_dim=}, "
+        if min(x_dim, latent_dim, hidden, depth, classifier_hidden) < 1 or num_classes < 2:
+            raise ValueError(f"need positive sizes and num_classes >= 2, got {x_dim=}, {num_classes=}, {latent_dim=}, "
                              f"{hidden=}, {depth=}, {classifier_hidden=}")
         if gamma < 0 or beta < 0:
             raise ValueError(f"MIER needs gamma >= 0 and beta >= 0 (gamma raises I(y; x), beta lowers the entropy; "
@@ -136,17 +137,17 @@ class M2(nn.Module):
             raise ValueError(f"labelled_fraction = N_labelled / N must lie in (0, 1], got {labelled_fraction}")
         if alpha < 0 or warmup_steps < 0:
             raise ValueError(f"need alpha >= 0 and warmup_steps >= 0, got {alpha}, {warmup_steps}")
-        self.x_dim, self.num_classes, self.z_dim = x_dim, num_classes, z_dim
+        self.x_dim, self.num_classes, self.latent_dim = x_dim, num_classes, latent_dim
         self.hidden, self.depth, self.classifier_hidden = hidden, depth, classifier_hidden
         self.labelled_fraction, self.alpha, self.gamma, self.beta = labelled_fraction, alpha, gamma, beta
         self.warmup_steps = warmup_steps
         self.classifier = classifier_network(x_dim, num_classes, classifier_hidden)
         self.encoder_x = nn.Linear(x_dim, hidden)
         self.encoder_y = nn.Linear(num_classes, hidden, bias=False)
-        self.encoder_rest = _mlp([hidden] * depth + [2 * z_dim], activation=nn.Softplus)
-        self.decoder_z = nn.Linear(z_dim, hidden)
+        self.encoder_rest = dense_stack([hidden] * depth + [2 * latent_dim], activation=nn.Softplus)
+        self.decoder_z = nn.Linear(latent_dim, hidden)
         self.decoder_y = nn.Linear(num_classes, hidden, bias=False)
-        self.decoder_rest = _mlp([hidden] * depth + [x_dim], activation=nn.Softplus)
+        self.decoder_rest = dense_stack([hidden] * depth + [x_dim], activation=nn.Softplus)
         self.register_buffer("steps_taken", torch.zeros((), dtype=torch.long))
         self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
 
@@ -293,7 +294,7 @@ def evaluate_classifier(model: nn.Module, split: TensorSplit, batch_size: int = 
     log_q, bounds = [], []
     for x, _ in split.batches(batch_size):
         if bound:
-            noise = torch.randn((len(x), model.num_classes, model.z_dim), generator=g).to(x.device)
+            noise = torch.randn((len(x), model.num_classes, model.latent_dim), generator=g).to(x.device)
             u, lq = model.unlabelled_bound(x, noise)
             bounds.append(u)
         else:

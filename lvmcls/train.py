@@ -573,7 +573,7 @@ def fit_cached(name: str, build: Callable[[], nn.Module], data, trainer: Trainer
     """
     if isinstance(build, nn.Module) or not callable(build):
         raise TypeError("fit_cached takes a builder, a function of no arguments that returns the model "
-                        "(e.g. `lambda: VAE(z_dim=32)`), so that the seed fixes the initial weights")
+                        "(e.g. `lambda: VAE(latent_dim=32)`), so that the seed fixes the initial weights")
     seed_everything(trainer.seed)
     model = build()
     if not hasattr(model, "training_step"):

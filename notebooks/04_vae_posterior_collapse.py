@@ -66,7 +66,7 @@ device = pick_device()
 # %% tags=["parameters"]
 profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
-z_dim = 40  # the VAE-AS paper (§5.2-5.3): 40 latent dimensions
+latent_dim = 40  # the VAE-AS paper (§5.2-5.3): 40 latent dimensions
 # the book's encoder: 2 hidden layers as in §5.2-5.3 (Table 1 states no encoder depth)
 encoder_depth = 2
 epochs = None  # None: the profile's default
@@ -266,7 +266,7 @@ run_note = markdown(
 def vae_with_decoder_depth(depth):
     return lambda: V.VAE(
         x_dim=784,
-        z_dim=z_dim,
+        latent_dim=latent_dim,
         hidden=hidden,
         encoder_depth=encoder_depth,
         decoder_depth=depth,
@@ -420,7 +420,7 @@ fig, axes = plt.subplots(
     1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.2, 1, 1]}
 )
 mean_var = mean.var(0, unbiased=True).cpu()  # Var_x(μ_d): the AU statistic
-axes[0].bar(range(z_dim), mean_var.sort(descending=True).values)
+axes[0].bar(range(latent_dim), mean_var.sort(descending=True).values)
 axes[0].axhline(0.01, color="gray", ls=":")
 axes[0].set(
     yscale="log",
@@ -532,7 +532,7 @@ path = run.write_results(
     paper=PAPER,
     knobs={
         **KNOBS,
-        "z_dim": z_dim,
+        "latent_dim": latent_dim,
         "encoder_depth": encoder_depth,
         "epochs": epochs,
         "mc_samples": mc_samples,

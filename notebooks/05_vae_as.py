@@ -70,6 +70,7 @@ import torch
 
 from lvmcls import plots
 from lvmcls import vae as V
+from lvmcls import vae_as as AS
 from lvmcls.data import Dataset, TensorSplit, balanced_subsets, binarized, load_dataset
 from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.results import scorecard, write_results
@@ -80,7 +81,7 @@ device = pick_device()
 # %% tags=["parameters"]
 profile = "auto"  # "auto" | "ci" | "full" | "smoke"
 seed = 0
-z_dim = 40
+latent_dim = 40
 hidden = (
     None  # units per hidden layer of encoder and decoder (None: the profile's default)
 )
@@ -310,16 +311,16 @@ markdown(
 # uses the flat head (Eq. 11); the tree's entropy is tested against a brute-force sum over its leaves.
 
 # %%
-show(V.index_mi_plugin)
+show(AS.index_mi_plugin)
 
 # %%
-show(V.index_mi_cross_entropy_bound)
+show(AS.index_mi_cross_entropy_bound)
 
 # %%
-show(V.index_marginal_divergence)
+show(AS.index_marginal_divergence)
 
 # %%
-show(V.BinaryTreeSoftmax.entropy)
+show(AS.BinaryTreeSoftmax.entropy)
 
 # %% [markdown]
 # ## What $\alpha = \beta = 1$ optimises
@@ -350,7 +351,7 @@ show(V.BinaryTreeSoftmax.entropy)
 # runs below measure what it changes.
 
 # %%
-show(V.VAEAS.training_step)
+show(AS.VAEAS.training_step)
 
 # %% [markdown]
 # ## Training: the VAE and VAE-AS over seeds and part of the $\alpha/\beta$ grid
@@ -373,7 +374,7 @@ def trainer_for(s):
 
 def new_vae():
     return V.VAE(
-        z_dim=z_dim,
+        latent_dim=latent_dim,
         hidden=hidden,
         encoder_depth=ENCODER_DEPTH,
         decoder_depth=DECODER_DEPTH,
@@ -381,7 +382,7 @@ def new_vae():
 
 
 def new_vae_as(alpha, beta):
-    return V.VAEAS(
+    return AS.VAEAS(
         new_vae(),
         n_train,
         alpha,
@@ -441,8 +442,8 @@ def table2_row(name, model):
             mean_tr, log_var_tr, KNOBS["exact_draws"], run.seed
         )["mi"],
     }
-    if isinstance(model, V.VAEAS):
-        t = V.index_classifier_terms(model, data.train.x, data.train.y, seed=run.seed)
+    if isinstance(model, AS.VAEAS):
+        t = AS.index_classifier_terms(model, data.train.x, data.train.y, seed=run.seed)
         out.update({"mi": t["mi"], "md": t["md"], "sc": t["sc"]})
     else:
         out.update({"mi": None, "md": None, "sc": None})
@@ -590,8 +591,8 @@ mean_tr, log_var_tr = V.posterior_params(ref.vae, data.train.x)
 exact = V.exact_aggregate_posterior_terms(
     mean_tr, log_var_tr, draws=KNOBS["exact_draws"], seed=run.seed
 )
-online = V.index_classifier_terms(ref, data.train.x, data.train.y, seed=run.seed)
-refit_losses = V.fit_index_classifier(
+online = AS.index_classifier_terms(ref, data.train.x, data.train.y, seed=run.seed)
+refit_losses = AS.fit_index_classifier(
     ref,
     data.train.x,
     steps=KNOBS["refit_steps"],
@@ -599,7 +600,7 @@ refit_losses = V.fit_index_classifier(
     lr=KNOBS["refit_lr"],
     seed=run.seed,
 )
-refit = V.index_classifier_terms(ref, data.train.x, data.train.y, seed=run.seed)
+refit = AS.index_classifier_terms(ref, data.train.x, data.train.y, seed=run.seed)
 mc = {
     s: [
         V.aggregate_posterior_terms(mean_tr, log_var_tr, samples=s, seed=r)
@@ -859,7 +860,7 @@ path = write_results(
         "grid": [list(g) for g in KNOBS["grid"]],
         "n_train": n_train,
         "epochs": epochs,
-        "z_dim": z_dim,
+        "latent_dim": latent_dim,
         "hidden": hidden,
         "depths": [ENCODER_DEPTH, DECODER_DEPTH, CLASSIFIER_DEPTH],
         "classifier_activation": CLASSIFIER_ACTIVATION,

@@ -51,6 +51,7 @@ import torch
 from lvmcls import plots
 from lvmcls import probes as P
 from lvmcls import vae as V
+from lvmcls import branched_vae as B
 from lvmcls.data import balanced_subset, load_dataset
 from lvmcls.notebook import display, figure, markdown, setup, show
 from lvmcls.results import scorecard
@@ -82,7 +83,7 @@ run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # epochs: the 10-d MNIST λ sweep; aux_epochs: the 2-d, rotated, fixed-output and
 # input-weighting models. probe_train: training latents the probes are fitted on;
 # nn_hidden / nn_max_iter / rf_trees /
-# kmeans_n_init: the probes' sizes. weighting: the (data, z_dim) settings of the
+# kmeans_n_init: the probes' sizes. weighting: the (data, latent_dim) settings of the
 # input-weighting experiment, the first
 # fixed in advance. fixed_targets: the fixed-output VAE's targets. test_per_class:
 # None for all 10,000 test images.
@@ -232,10 +233,10 @@ metrics_ = {}
 # label; nothing rewards the latents for carrying anything else. The library implements both in a few lines:
 
 # %%
-show(V.BranchedVAE.training_step)
+show(B.BranchedVAE.training_step)
 
 # %%
-show(V.FixedOutputVAE.reconstruction_target)
+show(B.FixedOutputVAE.reconstruction_target)
 
 # %% [markdown]
 # ## The networks
@@ -249,10 +250,10 @@ show(V.FixedOutputVAE.reconstruction_target)
 
 
 # %%
-def make_vae(z_dim):
+def make_vae(latent_dim):
     if KNOBS["network"] == "conv":
-        return V.ConvVAE(z_dim=z_dim, hidden=KNOBS["hidden"])
-    return V.VAE(x_dim=784, z_dim=z_dim, hidden=KNOBS["hidden"])
+        return V.ConvVAE(latent_dim=latent_dim, hidden=KNOBS["hidden"])
+    return V.VAE(x_dim=784, latent_dim=latent_dim, hidden=KNOBS["hidden"])
 
 
 print(make_vae(10))
@@ -359,7 +360,7 @@ for lam in KNOBS["lams"]:
     key = ("mnist", 10, lam)
     models[key], records[key] = fit_cached(
         f"ch6-mnist-z10-lam{lam}",
-        lambda: V.BranchedVAE(make_vae(10), lam=lam),
+        lambda: B.BranchedVAE(make_vae(10), lam=lam),
         data,
         trainer,
     )
@@ -493,7 +494,7 @@ for data_name, d in (("mnist", data), ("rot", rot_data)):
     for lam in (0, LAM):
         models[(data_name, 2, lam)], records[(data_name, 2, lam)] = fit_cached(
             f"ch6-{data_name}-z2-lam{lam}",
-            lambda: V.BranchedVAE(make_vae(2), lam=lam),
+            lambda: B.BranchedVAE(make_vae(2), lam=lam),
             d,
             aux_trainer,
         )
@@ -559,7 +560,7 @@ figure(
 for lam in (0, LAM):
     models[("rot", 10, lam)], records[("rot", 10, lam)] = fit_cached(
         f"ch6-rot-z10-lam{lam}",
-        lambda: V.BranchedVAE(make_vae(10), lam=lam),
+        lambda: B.BranchedVAE(make_vae(10), lam=lam),
         rot_data,
         aux_trainer,
     )
@@ -574,7 +575,7 @@ for target_name in KNOBS["fixed_targets"]:
     )
     models[name], records[name] = fit_cached(
         f"ch6-rot-z10-fixed-{target_name}",
-        lambda: V.FixedOutputVAE(make_vae(10), targets=targets, lam=0.0),
+        lambda: B.FixedOutputVAE(make_vae(10), targets=targets, lam=0.0),
         rot_data,
         aux_trainer,
     )
@@ -608,7 +609,7 @@ pd.DataFrame(rot).T.round(4)
 
 
 # %% tags=["hide-input"]
-def weighting_experiment(data_name, z_dim):
+def weighting_experiment(data_name, latent_dim):
     """Train the BVAE (λ = LAM) on the unweighted and the two weighted training sets of
     one setting, all for the unweighted model's number of steps; return the training
     sets' class counts, distinct images per class and the probes' test accuracies."""
@@ -628,10 +629,10 @@ def weighting_experiment(data_name, z_dim):
             d.train.y[index.unique().to(d.train.y.device)], minlength=10
         ).tolist(),
     }
-    unweighted, records[(data_name, z_dim, "unweighted")] = (
+    unweighted, records[(data_name, latent_dim, "unweighted")] = (
         fit_cached(  # a cache hit if trained above
-            f"ch6-{data_name}-z{z_dim}-lam{LAM}",
-            lambda: V.BranchedVAE(make_vae(z_dim), lam=LAM),
+            f"ch6-{data_name}-z{latent_dim}-lam{LAM}",
+            lambda: B.BranchedVAE(make_vae(latent_dim), lam=LAM),
             d,
             aux_trainer,
         )
@@ -665,15 +666,16 @@ def weighting_experiment(data_name, z_dim):
         weighted_trainer = dataclasses.replace(
             aux_trainer, max_epochs=epochs_needed, max_steps=steps
         )
-        models[(data_name, z_dim, reading)], records[(data_name, z_dim, reading)] = (
-            fit_cached(
-                f"ch6-{data_name}-z{z_dim}-lam{LAM}-{reading}",
-                lambda: V.BranchedVAE(make_vae(z_dim), lam=LAM),
-                weighted,
-                weighted_trainer,
-            )
+        (
+            models[(data_name, latent_dim, reading)],
+            records[(data_name, latent_dim, reading)],
+        ) = fit_cached(
+            f"ch6-{data_name}-z{latent_dim}-lam{LAM}-{reading}",
+            lambda: B.BranchedVAE(make_vae(latent_dim), lam=LAM),
+            weighted,
+            weighted_trainer,
         )
-        model = models[(data_name, z_dim, reading)]
+        model = models[(data_name, latent_dim, reading)]
         acc[f"weighted training ({reading})"] = P.probe_accuracies(
             P.latent_means(model, d.train.x[:n_probe]),
             y_train,
@@ -685,16 +687,20 @@ def weighting_experiment(data_name, z_dim):
 
 
 weighting = {}
-for data_name, z_dim in KNOBS["weighting"]:
-    counts, acc, steps = weighting_experiment(data_name, z_dim)
-    weighting[(data_name, z_dim)] = acc
+for data_name, latent_dim in KNOBS["weighting"]:
+    counts, acc, steps = weighting_experiment(data_name, latent_dim)
+    weighting[(data_name, latent_dim)] = acc
     print(
-        f"{'MNIST' if data_name == 'mnist' else 'rotated MNIST'}, {z_dim}-d latent: "
-        f"{steps:,} optimiser steps "
+        f"{'MNIST' if data_name == 'mnist' else 'rotated MNIST'}, "
+        f"{latent_dim}-d latent: {steps:,} optimiser steps "
         "for every model; training images per digit:"
     )
     display(pd.DataFrame(counts, index=range(10)).T.rename_axis("digit", axis=1))
-    display(pd.DataFrame(acc).T.round(4).rename_axis(f"{data_name}, z_dim = {z_dim}"))
+    display(
+        pd.DataFrame(acc)
+        .T.round(4)
+        .rename_axis(f"{data_name}, latent_dim = {latent_dim}")
+    )
 main = weighting[KNOBS["weighting"][0]]
 for probe in ("knn", "rf"):
     metrics_[f"{probe}_acc_unweighted"] = main["unweighted"][probe]

@@ -73,7 +73,7 @@ seed = 0
 FULL_MINUTES_H100 = 40
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 PAPER_NET = {
-    "z_dim": 50,
+    "latent_dim": 50,
     "hidden": 600,
     "depth": 2,
     "classifier_hidden": 600,
@@ -83,7 +83,7 @@ KNOBS = {
     # unlabelled images, few epochs;
     # α' is chosen among `alphas` on the MNIST validation split.
     "ci": {
-        "net": {"z_dim": 32, "hidden": 256, "depth": 1, "classifier_hidden": 500},
+        "net": {"latent_dim": 32, "hidden": 256, "depth": 1, "classifier_hidden": 500},
         "unlabelled": 10_000,
         "epochs": 6,
         "lr": 2e-3,
@@ -217,7 +217,7 @@ with torch.no_grad():
     eps = torch.randn(
         64,
         10,
-        KNOBS["net"]["z_dim"],
+        KNOBS["net"]["latent_dim"],
         generator=torch.Generator().manual_seed(run.seed + 1),
         dtype=torch.float64,
     )
@@ -978,7 +978,7 @@ markdown(
                 "unlabelled images (Pyro: one hidden layer of "
                 f"500), this run from {m2_mnist_record['history']['epochs']} epochs on "
                 f"{n_unlabelled_mnist:,} unlabelled images "
-                f"with z of {KNOBS['net']['z_dim']}, "
+                f"with z of {KNOBS['net']['latent_dim']}, "
                 f"{KNOBS['net']['depth']}×{KNOBS['net']['hidden']} encoder and decoder "
                 "and "
                 f"a classifier of {KNOBS['net']['classifier_hidden']} hidden units."

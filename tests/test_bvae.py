@@ -9,12 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from lvmcls import branched_vae as B
 from lvmcls import probes as P
 from lvmcls import vae as V
 from lvmcls.data import TensorSplit
 from lvmcls.train import Trainer
-from lvmcls.transforms import (class_repeated, class_reweighted, class_templates, gaussian_blob_templates, rotate,
-                               rotated_split)
+from lvmcls.transforms import (
+    class_repeated,
+    class_reweighted,
+    class_templates,
+    gaussian_blob_templates,
+    rotate,
+    rotated_split,
+)
 
 
 def _images(n=64, side=28, seed=0):
@@ -22,16 +29,16 @@ def _images(n=64, side=28, seed=0):
     return torch.rand(n, 1, side, side, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _vae(seed=0, conv=False, z_dim=4):
+def _vae(seed=0, conv=False, latent_dim=4):
     torch.manual_seed(seed)
-    return V.ConvVAE(z_dim=z_dim, hidden=16) if conv else V.VAE(x_dim=784, z_dim=z_dim, hidden=32)
+    return V.ConvVAE(latent_dim=latent_dim, hidden=16) if conv else V.VAE(x_dim=784, latent_dim=latent_dim, hidden=32)
 
 
 @pytest.mark.parametrize("conv", [False, True])
 def test_lambda_zero_gives_the_vae_loss_exactly(conv):
     x, y = _images()
     vae = _vae(conv=conv)
-    bvae = V.BranchedVAE(_vae(conv=conv), lam=0.0)
+    bvae = B.BranchedVAE(_vae(conv=conv), lam=0.0)
     torch.manual_seed(7)
     ref = vae.training_step(x, y)["loss"]
     torch.manual_seed(7)
@@ -50,7 +57,7 @@ def test_lambda_zero_trains_the_same_vae_as_the_vae():
     x, y = _images(96)
     split = TensorSplit(x, y)
     trainer = Trainer(max_epochs=2, batch_size=32, lr=1e-3, seed=3, progress=False)
-    vae, bvae = _vae(), V.BranchedVAE(_vae(), lam=0.0)
+    vae, bvae = _vae(), B.BranchedVAE(_vae(), lam=0.0)
     trainer.fit(vae, split)
     trainer.fit(bvae, split)
     for (name, a), b in zip(vae.state_dict().items(), bvae.vae.state_dict().values()):
@@ -63,12 +70,12 @@ def test_fixed_output_target_equal_to_the_input_gives_the_vae():
     y = torch.tensor([0, 1, 2, 2, 1, 0, 0, 2])
     x = images[y]
     vae = _vae()
-    fixed = V.FixedOutputVAE(_vae(), targets=images, lam=0.0)
+    fixed = B.FixedOutputVAE(_vae(), targets=images, lam=0.0)
     torch.manual_seed(11)
     ref = vae.training_step(x, y)["loss"]
     torch.manual_seed(11)
     assert torch.equal(fixed.training_step(x, y)["loss"], ref)
-    other = V.FixedOutputVAE(_vae(), targets=images.flip(0), lam=0.0)  # different targets: a different loss
+    other = B.FixedOutputVAE(_vae(), targets=images.flip(0), lam=0.0)  # different targets: a different loss
     torch.manual_seed(11)
     assert not torch.allclose(other.training_step(x, y)["loss"], ref)
     assert fixed.targets.shape == (3, 784) and "targets" in dict(fixed.named_buffers())
@@ -78,7 +85,7 @@ def test_fixed_output_target_equal_to_the_input_gives_the_vae():
 @pytest.mark.parametrize("conv", [False, True])
 def test_branch_gradient_reaches_the_encoder_but_not_the_decoder(conv):
     x, y = _images(32)
-    model = V.BranchedVAE(_vae(conv=conv), lam=1.0)
+    model = B.BranchedVAE(_vae(conv=conv), lam=1.0)
 
     def grads(lam):
         model.lam = lam
@@ -99,7 +106,7 @@ def test_branch_gradient_reaches_the_encoder_but_not_the_decoder(conv):
 
 
 def test_conv_vae_shapes_and_sample_dimensions():
-    vae = _vae(conv=True, z_dim=3)
+    vae = _vae(conv=True, latent_dim=3)
     x, _ = _images(5)
     mean, log_var = vae.encode(x)
     assert mean.shape == (5, 3) and log_var.shape == (5, 3)
@@ -109,7 +116,7 @@ def test_conv_vae_shapes_and_sample_dimensions():
     assert torch.allclose(ll[2], vae.log_likelihood(x, z[2]), atol=1e-4)
     assert vae.sample(6).shape == (6, 784) and vae.reconstruct(x).shape == (5, 784)
     with pytest.raises(ValueError, match="divisible by 4"):
-        V.ConvVAE(z_dim=2, side=30)
+        V.ConvVAE(latent_dim=2, side=30)
 
 
 def test_rotation_zero_is_identity_and_ninety_is_rot90():
@@ -185,7 +192,7 @@ def test_kmeans_and_probes_find_separated_clusters():
 
 def test_latent_means_is_the_batched_eval_mode_posterior_mean():
     x, y = _images(50)
-    model = V.BranchedVAE(_vae(), lam=1.0)
+    model = B.BranchedVAE(_vae(), lam=1.0)
     model.train()
     mu = P.latent_means(model, x, batch_size=7)
     assert torch.allclose(mu, model.vae.encode(x)[0], atol=1e-6) and model.training
@@ -194,16 +201,16 @@ def test_latent_means_is_the_batched_eval_mode_posterior_mean():
 def test_bad_input_raises_clear_errors():
     x, y = _images(8)
     with pytest.raises(ValueError, match="lam .* must be >= 0"):
-        V.BranchedVAE(_vae(), lam=-0.1)
+        B.BranchedVAE(_vae(), lam=-0.1)
     with pytest.raises(ValueError, match="lam"):
-        V.BranchedVAE(_vae(), lam=float("nan"))
+        B.BranchedVAE(_vae(), lam=float("nan"))
     with pytest.raises(ValueError, match="alpha"):
-        V.BranchedVAE(_vae(), alpha=0.0)
+        B.BranchedVAE(_vae(), alpha=0.0)
     with pytest.raises(ValueError, match="targets must hold one 784-pixel image per class"):
-        V.FixedOutputVAE(_vae(), targets=torch.rand(10, 27, 27))
+        B.FixedOutputVAE(_vae(), targets=torch.rand(10, 27, 27))
     with pytest.raises(ValueError, match="inputs in \\[0, 1\\]"):
-        V.FixedOutputVAE(_vae(), targets=2 * torch.rand(10, 784))
-    model = V.BranchedVAE(_vae(), num_classes=10)
+        B.FixedOutputVAE(_vae(), targets=2 * torch.rand(10, 784))
+    model = B.BranchedVAE(_vae(), num_classes=10)
     with pytest.raises(ValueError, match="labels must be integers in \\[0, 10\\)"):
         model.training_step(x, torch.full((8,), 10))
     with pytest.raises(ValueError, match="labels must be integers"):
@@ -230,7 +237,7 @@ def test_bad_input_raises_clear_errors():
 
 def test_reconstruction_bce_is_the_decoder_cross_entropy_at_the_posterior_mean():
     x, y = _images(20)
-    model = V.BranchedVAE(_vae(), lam=1.0)
+    model = B.BranchedVAE(_vae(), lam=1.0)
     mu = model.vae.encode(x)[0]
     probs = torch.sigmoid(model.vae.decoder(mu))
     ref = torch.nn.functional.binary_cross_entropy(probs, x.flatten(1), reduction="sum").item() / 20
@@ -313,7 +320,7 @@ def test_latent_report_fits_on_the_first_max_train_and_scores_on_test():
 
 def test_branch_predict_is_the_argmax_at_the_batched_posterior_mean():
     x, _ = _images(30)
-    model = V.BranchedVAE(_vae(), lam=1.0)
+    model = B.BranchedVAE(_vae(), lam=1.0)
     model.train()
     ref = model.classifier(model.vae.encode(x)[0]).argmax(1)
     assert torch.equal(model.predict(x, batch_size=7), ref) and model.training
@@ -322,8 +329,8 @@ def test_branch_predict_is_the_argmax_at_the_batched_posterior_mean():
 def test_fixed_output_with_lambda_adds_lambda_times_the_branch_cross_entropy():
     x, y = _images()
     templates = torch.rand(10, 784, generator=torch.Generator().manual_seed(1))
-    plain = V.FixedOutputVAE(_vae(), targets=templates, lam=0.0)
-    branched = V.FixedOutputVAE(_vae(), targets=templates, lam=3.0)
+    plain = B.FixedOutputVAE(_vae(), targets=templates, lam=0.0)
+    branched = B.FixedOutputVAE(_vae(), targets=templates, lam=3.0)
     branched.classifier.load_state_dict(plain.classifier.state_dict())
     torch.manual_seed(5)
     ref = plain.training_step(x, y)
@@ -341,7 +348,7 @@ def test_negative_elbo_bounds_the_importance_weighted_nll():
     """-ELBO >= -log p(x); the IWAE estimate with k = 500 is close to -log p(x), so the mean gap must be >= 0 (up to
     Monte Carlo error), and with one sample -ELBO is the loss `VAE.training_step` estimates."""
     x, _ = _images(16)
-    vae = _vae(z_dim=3)
+    vae = _vae(latent_dim=3)
     vae.eval()
     neg_elbo = V.negative_elbo(vae, x, samples=256, batch_size=5)
     torch.manual_seed(0)

@@ -157,7 +157,7 @@ def test_chapter4_active_units_fall_with_decoder_depth():
     m4 = record["metrics"]
     assert record["knobs"]["depths"] == [1, 2, 3, 4, 5] and record["knobs"]["encoder_depth"] == 2
     au = m4["au_by_depth"]
-    assert len(au) == 5 and all(isinstance(a, int) and 0 <= a <= record["knobs"]["z_dim"] for a in au)
+    assert len(au) == 5 and all(isinstance(a, int) and 0 <= a <= record["knobs"]["latent_dim"] for a in au)
     rho = spearmanr([1, 2, 3, 4, 5], au).statistic
     # one adjacent pair out of order gives rho = -0.9 exactly, which scipy returns as -0.8999999999999998
     assert rho <= -0.9 + 1e-9, f"active units by decoder depth {au}: Spearman rho {rho:.2f} > -0.9"

@@ -14,9 +14,9 @@ from lvmcls.data import TensorSplit
 from lvmcls.train import Trainer
 
 
-def small_m2(x_dim=12, num_classes=3, z_dim=2, **kw) -> S.M2:
+def small_m2(x_dim=12, num_classes=3, latent_dim=2, **kw) -> S.M2:
     torch.manual_seed(0)
-    return S.M2(x_dim=x_dim, num_classes=num_classes, z_dim=z_dim, hidden=8, depth=2, classifier_hidden=8, **kw).double()
+    return S.M2(x_dim=x_dim, num_classes=num_classes, latent_dim=latent_dim, hidden=8, depth=2, classifier_hidden=8, **kw).double()
 
 
 def grey_batch(n=6, d=12, seed=1) -> torch.Tensor:
@@ -94,7 +94,7 @@ def _grid_quantities(model: S.M2, x: torch.Tensor, y: int):
 
 @torch.no_grad()
 def test_bounds_are_below_the_log_likelihood_by_the_kl_to_the_true_posterior():
-    model = small_m2(x_dim=4, num_classes=3, z_dim=1)
+    model = small_m2(x_dim=4, num_classes=3, latent_dim=1)
     for p in model.decoder_rest.parameters():
         p.mul_(3.0)  # a decoder that depends strongly on z: a non-Gaussian posterior, a visible gap
     x = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
@@ -320,7 +320,7 @@ def test_the_trainer_fits_m2_on_a_semi_supervised_split():
     data = TensorSplit(torch.rand(120, 12, generator=g), torch.arange(3).repeat(40))
     split = S.SemiSupervisedSplit.draw(data, labelled_per_class=2, labelled_per_batch=3, seed=0)
     torch.manual_seed(0)
-    model = S.M2(x_dim=12, num_classes=3, z_dim=2, hidden=8, classifier_hidden=8,
+    model = S.M2(x_dim=12, num_classes=3, latent_dim=2, hidden=8, classifier_hidden=8,
                  labelled_fraction=split.labelled_fraction, warmup_steps=10)
     history = Trainer(max_epochs=2, batch_size=23, lr=1e-3, progress=False).fit(model, split)
     assert {"loss", "bound_l", "bound_u", "mi", "entropy", "error"} <= set(history.train)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lvmcls import vae as V
+from lvmcls import vae_as as AS
 from lvmcls.data import TensorSplit, binarized
 
 
@@ -84,8 +85,8 @@ def test_fano_bound_lies_below_the_true_mutual_information():
     for sigma in (0.3, 0.5, 1.0):
         _, _, mi, _, bayes_error = _mixture_1d(sigma=sigma)
         for error in (bayes_error, min(1.0, bayes_error + 0.1), min(1.0, 2 * bayes_error)):
-            assert V.fano_lower_bound(error, 8) <= mi + 1e-6, (sigma, error, mi)
-        assert V.fano_lower_bound(bayes_error, 8) > 0
+            assert AS.fano_lower_bound(error, 8) <= mi + 1e-6, (sigma, error, mi)
+        assert AS.fano_lower_bound(bayes_error, 8) > 0
 
 
 @pytest.mark.parametrize("tree", [True, False])
@@ -94,7 +95,7 @@ def test_index_classifier_entropy_equals_the_brute_force_entropy_over_n_leaves(n
     """Eq. 13: H(s(·|z)) over all N indices; the tree's chain-rule sum over internal nodes against -Σ_e s log s
     from each leaf's own root-to-leaf product (tree) or from a softmax of the logits (flat)."""
     torch.manual_seed(n)
-    clf = V.IndexClassifier(3, n, hidden=8, tree=tree)
+    clf = AS.IndexClassifier(3, n, hidden=8, tree=tree)
     for p in clf.parameters():
         torch.nn.init.normal_(p)
     z = torch.randn(6, 3)
@@ -113,7 +114,7 @@ def test_vae_as_at_alpha_beta_one_is_the_elbo_plus_the_entropy_gap(tree):
     entropy and log s are recomputed here by brute force over the N indices."""
     torch.manual_seed(0)
     n = 10
-    model = V.VAEAS(V.VAE(x_dim=12, z_dim=3, hidden=8), num_samples=n, alpha=1.0, beta=1.0, hidden=8, tree=tree)
+    model = AS.VAEAS(V.VAE(x_dim=12, latent_dim=3, hidden=8), num_samples=n, alpha=1.0, beta=1.0, hidden=8, tree=tree)
     for p in model.classifier.parameters():
         torch.nn.init.normal_(p)
     x, idx = (torch.rand(n, 12) < 0.5).float(), torch.arange(n)
@@ -137,7 +138,7 @@ def test_active_units():
 
 def test_importance_weighted_nll_is_exact_when_q_equals_the_prior_and_z_is_ignored():
     torch.manual_seed(0)
-    vae = V.VAE(x_dim=12, z_dim=3, hidden=8)
+    vae = V.VAE(x_dim=12, latent_dim=3, hidden=8)
     with torch.no_grad():
         vae.encoder[-1].weight.zero_(); vae.encoder[-1].bias.zero_()  # q(z|x) = N(0, I) = p(z)
         vae.decoder[0].weight.zero_()  # p(x|z) does not depend on z
@@ -149,7 +150,7 @@ def test_importance_weighted_nll_is_exact_when_q_equals_the_prior_and_z_is_ignor
 
 def test_importance_weighting_tightens_the_bound():
     torch.manual_seed(1)
-    vae = V.VAE(x_dim=20, z_dim=2, hidden=16)
+    vae = V.VAE(x_dim=20, latent_dim=2, hidden=16)
     x = (torch.rand(200, 20) < 0.3).float()
     with torch.no_grad():
         neg_elbo = -(vae.elbo_terms(x)["rec"] - vae.elbo_terms(x)["kl"]).mean()
@@ -165,7 +166,7 @@ def test_importance_weighting_tightens_the_bound():
 @pytest.mark.parametrize("n", [2, 7, 10, 16, 33])
 def test_binary_tree_softmax_normalises_over_its_labels(n):
     torch.manual_seed(n)
-    tree = V.BinaryTreeSoftmax(5, n)
+    tree = AS.BinaryTreeSoftmax(5, n)
     torch.nn.init.normal_(tree.node.weight)
     h = torch.randn(4, 5)
     total = torch.stack([tree.log_prob(h, torch.full((4,), e)) for e in range(n)], 1).exp().sum(1)
@@ -178,7 +179,7 @@ def test_index_classifier_estimates_mutual_information():
     torch.manual_seed(0)
     n = 16
     centres = 4 * torch.randn(n, 2)
-    clf = V.IndexClassifier(2, n, hidden=64)
+    clf = AS.IndexClassifier(2, n, hidden=64)
     opts = [torch.optim.Adam(clf.body.parameters(), lr=1e-2), torch.optim.SparseAdam(clf.head.parameters(), lr=1e-2)]
     for _ in range(500):
         e = torch.randint(0, n, (256,))
@@ -197,14 +198,14 @@ def test_index_classifier_estimates_mutual_information():
 
 def test_vae_as_trains_the_classifier_only_by_its_own_loss():
     torch.manual_seed(0)
-    model = V.VAEAS(V.VAE(x_dim=12, z_dim=3, hidden=8), num_samples=10, alpha=0.5, beta=1.0, hidden=8)
+    model = AS.VAEAS(V.VAE(x_dim=12, latent_dim=3, hidden=8), num_samples=10, alpha=0.5, beta=1.0, hidden=8)
     x, idx = (torch.rand(10, 12) < 0.5).float(), torch.arange(10)
     out = model.training_step(x, idx)
     out["objective"].backward(retain_graph=True)
     assert all(p.grad is None for p in model.classifier.parameters())
     assert model.vae.encoder[0].weight.grad is not None
     with pytest.raises(ValueError, match="alpha and beta"):
-        V.VAEAS(V.VAE(12, 3, 8), 10, alpha=-1)
+        AS.VAEAS(V.VAE(12, 3, 8), 10, alpha=-1)
     with pytest.raises(ValueError, match="sample index"):
         model.training_step(x, idx[:5])
 
@@ -225,13 +226,13 @@ def test_binarized_rejects_inputs_outside_the_unit_interval():
 
 
 def test_fano_lower_bound_and_input_range():
-    assert V.fano_lower_bound(0.0, 1000) == pytest.approx(math.log(1000))  # a perfect classifier: I = log N
+    assert AS.fano_lower_bound(0.0, 1000) == pytest.approx(math.log(1000))  # a perfect classifier: I = log N
     # chance-level error (P_e = 1 - 1/N) leaves no information
-    assert V.fano_lower_bound(1 - 1 / 1000, 1000) == pytest.approx(0.0, abs=1e-9)
+    assert AS.fano_lower_bound(1 - 1 / 1000, 1000) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="error_rate"):
-        V.fano_lower_bound(1.5, 10)
+        AS.fano_lower_bound(1.5, 10)
     with pytest.raises(ValueError, match="inputs in \\[0, 1\\]"):
-        V.VAE(x_dim=4, z_dim=2, hidden=4).check_data(TensorSplit(torch.full((3, 4), 2.0), torch.zeros(3)))
+        V.VAE(x_dim=4, latent_dim=2, hidden=4).check_data(TensorSplit(torch.full((3, 4), 2.0), torch.zeros(3)))
 
 
 @pytest.mark.parametrize("bad_split", ["train", "val"])
@@ -247,7 +248,7 @@ def test_fit_checks_every_row_of_train_and_val_before_training(bad_split, bad_va
     val = TensorSplit((torch.rand(32, 12, generator=g) < 0.5).float(), torch.arange(32))
     bad = train if bad_split == "train" else val
     bad.x[-3:, 5] = bad_value  # the last rows: never in the first batch of 16
-    for model in (V.VAE(12, 3, 8), V.VAEAS(V.VAE(12, 3, 8), num_samples=64, hidden=8)):
+    for model in (V.VAE(12, 3, 8), AS.VAEAS(V.VAE(12, 3, 8), num_samples=64, hidden=8)):
         before = [p.detach().clone() for p in model.parameters()]
         with pytest.raises(ValueError, match="NaN or inf|inputs in \\[0, 1\\]"):
             Trainer(max_epochs=1, batch_size=16, device="cpu", progress=False).fit(model, train, val)
@@ -260,16 +261,16 @@ def test_index_classifier_terms_and_refit_on_separated_posteriors():
     is nearly perfect and the Fano bound sits below log N."""
     torch.manual_seed(0)
     n = 32
-    model = V.VAEAS(V.VAE(x_dim=n, z_dim=2, hidden=16), num_samples=n, hidden=32, tree=False)
+    model = AS.VAEAS(V.VAE(x_dim=n, latent_dim=2, hidden=16), num_samples=n, hidden=32, tree=False)
     vae, centres, x = model.vae, 6 * torch.randn(n, 2), torch.eye(n)
     enc = torch.nn.Linear(n, 4)  # maps one-hot x_e to μ = its centre, log σ² = -8
     with torch.no_grad():
         enc.weight.copy_(torch.cat([centres.T, torch.full((2, n), 0.0)], 0))
         enc.bias.copy_(torch.tensor([0.0, 0.0, -8.0, -8.0]))
     vae.encoder = enc
-    losses = V.fit_index_classifier(model, x, steps=400, batch_size=256, lr=1e-2)
+    losses = AS.fit_index_classifier(model, x, steps=400, batch_size=256, lr=1e-2)
     assert losses[-20:].mean() < losses[:20].mean()
-    t = V.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)
+    t = AS.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)
     exact = V.exact_aggregate_posterior_terms(*V.posterior_params(vae, x), draws=50)
     assert exact["mi"] == pytest.approx(math.log(n), abs=0.01)
     assert t["mi"] == pytest.approx(exact["mi"], abs=0.1 * math.log(n))
@@ -277,7 +278,7 @@ def test_index_classifier_terms_and_refit_on_separated_posteriors():
     assert t["top1_error"] < 0.05 and t["fano"] <= math.log(n)
     assert t["sc"] == pytest.approx(math.log(n) - t["mi_ce_bound"], abs=1e-5)
     with pytest.raises(ValueError, match="all N"):
-        V.index_classifier_terms(model, x[:5], torch.arange(5))
+        AS.index_classifier_terms(model, x[:5], torch.arange(5))
 
 
 def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
@@ -287,7 +288,7 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
     is seeded and leaves the global RNG as it was."""
     torch.manual_seed(0)
     n = 32
-    vae = V.VAE(x_dim=n, z_dim=2, hidden=16)
+    vae = V.VAE(x_dim=n, latent_dim=2, hidden=16)
     centres, x = 6 * torch.randn(n, 2), torch.eye(n)
     enc = torch.nn.Linear(n, 4)
     with torch.no_grad():
@@ -296,24 +297,24 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
     vae.encoder = enc
     estimates = {}
     for fresh in (False, True):
-        model = V.VAEAS(vae, num_samples=n, hidden=32, tree=False)
+        model = AS.VAEAS(vae, num_samples=n, hidden=32, tree=False)
         last = [m for m in model.classifier.body if isinstance(m, torch.nn.Linear)][-1]
         with torch.no_grad():
             last.bias.fill_(-1e3)  # every unit of the last hidden layer dead for every z
-        V.fit_index_classifier(model, x, steps=400, batch_size=256, lr=1e-2, fresh=fresh)
-        estimates[fresh] = V.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)["mi"]
+        AS.fit_index_classifier(model, x, steps=400, batch_size=256, lr=1e-2, fresh=fresh)
+        estimates[fresh] = AS.index_classifier_terms(model, x, torch.arange(n), top1_subset=None)["mi"]
     assert estimates[False] < 0.05 * math.log(n)
     assert estimates[True] == pytest.approx(math.log(n), abs=0.1 * math.log(n))
-    a = V.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
-    b = V.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
+    a = AS.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
+    b = AS.VAEAS(vae, num_samples=n, hidden=32, tree=True).classifier
     first = a.body[0]
     with torch.no_grad():  # as if trained: the tree's nodes away from zero, a layer moved
         a.head.node.weight.normal_()
         first.weight.add_(1.0)
     trained = first.weight.clone()
-    V.reinitialise_index_classifier(a, seed=3)
+    AS.reinitialise_index_classifier(a, seed=3)
     state = torch.random.get_rng_state()
-    V.reinitialise_index_classifier(b, seed=3)
+    AS.reinitialise_index_classifier(b, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
@@ -325,13 +326,13 @@ def test_refit_from_a_dead_classifier_recovers_only_when_fresh():
 def test_classifier_activation_is_built_checked_and_keyed():
     from lvmcls.train import model_hparams
 
-    model = V.VAEAS(V.VAE(x_dim=8, z_dim=2, hidden=4), num_samples=5, hidden=6, classifier_activation="tanh")
+    model = AS.VAEAS(V.VAE(x_dim=8, latent_dim=2, hidden=4), num_samples=5, hidden=6, classifier_activation="tanh")
     assert any(isinstance(m, torch.nn.Tanh) for m in model.classifier.body)
     assert not any(isinstance(m, torch.nn.ReLU) for m in model.classifier.body)
-    relu = V.VAEAS(V.VAE(x_dim=8, z_dim=2, hidden=4), num_samples=5, hidden=6)
+    relu = AS.VAEAS(V.VAE(x_dim=8, latent_dim=2, hidden=4), num_samples=5, hidden=6)
     assert model_hparams(model) != model_hparams(relu)
     with pytest.raises(ValueError, match="activation must be one of"):
-        V.IndexClassifier(2, 5, activation="gelu")
+        AS.IndexClassifier(2, 5, activation="gelu")
 
 
 def test_glorot_init_keeps_the_latent_signal_through_a_deep_decoder():
@@ -341,12 +342,12 @@ def test_glorot_init_keeps_the_latent_signal_through_a_deep_decoder():
     spread = {}
     for init in V.INITS:
         torch.manual_seed(0)
-        vae = V.VAE(z_dim=40, hidden=500, decoder_depth=5, init=init)
+        vae = V.VAE(latent_dim=40, hidden=500, decoder_depth=5, init=init)
         with torch.no_grad():
             spread[init] = vae.decoder(z).std(0).mean().item()
     assert spread["torch"] < 0.01 and spread["glorot"] > 4 * spread["torch"]
     torch.manual_seed(0)
-    glorot = V.VAE(z_dim=40, hidden=500, init="glorot")
+    glorot = V.VAE(latent_dim=40, hidden=500, init="glorot")
     assert all(float(layer.bias.detach().abs().max()) == 0 for layer in glorot.modules() if isinstance(layer, torch.nn.Linear))
     with pytest.raises(ValueError, match="init must be one of"):
         V.VAE(init="he")
