@@ -74,10 +74,11 @@ _build/smoke/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | i
 
 # The staged chapters' papermill-injected parameters cell is tagged remove-cell: `setup` prints its values.
 book: _build/html/index.html
-_build/html/index.html: $(EXECUTED) $(MATHJAX) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print)
+_build/html/index.html: $(EXECUTED) $(MATHJAX) $(LIBRARY) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print) $(wildcard results/full/*.json)
 	rm -rf $(STAGE) && mkdir -p $(STAGE)/notebooks $(STAGE)/_extra
 	cp _config.yml _toc.yml $(STAGE)/
 	tar --exclude=book/vendor -cf - book | tar -xf - -C $(STAGE)
+	$(BIN)/python -m lvmcls.ledger $(STAGE)/book/claims.md
 	cp $(EXECUTED) $(STAGE)/notebooks/
 	$(BIN)/python -m lvmcls.notebook remove-injected $(STAGE)/notebooks/*.ipynb
 	cp -r book/vendor/node_modules/mathjax/es5 $(STAGE)/_extra/mathjax

@@ -54,14 +54,14 @@ class Decision:
     candidate: tuple[float, ...] = ()
     baseline: tuple[float, ...] = ()
 
-    def sentence(self, digits: int = 3) -> str:
+    def sentence(self, digits: int = 3, verdict: bool = True) -> str:
         """The verdict with its numbers, e.g. "supported: VC − CE = −0.012 [−0.018, −0.006] (ECE, 5 paired
         seeds, 95 % interval; smallest detectable effect 0.004)"."""
         a, b = self.names
         f = f"{{:+.{digits}g}}"
         lo, hi = (f.format(v) for v in self.interval)
         rule = f"parity margin ±{self.margin:.{digits}g}; " if self.margin is not None else ""
-        return (f"{self.verdict}: {a} − {b} = {f.format(self.mean_difference)} [{lo}, {hi}] ({self.what}; "
+        return (f"{self.verdict + ': ' if verdict else ''}{a} − {b} = {f.format(self.mean_difference)} [{lo}, {hi}] ({self.what}; "
                 f"{self.n} paired seeds; {100 * self.confidence:.4g} % interval; {rule}"
                 f"smallest detectable effect {self.minimum_detectable_effect:.{digits}g})")
 
@@ -176,7 +176,7 @@ def claim(key: str, *, paper: str, statement: str, source: str, paper_value: str
     if (decision is None) == (verdict is None):
         raise ValueError("give either a decision or a verdict (with ours), not both or neither")
     if decision is not None:
-        verdict, ours = decision.verdict, decision.sentence()
+        verdict, ours = decision.verdict, decision.sentence(verdict=False)
     if verdict not in VERDICTS and not verdict.startswith("not run"):
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if not ours:

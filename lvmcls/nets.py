@@ -1,4 +1,4 @@
-"""Networks: plain ``nn.Module``s that map inputs to features or scores."""
+"""Networks: plain ``nn.Module`` classes that map inputs to features or scores."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ schedules within about 8 minutes on an H100), ``smoke`` (the ``full`` networks f
 CI runs it so that the GPU path's code is exercised), and ``auto`` = ``full`` on a CUDA GPU, else ``ci``.
 Outside papermill, ``auto`` also reads the environment variable ``LVMCLS_PROFILE``, so a chapter runs as a plain
 script: ``LVMCLS_PROFILE=full python notebooks/03_vc_experiments.py``. IPython is optional: without it, `show`,
-`markdown`, `figure` and the scorecard print plain text.
+`markdown`, `figure` and `scorecard` print plain text. ``ci`` and ``smoke`` fix torch's CPU threads at 2
+(`CPU_THREADS`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .results import write_results
+from .results import scorecard_markdown, write_results
 from .train import pick_device, seed_everything
 
 PROFILES = ("auto", "ci", "full", "smoke")
+# CPU threads for chapter training, fixed so that a machine with more cores computes the same numbers as CI's two.
+CPU_THREADS = {"ci": 2, "smoke": 2}
 
 
 @dataclass
@@ -74,6 +77,8 @@ def setup(profile: str = "auto", seed: int = 0, device: str | None = None,
     use_style()
     _figures.clear()
     resolved = resolve_profile(profile)
+    if resolved in CPU_THREADS:  # the same numbers on a machine with more cores (recorded in every result)
+        torch.set_num_threads(CPU_THREADS[resolved])
     seed_everything(seed)
     dev = pick_device(device)
     print(f"profile={resolved} (asked: {profile}), seed={seed}, device={dev}, torch {torch.__version__}")
@@ -113,6 +118,13 @@ def markdown(text: str):
         print(text)
         return None
     return Markdown(text)
+
+
+def scorecard(stem: str, metrics: dict, paper: dict | None = None, folder=None, labels: dict | None = None,
+              seeds=None):
+    """Display the chapter's scorecard (`lvmcls.results.scorecard_markdown`): every metric in words beside the
+    paper's number and ours (full profile, with its age; this run)."""
+    return markdown(scorecard_markdown(stem, metrics, paper, folder, labels=labels, seeds=seeds))
 
 
 FIGURE_NAME = re.compile(r"fig-[a-z0-9]+(-[a-z0-9]+)*")

@@ -12,6 +12,7 @@ the paper and this run.
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .paths import atomic_write_text, project_root, results_dir
+from .words import describe
 
 
 def git_commit() -> str:
@@ -45,11 +47,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` knows) and its logical core count."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"
+
+
 def describe_device(device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def _plain(value):
@@ -74,7 +89,8 @@ def write_results(stem: str, *, profile: str, device, seeds, data_source, metric
     record = {
         "stem": stem, "profile": profile, "device": describe_device(device),
         "seeds": list(seeds) if isinstance(seeds, (list, tuple)) else [seeds],
-        "data_source": data_source, "git_commit": git_commit(), "torch": torch.__version__,
+        "data_source": data_source, "git_commit": git_commit(), "torch": torch.__version__, "cpu": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_time_s": round(wall_time_s, 1),
         "metrics": _plain(metrics), "paper": _plain(paper or {}), **_plain(extra),
     }
@@ -97,16 +113,70 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, folder: str | Path | None = None) -> str:
-    """A Markdown table: metric | paper | ours (full profile, if committed) | ours (this run)."""
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def result_age(record: dict, stem: str | None = None) -> dict:
+    """How old a committed result is, from git: ``commit`` (the run's, without "+dirty"), ``commits_behind``
+    (commits on HEAD since it), ``days`` (since it was written), ``changed`` (the `lvmcls` modules and the chapter's
+    notebook that changed since) and ``stale`` (True when any of them changed: the computation may differ now).
+    A commit git does not know (a copy without history) gives ``commits_behind`` None and stale True.
+    """
+    commit = str(record.get("git_commit", "unknown")).split("+")[0]
+    days = None
+    if record.get("written"):
+        try:
+            written = calendar.timegm(time.strptime(record["written"], "%Y-%m-%dT%H:%M:%SZ"))
+            days = round((time.time() - written) / 86400, 1)
+        except ValueError:
+            days = None
+    known = commit != "unknown" and _git("cat-file", "-e", f"{commit}^{{commit}}") is not None
+    if not known:
+        return {"commit": commit, "commits_behind": None, "days": days, "changed": [], "stale": True}
+    behind = int(_git("rev-list", "--count", f"{commit}..HEAD") or 0)
+    paths = ["lvmcls"] + ([f"notebooks/{stem}.py"] if stem else [])
+    changed = [c for c in (_git("diff", "--name-only", commit, "HEAD", "--", *paths) or "").split()
+               if c.endswith(".py")]
+    return {"commit": commit, "commits_behind": behind, "days": days, "changed": changed, "stale": bool(changed)}
+
+
+def describe_age(age: dict) -> str:
+    """`result_age` in words: "commit `abc1234`, 3 commits and 2.5 days old; changed since: … (stale)"."""
+    if age["commits_behind"] is None:
+        return f"commit `{age['commit'][:10]}` (not in this history: its age is unknown; **stale**)"
+    old = f"{age['commits_behind']} commit{'s' if age['commits_behind'] != 1 else ''}"
+    if age["days"] is not None:
+        old += f" and {age['days']:g} days"
+    text = f"commit `{age['commit'][:10]}`, {old} old"
+    if age["changed"]:
+        shown = ", ".join(f"`{c}`" for c in age["changed"][:6]) + (" …" if len(age["changed"]) > 6 else "")
+        return text + f"; changed since: {shown} (**stale**: the code that computed it has changed)"
+    return text + "; nothing it depends on has changed since (current)"
+
+
+def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, folder: str | Path | None = None,
+                       labels: dict | None = None, seeds=None) -> str:
+    """The chapter's scorecard as Markdown: one row per metric, named in words (``labels[key]``, else
+    `lvmcls.words.describe`) with its key beside it, then the paper's number, ours from the committed ``full``
+    profile (with its age, `result_age`) and ours from this run. Rows with a paper number come first; the others
+    fold into a "more measurements" table. ``seeds``: this run's seeds, counted in the column header."""
     folder = Path(folder) if folder is not None else results_dir()
     full_path = folder / "full" / f"{stem}.json"
     full = json.loads(full_path.read_text()) if full_path.is_file() else None
-    paper = paper or {}
-    header = "ours (full profile)" if full else "ours (full profile: none committed, see results/full/README.md)"
+    paper, labels = paper or {}, labels or {}
     stds = (full or {}).get("metrics_std", {})
+    full_header = "ours, full profile" if full else "ours, full profile (none committed)"
     if full and "n_runs" in full:  # merged by lvmcls.sweep over seeds
-        header = f"ours (full profile, mean ± std over {full['n_runs']} runs)"
+        full_header = f"ours, full profile (mean ± std, {full['n_runs']} runs)"
+    run_header = "ours, this run"
+    if seeds is not None:
+        seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else [seeds]
+        run_header += f" ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
 
     def full_value(key):
         if not full:
@@ -114,20 +184,25 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
         value, std = full["metrics"].get(key), stds.get(key)
         return f"{_fmt(value)} ± {std:.2g}" if isinstance(value, float) and isinstance(std, float) else _fmt(value)
 
-    lines = [f"| metric | paper | {header} | ours (this run) |", "|---|---|---|---|"]
-    for key in metrics:
-        lines.append(f"| `{key}` | {_fmt(paper.get(key))} | {full_value(key)} | {_fmt(metrics[key])} |")
+    def table(keys):
+        lines = [f"| quantity | key | paper | {full_header} | {run_header} |", "|---|---|---|---|---|"]
+        for key in keys:
+            words = labels.get(key) or describe(key)
+            lines.append(f"| {words} | `{key}` | {_fmt(paper.get(key))} | {full_value(key)} | {_fmt(metrics[key])} |")
+        return "\n".join(lines)
+
+    primary = [k for k in metrics if paper.get(k) is not None]
+    secondary = [k for k in metrics if paper.get(k) is None]
+    if not primary:
+        primary, secondary = secondary, []
+    parts = [table(primary)]
+    if secondary:
+        parts.append(f"<details><summary>More measurements ({len(secondary)} rows without a paper number)"
+                     f"</summary>\n\n{table(secondary)}\n\n</details>")
     if full:
-        lines.append(f"\nFull-profile run: {full['device']}, commit `{full['git_commit'][:10]}`, "
-                     f"{full['wall_time_s']} s, data: {full['data_source']}.")
-    return "\n".join(lines)
-
-
-def scorecard(stem: str, metrics: dict, paper: dict | None = None, folder: str | Path | None = None):
-    """Display `scorecard_markdown` in a notebook (plain text in a script)."""
-    from .notebook import markdown
-
-    return markdown(scorecard_markdown(stem, metrics, paper, folder))
+        parts.append(f"Full-profile run: {full['device']}, {full['wall_time_s']} s, data: {full['data_source']}; "
+                     f"{describe_age(result_age(full, stem))}.")
+    return "\n\n".join(parts)
 
 
 def verdict(candidate, baseline, *, lower_is_better: bool, what: str, names: tuple[str, str] = ("VC", "CE")) -> str:

@@ -36,6 +36,43 @@ def test_pages_exist():
     assert "graphical_model.svg" in intro and (HTML / "_images" / "graphical_model.svg").is_file()
 
 
+def test_claims_page_is_the_ledger_of_these_results(tmp_path):
+    """The claims page the book shows is `lvmcls.ledger` recomputed from results/ and results/full/ now (a results
+    file changed after the build fails here), with one row per claim (≥ 15), each with a ci verdict and a full
+    column, linked to the chapter section that decides it."""
+    from lvmcls.ledger import EXPECTED, MARKER, render, write_page
+
+    staged = ROOT / "_build" / "src" / "book" / "claims.md"
+    assert staged.is_file(), "make book stages book/claims.md filled by python -m lvmcls.ledger"
+    assert staged.read_text() == write_page(tmp_path / "claims.md").read_text(), (
+        "the built claims page differs from the ledger of the current results files: run make book again")
+    assert MARKER not in staged.read_text()
+    page = (HTML / "book" / "claims.html").read_text()
+    rows = re.findall(r"<tr[^>]*>\s*<td", page)
+    assert len(rows) >= len(EXPECTED) >= 15, f"{len(rows)} claim rows on the page"
+    body = render()
+    for key in EXPECTED:
+        assert f"`{key}`" in body, key
+    missing = re.findall(r"`([^`]+)`: no chapter recorded this claim", body)
+    assert not missing, f"claims no chapter recorded: {missing} (a chapter must pass claims=[...] to write_results)"
+    links = re.findall(r'<td[^>]*>.*?<a class="reference internal" href="../notebooks/(\d\d_\w+)\.html#', page,
+                       flags=re.S)
+    assert len(links) >= 15, f"only {len(links)} claims link to a chapter section"
+
+
+def test_api_reference_documents_every_module():
+    """One API page per module group, each module with its functions: every `lvmcls` module appears."""
+    import pkgutil
+
+    import lvmcls
+
+    pages = "".join((HTML / "book" / "api" / f"{p}.html").read_text() for p in ("models", "training", "metrics"))
+    modules = [m.name for m in pkgutil.iter_modules(lvmcls.__path__)]
+    missing = [m for m in modules if f'id="module-lvmcls.{m}"' not in pages]
+    assert not missing, f"modules without an API section: {missing} (add them to book/api/*.md)"
+    assert 'id="lvmcls.vae_as.VAEAS"' in pages and 'id="lvmcls.decisions.paired_decision"' in pages
+
+
 def test_chapter1_has_its_figures(ch1):
     """Figures are embedded in the page (lvmcls.notebook.figure: a MyST figure of a PNG data URI)."""
     import base64
@@ -83,7 +120,9 @@ addEventListener("load", () => settled().then(() => setTimeout(() => {
   });
   document.querySelectorAll("table").forEach((table) => {
     const header = [...table.querySelectorAll("thead th, tr:first-child th")].map(text);
-    const rows = [...table.querySelectorAll("tbody tr")].map((tr) => text(tr.querySelector("td")));
+    // a scorecard's rows by their key (its second column), any other table's by its first cell
+    const column = header[1] === "key" ? 1 : 0;
+    const rows = [...table.querySelectorAll("tbody tr")].map((tr) => text(tr.querySelectorAll("td")[column]));
     report.tables.push({header: header, rows: rows});
   });
   document.querySelectorAll("p").forEach((p) => {
@@ -197,13 +236,16 @@ def test_math_is_typeset_in_headless_chromium(stem, server, browser):
 
 
 def _scorecard_keys(stem: str) -> list[str]:
-    """The metric keys of the scorecard the executed chapter printed (its Markdown output), checked against the
-    results file of the same run."""
+    """The metric keys of the scorecard the executed chapter printed (its Markdown output: the main table, then
+    the folded one), checked against the results file of the same run; every row names its quantity in words."""
     nb = json.loads((ROOT / "_build" / "executed" / "notebooks" / f"{stem}.ipynb").read_text())
     cards = ["".join(o["data"]["text/markdown"]) for c in nb["cells"] for o in c.get("outputs", [])
-             if "| metric | paper |" in "".join(o.get("data", {}).get("text/markdown", ""))]
+             if "| quantity | key | paper |" in "".join(o.get("data", {}).get("text/markdown", ""))]
     assert len(cards) == 1, f"{stem}: the executed chapter printed {len(cards)} scorecards"
-    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([^|]*) \|$", cards[0], flags=re.M)  # (key, this run's value)
+    table_rows = re.findall(r"^\| ([^|`]+?) \| `([^`]+)` \|.*\| ([^|]*) \|$", cards[0], flags=re.M)
+    raw = [key for words, key, _ in table_rows if words.strip() == key or "*" in words]
+    assert not raw, f"{stem}: scorecard rows named by a raw key or an unknown part (lvmcls.words): {raw[:5]}"
+    rows = [(key, value) for _, key, value in table_rows]  # (key, this run's value)
     profile = nb["metadata"]["papermill"]["parameters"]["profile"]
     results = ROOT / "results" / ("" if profile == "ci" else profile) / f"{stem}.json"
     if results.is_file():  # a row is a metric of this run, or a paper's row this run did not measure ("—")
@@ -228,9 +270,10 @@ def test_a_reader_sees_tables_fitting_code_and_captioned_figures(stem, server, b
     for _, path, _ in shots:
         assert path.stat().st_size > 20_000, f"the screenshot {path.name} is blank"
     assert not seen["garbled"], f"Markdown tables left as text: {seen['garbled'][:2]}"
-    cards = [t for t in seen["tables"] if t["header"][:2] == ["metric", "paper"]]
-    assert len(cards) == 1, f"{len(cards)} scorecard tables on the page"
-    assert cards[0]["rows"] == _scorecard_keys(stem), "the scorecard table's rows are not the chapter's metrics"
+    cards = [t for t in seen["tables"] if t["header"][:3] == ["quantity", "key", "paper"]]
+    assert 1 <= len(cards) <= 2, f"{len(cards)} scorecard tables on the page (the main one and the folded one)"
+    shown = [key for card in cards for key in card["rows"]]
+    assert shown == _scorecard_keys(stem), "the scorecard tables' rows are not the chapter's metrics"
     clipped = [f"{o['line'][:70]!r} ({o['scroll']} > {o['client']} px)" for o in seen["overflow"]]
     assert not clipped, f"{len(clipped)} code cells scroll sideways at {WIDTH} px: {clipped[:3]}"
     assert seen["figures"], "the chapter has no figure"
@@ -250,6 +293,6 @@ def test_tables_render_as_tables(stem):
     garbled = [p[:80] for p in paragraphs if "|---" in p or "|—|" in p or "| — |" in p and p.count("|") > 6]
     assert not garbled, f"Markdown tables left as text: {garbled[:2]}"
     tables = re.findall(r"<table.*?</table>", page, flags=re.S)
-    scorecards = [t for t in tables if re.search(r"<th[^>]*>\s*(<p>)?\s*metric\s*(</p>)?\s*</th>", t)]
-    assert len(scorecards) == 1, "the chapter must end with one scorecard table"
+    scorecards = [t for t in tables if re.search(r"<th[^>]*>\s*(<p>)?\s*quantity\s*(</p>)?\s*</th>", t)]
+    assert 1 <= len(scorecards) <= 2, "the chapter must end with one scorecard (a main table and a folded one)"
     assert scorecards[0].count("<tr") >= 3, "the scorecard has a header and rows"

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from lvmcls.notebook import Setup, resolve_profile
-from lvmcls.results import scorecard_markdown, write_results
+from lvmcls.decisions import claim, paired_decision
+from lvmcls.ledger import EXPECTED, gather, render
+from lvmcls.results import describe_age, result_age, scorecard_markdown, write_results
+from lvmcls.words import describe, unknown_parts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_write_results_records_provenance(tmp_path):
@@ -34,14 +42,81 @@ def test_a_run_writes_its_own_profile_device_seed_and_time(tmp_path):
     assert json.loads(other.read_text())["seeds"] == [3, 4] and json.loads(other.read_text())["knobs"] == {"k": 1}
 
 
-def test_scorecard_shows_paper_full_and_this_run(tmp_path):
-    text = scorecard_markdown("01_x", {"acc": 0.5}, {"acc": 0.9}, folder=tmp_path)
-    assert "full profile: none committed" in text and "| `acc` | 0.9 | — | 0.5 |" in text
+def test_scorecard_shows_words_key_paper_full_and_this_run(tmp_path):
+    text = scorecard_markdown("01_x", {"mnist_acc_ce": 0.5, "extra_acc": 0.1}, {"mnist_acc_ce": 0.9},
+                              folder=tmp_path, seeds=[0, 1, 2])
+    assert "| quantity | key | paper | ours, full profile (none committed) | ours, this run (3 seeds) |" in text
+    assert "| MNIST · test accuracy (fraction) · CE | `mnist_acc_ce` | 0.9 | — | 0.5 |" in text
+    main, folded = text.split("<details>")
+    assert "`extra_acc`" in folded and "`extra_acc`" not in main and "1 rows without a paper number" in folded
+    assert "| *extra* · test accuracy (fraction) | `extra_acc`" in folded  # an unknown part shows, in italics
     (tmp_path / "full").mkdir()
-    write_results("01_x", profile="full", device="cpu", seeds=[0], data_source="d", metrics={"acc": 0.7},
+    write_results("01_x", profile="full", device="cpu", seeds=[0], data_source="d", metrics={"mnist_acc_ce": 0.7},
                   wall_time_s=3, folder=tmp_path / "full")
-    text = scorecard_markdown("01_x", {"acc": 0.5}, {"acc": 0.9}, folder=tmp_path)
-    assert "| `acc` | 0.9 | 0.7 | 0.5 |" in text and "Full-profile run" in text
+    text = scorecard_markdown("01_x", {"mnist_acc_ce": 0.5}, {"mnist_acc_ce": 0.9}, folder=tmp_path,
+                              labels={"mnist_acc_ce": "MNIST: test accuracy, CE"})
+    assert "| MNIST: test accuracy, CE | `mnist_acc_ce` | 0.9 | 0.7 | 0.5 |" in text and "Full-profile run" in text
+
+
+def test_words_read_keys_and_list_unknown_parts():
+    assert describe("lowdata_mnist500_acc_std_ce") == ("low data · MNIST, 500 labels · test accuracy (fraction) · "
+                                                       "std over seeds · CE")
+    assert describe("ood_auroc_mnist_vs_fashion_vc") == ("out of distribution · AUROC · MNIST in, Fashion-MNIST out · "
+                                                         "VC")
+    assert unknown_parts(["mnist_acc_ce", "foo_acc_bar"]) == {"foo", "bar"}
+
+
+def _git(*args):
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def test_result_age_counts_commits_and_changed_modules():
+    head = _git("rev-parse", "HEAD")
+    if head is None:
+        pytest.skip("not a git checkout")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    age = result_age({"git_commit": head + "+dirty", "written": now}, "04_vae_posterior_collapse")
+    assert age["commits_behind"] == 0 and age["changed"] == [] and not age["stale"] and age["days"] == 0
+    unknown = result_age({"git_commit": "unknown"})
+    assert unknown["stale"] and unknown["commits_behind"] is None and "unknown" in describe_age(unknown)
+    # the commit before lvmcls/vae.py was split: the module changed since, so a result from it is stale
+    split = _git("log", "-1", "--format=%H", "--", "lvmcls/vae_as.py")
+    if split and _git("cat-file", "-e", f"{split}~1^{{commit}}") is not None:
+        old = result_age({"git_commit": f"{split}~1"}, "05_vae_as")
+        assert old["commits_behind"] >= 1 and "lvmcls/vae.py" in old["changed"] and old["stale"]
+        assert "stale" in describe_age(old)
+
+
+def test_ledger_gathers_claims_of_both_profiles(tmp_path):
+    d = paired_decision([0.91, 0.92, 0.93], [0.90, 0.90, 0.91], direction="higher", what="accuracy",
+                        names=("MIER", "M2"))
+    row = claim("mier/acc", paper="mier", statement="MIER raises M2's accuracy.", source="Table 2",
+                paper_value="+1.39 points", section="ch7-mier", decision=d)
+    write_results("07_x", profile="ci", device="cpu", seeds=[0, 1, 2], data_source="d", metrics={}, wall_time_s=1,
+                  folder=tmp_path, claims=[row])
+    write_results("07_x", profile="full", device="cpu", seeds=[0], data_source="d", metrics={}, wall_time_s=1,
+                  folder=tmp_path / "full")  # an older full run without claims
+    rows = {r["key"]: r for r in gather(tmp_path)}
+    assert set(EXPECTED) <= set(rows) and rows["mier/acc"]["ci"]["verdict"] == d.verdict
+    assert rows["mier/acc"]["full"] is None and "predates" in rows["mier/acc"]["full_note"]
+    assert rows["m2/acc100"]["ci"] is None
+    page = render(tmp_path)
+    assert f"**{d.verdict}**: MIER − M2" in page and "{ref}`ch7-mier`" in page
+    assert page.count("no chapter recorded this claim") == len(EXPECTED) - 1
+    assert page.startswith(f"{len(EXPECTED)} claims; in the `ci` profile:")
+
+
+def test_api_docstrings_become_safe_rest():
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from plain_docstrings import plain_to_rest
+
+    lines = ["The bound, with s(e|z) the classifier:", "", "Loss per example:", "    L = -log p(x|z) + KL",
+             "    (two lines)", "back to text with a *star", "- an item whose text", "  continues here"]
+    out = plain_to_rest(lines)
+    assert out[0] == "The bound, with s(e\\|z) the classifier:"
+    assert out[2:6] == ["Loss per example:::", "", "    L = -log p(x|z) + KL", "    (two lines)"]
+    assert out[6:] == ["", "back to text with a \\*star", "- an item whose text", "  continues here"]
 
 
 def test_profiles(monkeypatch):
