@@ -16,7 +16,7 @@ LIBRARY  := $(wildcard lvmcls/*.py)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
-.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge gpu-pack clean
+.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge gpu-pack full-gpu clean
 help:
 	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
 	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
@@ -32,6 +32,7 @@ help:
 	@echo "make merge     mean ± std over the sweep's seeds into results/full/ (the scorecards' full column)"
 	@echo "make gpu-pack  .pack/: the data, the corruption wheel and the commit a GPU machine without network needs"
 	@echo "               (there: bash bench/full_profiles.sh STEM ...; see results/full/README.md)"
+	@echo "make full-gpu  on the GPU machine (BUDGET_S=600): the full profiles, stalest first, each if it fits"
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/ci.txt
@@ -131,6 +132,12 @@ gpu-pack: install data
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d .pack/wheels imagecorruptions-imaug==1.1.5
 	$(BIN)/python -c "from lvmcls.results import git_commit; print(git_commit())" > .pack/COMMIT
 	@echo "commit: $$(cat .pack/COMMIT); size: $$(du -sh .pack | cut -f1)"
+
+# On the GPU machine (no network, no venv: its python3 has torch), with .pack/ carried: the chapters whose full
+# result is missing or stale first, each only if its FULL_MINUTES_H100 fits the time left (lvmcls.gpu_window).
+BUDGET_S ?= 600
+full-gpu:
+	BUDGET_S=$(BUDGET_S) bash bench/full_profiles.sh
 
 clean:
 	rm -rf _build
