@@ -96,6 +96,17 @@ def _check_design(alpha: float, comparisons: int) -> None:
                          f"be a positive integer, got {comparisons!r}")
 
 
+def _interval(candidate, baseline, tail: float):
+    """The paired arms, the mean difference, its SE, the t quantile at 1 − ``tail``, the interval and the MDE."""
+    a, b = _paired(candidate, baseline)
+    d, n = a - b, len(a)
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    t = float(stats.t.ppf(1 - tail, n - 1))
+    mean = float(d.mean())
+    mde = (t + float(stats.t.ppf(POWER, n - 1))) * se
+    return a, b, mean, se, t, (mean - t * se, mean + t * se), mde
+
+
 def paired_decision(candidate, baseline, *, direction: str, what: str, names: tuple[str, str] = ("candidate",
                     "baseline"), alpha: float = 0.05, comparisons: int = 1) -> Decision:
     """Decide "candidate is better than baseline" from per-seed numbers of paired arms (see the module docstring).
@@ -106,13 +117,7 @@ def paired_decision(candidate, baseline, *, direction: str, what: str, names: tu
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower' (the side the paper claims), got {direction!r}")
     _check_design(alpha, comparisons)
-    a, b = _paired(candidate, baseline)
-    d = a - b
-    n = len(d)
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    t = float(stats.t.ppf(1 - alpha / (2 * comparisons), n - 1))
-    mean = float(d.mean())
-    lo, hi = mean - t * se, mean + t * se
+    a, b, mean, se, t, (lo, hi), mde = _interval(candidate, baseline, alpha / (2 * comparisons))
     claimed_positive = direction == "higher"
     if (lo > 0 and claimed_positive) or (hi < 0 and not claimed_positive):
         verdict = "supported"
@@ -120,8 +125,7 @@ def paired_decision(candidate, baseline, *, direction: str, what: str, names: tu
         verdict = "contradicted"
     else:
         verdict = "not resolved"
-    mde = (t + float(stats.t.ppf(POWER, n - 1))) * se
-    return Decision(verdict, what, tuple(names), direction, n, float(a.mean()), float(b.mean()), mean, se,
+    return Decision(verdict, what, tuple(names), direction, len(a), float(a.mean()), float(b.mean()), mean, se,
                     (lo, hi), 1 - alpha / comparisons, mde, alpha, comparisons, None, tuple(a.tolist()),
                     tuple(b.tolist()))
 
@@ -131,22 +135,16 @@ def parity_decision(candidate, baseline, *, margin: float, what: str, names: tup
     """Decide "candidate is as good as baseline, within ±``margin``" (two one-sided tests on paired seeds)."""
     if not (math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin (the parity band δ, fixed before the run) must be > 0, got {margin}")
+    # TOST: each one-sided test at α/m, i.e. a (1 − 2α/m) interval; its MDE is the smallest departure it sees
     _check_design(alpha, comparisons)
-    a, b = _paired(candidate, baseline)
-    d = a - b
-    n = len(d)
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    t = float(stats.t.ppf(1 - alpha / comparisons, n - 1))  # TOST: a (1 − 2α/m) interval
-    mean = float(d.mean())
-    lo, hi = mean - t * se, mean + t * se
+    a, b, mean, se, t, (lo, hi), mde = _interval(candidate, baseline, alpha / comparisons)
     if -margin < lo and hi < margin:
         verdict = "supported"
     elif lo >= margin or hi <= -margin:
         verdict = "contradicted"
     else:
         verdict = "not resolved"
-    mde = (t + float(stats.t.ppf(POWER, n - 1))) * se  # the smallest departure from parity this design sees
-    return Decision(verdict, what, tuple(names), "parity", n, float(a.mean()), float(b.mean()), mean, se, (lo, hi),
+    return Decision(verdict, what, tuple(names), "parity", len(a), float(a.mean()), float(b.mean()), mean, se, (lo, hi),
                     1 - 2 * alpha / comparisons, mde, alpha, comparisons, float(margin), tuple(a.tolist()),
                     tuple(b.tolist()))
 
