@@ -123,16 +123,17 @@ def _git(*args: str) -> str | None:
 
 def result_age(record: dict, stem: str | None = None) -> dict:
     """How old a committed result is, from git: ``commit`` (the run's, without "+dirty"), ``commits_behind``
-    (commits on HEAD since it), ``days`` (since it was written), ``changed`` (the `lvmcls` modules and the chapter's
+    (commits on HEAD since it), ``days`` (from when it was written to HEAD's commit time), ``changed`` (the `lvmcls` modules and the chapter's
     notebook that changed since) and ``stale`` (True when any of them changed: the computation may differ now).
     A commit git does not know (a copy without history) gives ``commits_behind`` None and stale True.
     """
     commit = str(record.get("git_commit", "unknown")).split("+")[0]
-    days = None
-    if record.get("written"):
+    days = None  # from the run to the checkout's commit (not to now: the same checkout reads the same age)
+    head_time = _git("log", "-1", "--format=%ct", "HEAD")
+    if record.get("written") and head_time:
         try:
             written = calendar.timegm(time.strptime(record["written"], "%Y-%m-%dT%H:%M:%SZ"))
-            days = round((time.time() - written) / 86400, 1)
+            days = max(0.0, round((int(head_time) - written) / 86400, 1))
         except ValueError:
             days = None
     known = commit != "unknown" and _git("cat-file", "-e", f"{commit}^{{commit}}") is not None
