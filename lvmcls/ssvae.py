@@ -1,7 +1,8 @@
 """Semi-supervised VAEs: M2 (Kingma et al. 2014) with the label summed out exactly, and the MIER regulariser
 (Mutual Information and Entropy Regularisation, arXiv 2108.12734). Equation numbers are the MIER paper's.
 
-Generative story (M2, the paper's Figure 1a): y → z → x with y and z independent a priori,
+Generative story (M2, the paper's Figure 1a): y → x ← z, the label and the style z independent a priori and both
+parents of the image,
 
     y ~ p(y) = Cat(1/K),   z ~ p(z) = N(0, I),   x | y, z ~ Bernoulli(σ(g_θ(y, z))) pixel by pixel,
 

@@ -165,6 +165,10 @@ class Trainer:
       ``channels_last`` for conv nets on GPU.
     - ``amp``: bfloat16 autocast; default on for CUDA, off on CPU.
     - ``threads``: CPU threads while fitting (`torch_threads`; None: as set); part of the cache key.
+    - a model that defines ``on_epoch_end(epoch, train) -> dict | None`` has it called after each training epoch
+      (before validation), on a forked RNG so that what training draws next does not depend on it; the numbers it
+      returns are appended to ``history.train`` under their keys (e.g. an auxiliary network's refit between
+      training blocks, and a measurement of it).
     - ``progress``: `tqdm.auto` bars per epoch and per batch (redrawn at most twice a second); the environment
       variable ``LVMCLS_PROGRESS=0`` turns them off (the book's papermill runs set it).
     """
@@ -405,6 +409,13 @@ class Trainer:
             if not math.isfinite(history.train["loss"][-1]):  # checked once per epoch: no host sync per step
                 raise FloatingPointError(f"the loss became {history.train['loss'][-1]} in epoch {epoch}; lower the "
                                          "learning rate or check the inputs (NaN or inf in x?)")
+            hook = getattr(model, "on_epoch_end", None)
+            if callable(hook):  # the model's own work between epochs, on a forked RNG (training draws unchanged)
+                with torch.random.fork_rng(devices=_rng_devices(self.device)):
+                    logged = hook(epoch, train)
+                model.train()
+                for k, v in (logged or {}).items():
+                    history.train[k].append(float(v))
             if self.schedule in ("cosine", "step"):
                 for sched in schedules:
                     sched.step()

@@ -9,9 +9,16 @@ s_ω(e|z) over the N sample indices e: at its optimum s_ω(e|z) = q(x_e|z) = q(z
 and trains L = E log p(x|z) - α Î - β MD̂ (Eq. 3). With these estimators α = β = 1 is the ELBO plus
 E[H(s_ω(·|z)) + log s_ω(e|z)], the classifier's mismatch: its value vanishes for an exact classifier (and, e.g., a
 uniform one, where H = log N = -log s(e|z) at every z), in general wherever E H(s) = E CE(q, s). Its gradient with
-respect to the encoder does not vanish: the classifier's parameters are held fixed, so the encoder sees
--∇φ E_z H(s_ω(·|z)) (through z) plus ∇φ E log s_ω(e|z). log N + E log s_ω(e|z) (the cross-entropy bound) is a lower
-bound on I. The binary-tree softmax (§3.5) makes a step O(d log N) instead of O(d N).
+respect to the encoder does not vanish. With the classifier frozen at the exact posterior s = q_φ0(·|z), the term
+T(φ) = E_{e, z~q_φ(z|x_e)}[H(s(·|z)) + log s(e|z)] has T(φ0) = 0 but
+
+    ∇φ T(φ0) = -E_{z~q_φ0(z)} ∇φ H(q_φ(·|z))      (the z held where they are, only the posterior moving),
+
+so L_{1,1}'s gradient is the ELBO's plus that of the mutual information I = log N - E H(q(·|z)) minus that of the
+frozen classifier's entropy E_{z~q_φ(z)} H(s(·|z)) (tests/test_vae.py checks it by quadrature on a 1-d model).
+log N + E log s_ω(e|z) (the cross-entropy bound) is a lower bound on I. The binary-tree softmax (§3.5) makes the
+cross-entropy step O(d log N) instead of O(d N); the entropy over all N indices that Eq. 9/13 puts in every training
+step stays O(d N) for the tree too (bench/tree_softmax.md measures both).
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .nets import dense_stack
-from .vae import VAE, kl_to_standard_normal, posterior_params
+from .vae import (
+    VAE,
+    exact_aggregate_posterior_terms,
+    kl_to_standard_normal,
+    posterior_params,
+)
 
 
 def fano_lower_bound(error_rate: float, n: int) -> float:
@@ -216,17 +228,33 @@ class VAEAS(nn.Module):
     `IndexClassifier` over all N training indices) and MD̂ by Eq. 14.
 
     -L = -E log p(x|z) + α (log N - E H(s(·|z))) + β (E KL - log N - E log s(e|z)); at α = β = 1 it is the negative
-    ELBO minus E[H(s(·|z)) + log s(e|z)], the classifier's mismatch: zero for s = q(·|z), but also e.g. for a
-    uniform s (H = log N = -log s(e|z)), in general wherever E H(s) = E CE(q, s). The encoder's gradient flows
-    through z into Î and MD̂ (the classifier's parameters detached); the classifier is trained only by its own
-    cross-entropy (Eq. 12) on ``classifier_samples`` detached draws of z per example. The batch must carry each
-    example's index e in [0, N) as its label.
+    ELBO minus T = E[H(s(·|z)) + log s(e|z)], the classifier's mismatch: zero in value for s = q(·|z) (and e.g. for
+    a uniform s), but with a non-zero encoder gradient even there, -E_z ∇φ H(q_φ(·|z)) (module docstring). The
+    encoder's gradient flows through z into Î and MD̂ (the classifier's parameters detached); the classifier is
+    trained only by its own cross-entropy (Eq. 12) on ``classifier_samples`` detached draws of z per example. The
+    batch must carry each example's index e in [0, N) as its label.
+
+    ``placebo``: the control arm. Everything is computed as in VAE-AS (the classifier, its steps, refits and random
+    draws are identical), but the α/β terms reach the encoder with weight 0: the VAE trains on the plain negative
+    ELBO, -E log p(x|z) + KL.
+
+    ``refit_every`` (epochs; 0: never): `on_epoch_end`, called by the `Trainer` between epochs, first measures the
+    classifier as it stood through the block just trained (Î by Eq. 9/13, SC, and the exact mutual information of the
+    aggregate posterior over the N training points: the quality gate), then refits it on the current encoder for
+    ``refit_steps`` steps (`fit_index_classifier`, continuing from its weights) so that it follows the moving
+    encoder.
     """
 
     def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
                  tree: bool = True, classifier_lr: float = 1e-2, classifier_depth: int = 2,
-                 classifier_samples: int = 1, classifier_activation: str = "relu"):
+                 classifier_samples: int = 1, classifier_activation: str = "relu", placebo: bool = False,
+                 refit_every: int = 0, refit_steps: int = 200, refit_batch: int = 512, refit_lr: float = 3e-3):
         super().__init__()
+        if refit_every < 0 or refit_steps < 1 or refit_batch < 1 or not refit_lr > 0:
+            raise ValueError(f"need refit_every >= 0, refit_steps >= 1, refit_batch >= 1 and refit_lr > 0, got "
+                             f"{refit_every}, {refit_steps}, {refit_batch}, {refit_lr}")
+        self.placebo, self.refit_every, self.refit_steps = bool(placebo), refit_every, refit_steps
+        self.refit_batch, self.refit_lr = refit_batch, refit_lr
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
         if classifier_samples < 1:
@@ -254,6 +282,8 @@ class VAEAS(nn.Module):
         mi = index_mi_plugin(entropy, self.num_samples)
         md = index_marginal_divergence(t["kl"], log_s, self.num_samples)
         objective = -t["rec"].mean() + self.alpha * mi + self.beta * md
+        if self.placebo:  # the same terms, computed and logged, reaching the VAE with weight 0
+            objective = -t["rec"].mean() + t["kl"].mean() + 0.0 * objective
         k = self.classifier_samples
         z = (t["mean"] + (0.5 * t["log_var"]).exp() * torch.randn(k, *t["mean"].shape, device=x.device)).detach()
         classifier_loss = -self.classifier(z.flatten(0, 1), index.repeat(k)).mean()
@@ -261,6 +291,22 @@ class VAEAS(nn.Module):
                 "kl": t["kl"].mean(), "mi": mi.detach(), "md": md.detach(),
                 "mi_ce_bound": index_mi_cross_entropy_bound(log_s, self.num_samples).detach(),
                 "classifier_loss": classifier_loss}
+
+    def on_epoch_end(self, epoch: int, train) -> dict[str, float] | None:
+        """The `Trainer`'s hook (every ``refit_every`` epochs): measure the classifier as trained through the block
+        against the exact mutual information, then refit it on the current encoder. ``train`` must hold all N
+        training samples with their indices as labels, in order. Returns what the history logs: ``gate_epoch``,
+        ``gate_mi`` (Eq. 9/13), ``gate_mi_exact``, ``gate_ratio`` (their ratio; NaN when the exact MI is below 0.05
+        nats, a collapsed encoder), ``gate_sc`` (SC, nats)."""
+        if not self.refit_every or (epoch + 1) % self.refit_every:
+            return None
+        terms = index_classifier_terms(self, train.x, train.y, top1_subset=1, seed=epoch)
+        mean, log_var = posterior_params(self.vae, train.x)
+        exact = exact_aggregate_posterior_terms(mean, log_var, draws=1, seed=epoch)["mi"]
+        fit_index_classifier(self, train.x, steps=self.refit_steps, batch_size=self.refit_batch, lr=self.refit_lr,
+                             seed=epoch, fresh=False)
+        return {"gate_epoch": epoch + 1, "gate_mi": terms["mi"], "gate_mi_exact": exact,
+                "gate_ratio": terms["mi"] / exact if exact > 0.05 else float("nan"), "gate_sc": terms["sc"]}
 
     def parameter_groups(self) -> dict:
         head = self.classifier.head

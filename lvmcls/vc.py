@@ -389,15 +389,17 @@ def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, l
                    epochs: int | None = None, steps: int | None = None, seed: int = 0, device="cpu",
                    beta: float = 0.01, likelihood_weight: float | None = None, ratio_form: str = "linear",
                    ratio_hidden: int | None = None, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam",
-                   schedule: str | None = None, weight_decay: float = 0.0,
-                   **trainer_options) -> tuple[LatentClassifier, dict]:
+                   schedule: str | None = None, weight_decay: float = 0.0, prior_lr: float | None = None,
+                   ratio_lr: float = 1e-3, **trainer_options) -> tuple[LatentClassifier, dict]:
     """Build a `LatentClassifier` for ``objective`` and train it with the one `Trainer` (or load it).
 
     ``encoder``: a kind for `lvmcls.nets.build_encoder` ("mlp", "convnet", "resnet18"; input shape from ``data``)
     or a zero-argument function returning the encoder network; it is built after seeding, inside `fit_cached`.
     Give either ``epochs`` or a budget of optimiser ``steps``: the run then takes exactly ``steps`` mini-batches
     whatever the data size (the last epoch stops part-way; `Trainer.max_steps`). ``likelihood_weight``
-    defaults to the reference code's weight for the objective (`DEFAULT_LIKELIHOOD_WEIGHT`).
+    defaults to the reference code's weight for the objective (`DEFAULT_LIKELIHOOD_WEIGHT`). ``prior_lr``: the
+    class priors' learning rate (default: the trainer's ``lr``; the reference code uses 0.1 × the encoder's rate);
+    ``ratio_lr``: the discriminator's (`LatentClassifier`). Both enter the cache key through the model.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs and steps")
@@ -414,7 +416,8 @@ def train_vc_model(name: str, data, objective: str, encoder, num_classes: int, l
 
     def build():
         return LatentClassifier.build(objective, make_encoder(), num_classes, latent_dim, beta=beta,
-                                      likelihood_weight=weight, ratio_form=ratio_form, ratio_hidden=ratio_hidden)
+                                      likelihood_weight=weight, ratio_form=ratio_form, ratio_hidden=ratio_hidden,
+                                      prior_lr=prior_lr, ratio_lr=ratio_lr)
 
     trainer = Trainer(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
                       weight_decay=weight_decay, device=device, seed=seed, monitor="objective",

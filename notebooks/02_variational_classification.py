@@ -63,7 +63,7 @@ from lvmcls.vc import (
     train_vc_model,
     variational_classification,
 )
-from lvmcls.results import scorecard
+from lvmcls.notebook import scorecard
 from lvmcls.train import pick_device
 
 device = pick_device()
@@ -230,7 +230,7 @@ LIKELIHOOD_WEIGHT = {
 # **Who learns from what (Algorithm 1).** The reference code adds a small likelihood term to VC,
 # $\lambda\,\log p_\theta(z\mid y)$ with $\lambda = 0.01$. Algorithm 1 gives each parameter its own gradient (its
 # line 9 is printed with "$\beta\, p_\theta(z\mid y)$"; we read the log, and weight it by $\lambda$, equal to
-# $\beta = 0.01$ here):
+# $\beta = 0.01$ at the paper's weights; the $\beta = 1$ rows below keep $\lambda = 0.01$):
 #
 # $$
 # \begin{aligned}
@@ -395,7 +395,8 @@ print(
 # Five classes, $z \sim \mathcal N(\mu_y, 0.5^2 I)$ in $\mathbb R^2$ with means on a circle, and inputs $x = g(z) \in \mathbb R^{10}$ through a
 # fixed random network. The encoder sees only $x$. Each panel of {numref}`fig-ch2-toy-latents` shows the learned prior $p_\theta(z\mid y)$ (ellipses at
 # 1σ and 2σ: the *anticipated* latents) and the encoder's outputs on test data (dots: the *empirical* latents).
-# Besides the paper's weights we train VC with $\beta = 1$, where the KL is not a small regulariser, once with the
+# Besides the paper's weights we train VC with $\beta = 1$, where the KL is not a small regulariser (only the KL's
+# weight changes: $\lambda$ stays at the reference's 0.01, so in these rows $\lambda \ne \beta$), once with the
 # paper's linear discriminators and once with small MLP discriminators (64 tanh units per class; the reference
 # code's option has 512), which can represent log ratios that are not linear in $z$.
 
@@ -488,8 +489,10 @@ figure(
 # - test accuracy.
 #
 # Encoders: an MLP (784-256-256-2) in the `ci` profile, a ConvNet in `full`; CE's head is linear (one shared
-# isotropic prior), the other objectives' heads are per-class diagonal Gaussians; Adam at 1e-3 for everything but the
-# discriminator (its own AdamW, as in the reference code). The reference code trains a ResNet-50 on ImageNet with
+# isotropic prior), the other objectives' heads are per-class diagonal Gaussians; Adam for everything but the
+# discriminator (its own AdamW at 1e-3, as in the reference code), at 1e-3 with batch 128 in `ci` and 2e-3 with
+# batch 512 in `full` and `smoke` (the toy models: Adam 1e-3 in every profile); the class priors at the encoder's
+# rate (the reference code gives them 0.1 × the encoder's SGD rate). The reference code trains a ResNet-50 on ImageNet with
 # SGD; we keep its loss weights ($\beta = 0.01$; GM $\lambda = 0.1$; VC $\lambda = 0.01$) and not its optimiser.
 
 # %% tags=["hide-input"]

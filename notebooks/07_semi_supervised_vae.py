@@ -26,8 +26,12 @@
 #
 # The chapter derives the bounds (Eqs. 1–3, and that Eq. 2 equals Eq. 3), the decomposition of Eq. 6 and Eq. 8,
 # and what the regularised bound of Eq. 7 becomes when expanded; checks them numerically; sums $y$ out *exactly*
-# in one batched pass; and measures M2 on MNIST with 10 labels per class against Kingma's and Pyro's numbers and a
-# supervised-only baseline, then M2 against M2+MIER on Fashion-MNIST with 100 labels per class.
+# in one batched pass; then decides, over several label draws of Fashion-MNIST at 100 labels per class, whether
+# MIER raises M2's accuracy (MIER's Table 1), which of its two terms does the work, and what the KL warm-up does.
+# Last, M2 on MNIST with 10 labels per class, *as defined* (Kingma's classification weight) and *as tuned* (the
+# weight kept on validation), against a supervised-only baseline and against Pyro's own M2 example run on the same
+# data (`bench/pyro_m2_side_by_side.py`). The MIER paper also regularises ADGM and LVAE (16 of the 24 accuracies
+# of its Table 1); this book implements only M2 and does not reproduce those rows.
 #
 # Run it yourself: the launch menu at the top of the page (the rocket) opens this notebook on Colab;
 # on a GPU runtime `profile="auto"` selects the `full` profile.
@@ -46,6 +50,7 @@ if importlib.util.find_spec("lvmcls") is None:
     subprocess.run([*pip, "git+https://github.com/lvmcls/lvmcls"], check=True)
 
 import dataclasses
+import json
 import math
 
 import matplotlib.pyplot as plt
@@ -54,8 +59,10 @@ import torch
 from lvmcls import plots
 from lvmcls import ssvae as S
 from lvmcls.data import load_dataset
+from lvmcls.decisions import claim, paired_decision
 from lvmcls.notebook import figure, markdown, setup, show
-from lvmcls.results import scorecard
+from lvmcls.paths import project_root
+from lvmcls.notebook import scorecard
 from lvmcls.train import Trainer, fit_cached, pick_device
 
 device = pick_device()
@@ -67,10 +74,13 @@ profile = (
 seed = 0
 
 # %% tags=["hide-input"]
-# an estimate: on one H100 shared with chapters 4, 5 and 6 the full profile had
-# finished only its MNIST section (about 5 of its 27 models) when stopped at 545 s:
-# 27 / 5 × 545 s ≈ 49 min shared, taken as about 40 alone
-FULL_MINUTES_H100 = 40
+# an estimate from step counts, not a measured run: at about 6 ms per M2 step of the
+# paper's networks (batch 200, K = 10 classes expanded) on one H100, the full profile's
+# Fashion-MNIST runs (3 α' + 5 draws × 3 arms − 1 shared + 3 warm-up runs = 20 runs,
+# 20 epochs of 273 steps) take about 11 min, the MNIST runs (M2 as defined on 3
+# draws, as tuned on 1: 4 runs, 50 epochs of 278 steps) about 5 min, grey CIFAR-10
+# (2 runs, 20 epochs of 245 steps) about 1 min: 17 min, budgeted as 18
+FULL_MINUTES_H100 = 18
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 PAPER_NET = {
     "latent_dim": 50,
@@ -78,44 +88,65 @@ PAPER_NET = {
     "depth": 2,
     "classifier_hidden": 600,
 }  # MIER §5.2
+PYRO_NET = {  # Pyro's example (and Kingma's M2): z 50, one hidden layer of 500
+    "latent_dim": 50,
+    "hidden": 500,
+    "depth": 1,
+    "classifier_hidden": 500,
+}
 KNOBS = {
-    # ci: two CPU cores, about five minutes. Narrower networks, a subset of the
-    # unlabelled images, few epochs;
-    # α' is chosen among `alphas` on the MNIST validation split.
+    # ci: two CPU cores, about three minutes. Narrower networks, a subset of the
+    # unlabelled images, few epochs; α' is chosen among `alphas` on the Fashion-MNIST
+    # validation split. draws: the label draws of the MIER decision; warmup_draws:
+    # those of the warm-up ablation.
     "ci": {
         "net": {"latent_dim": 32, "hidden": 256, "depth": 1, "classifier_hidden": 500},
-        "unlabelled": 10_000,
-        "epochs": 6,
+        "mnist_net": {
+            "latent_dim": 32,
+            "hidden": 256,
+            "depth": 1,
+            "classifier_hidden": 500,
+        },
+        "unlabelled": 6_000,
+        "epochs": 4,
+        "mnist_epochs": 4,
+        "mnist_draws": [0],
         "lr": 2e-3,
-        "alphas": [3.0, 30.0, 300.0],
+        "mnist_lr": 2e-3,
+        "alphas": [0.1, 1.0, 30.0],
         "batch": 200,
         "labelled_per_batch": 20,
         "warmup_epochs": 1,
         "supervised_max_epochs": 150,
         "fashion_labels": [100],
-        "draws": [0, 1],
+        "draws": [0, 1, 2, 3, 4],
+        "warmup_draws": [0, 1, 2],
         "ablation": [(0.0, 6.0)],
         "cifar10": False,
         "max_steps": None,
         "test_limit": None,
     },
-    # full: the paper's networks on one GPU; 15 epochs instead of 1000. 25 M2 runs
-    # of 280 steps an epoch: budgeted
-    # for about 8 minutes on an H100 (an estimate from step counts, not yet a
-    # measured run).
+    # full: the paper's networks on one GPU; 20 epochs instead of 1000 on Fashion;
+    # on MNIST M2 as Pyro's example defines it (its networks, all unlabelled images,
+    # Adam 4.2e-4, 50 epochs, the validation-best epoch restored) on 3 label draws.
     "full": {
         "net": PAPER_NET,
+        "mnist_net": PYRO_NET,
         "unlabelled": None,
-        "epochs": 15,
+        "epochs": 20,
+        "mnist_epochs": 50,
+        "mnist_draws": [0, 1, 2],
         "lr": 1e-3,
-        "alphas": [3.0, 30.0, 300.0],
+        "mnist_lr": 4.2e-4,
+        "alphas": [0.1, 1.0, 30.0],
         "batch": 200,
         "labelled_per_batch": 20,
         "warmup_epochs": 2,
         "supervised_max_epochs": 150,
-        "fashion_labels": [100, 250, 500],
-        "draws": [0, 1, 2],
-        "ablation": [(0.0, 6.0), (1.0, 0.0)],
+        "fashion_labels": [100],
+        "draws": [0, 1, 2, 3, 4],
+        "warmup_draws": [0, 1, 2],
+        "ablation": [(0.0, 6.0)],
         "cifar10": True,
         "max_steps": None,
         "test_limit": None,
@@ -124,16 +155,21 @@ KNOBS = {
     # a CPU.
     "smoke": {
         "net": PAPER_NET,
+        "mnist_net": PYRO_NET,
         "unlabelled": 2_000,
         "epochs": 1,
+        "mnist_epochs": 1,
+        "mnist_draws": [0],
         "lr": 1e-3,
-        "alphas": [3.0, 30.0],
+        "mnist_lr": 1e-3,
+        "alphas": [0.1, 1.0],
         "batch": 200,
         "labelled_per_batch": 20,
         "warmup_epochs": 1,
         "supervised_max_epochs": 5,
         "fashion_labels": [100],
-        "draws": [0],
+        "draws": [0, 1],
+        "warmup_draws": [0, 1],
         "ablation": [(0.0, 6.0)],
         "cifar10": True,
         "max_steps": 3,
@@ -147,7 +183,8 @@ metrics_ = {}
 # %% [markdown]
 # ## The model
 #
-# **Generative story** (the paper's Figure 1a): $y \to z \to x$ with $y$ and $z$ independent a priori,
+# **Generative story** (the paper's Figure 1a): $y \to x \leftarrow z$, the label $y$ and the continuous latent $z$
+# independent a priori and both parents of the image,
 #
 # $$
 # y \sim p(y) = \mathrm{Cat}(1/K), \qquad z \sim p(z) = \mathcal N(0, I), \qquad x \mid y, z \sim \mathrm{Bernoulli}\big(\sigma(g_\theta(y, z))\big),
@@ -314,12 +351,15 @@ print(
 # images) whatever the batch holds:
 # $-\big[\tfrac{N_l}{N}\,\overline{\mathcal L} + \tfrac{N_u}{N}\,\overline{\mathcal M} + \alpha'\,\overline{\log q(y\mid x)}_l\big]$, so Kingma's $\alpha = 0.1\,N$ in $J$ is
 # $\alpha' = 0.1$ here, a weight per labelled example of $\alpha' N/N_l$ times its bound (50 at 100 labels among 50,000
-# images; Pyro's example uses 46). With a few epochs instead of Kingma's 3000 we do not assume that value carries
-# over: the chapter trains M2 on MNIST with each $\alpha'$ in `KNOBS["alphas"]`, keeps the one with the highest accuracy on
-# the 10,000 MNIST *validation* images (held out of the training images; `lvmcls.data` splits them off), and uses that
-# $\alpha'$ for Fashion-MNIST too. The test sets are touched only for the reported numbers. The sweep below prints the
-# per-example weight each $\alpha'$ implies: a large one makes M2 mostly a supervised classifier helped by the
-# generative term, which differs in kind from Kingma's and Pyro's balance.
+# images; Pyro's example uses 46, i.e. $\alpha' = 0.092$). The weight per labelled example depends on how many
+# unlabelled images a run uses, so the page prints both numbers for every run. With a few epochs instead of Kingma's
+# 3000 we do not assume that Kingma's value carries over: the chapter trains M2 on Fashion-MNIST (label draw 0) with
+# each $\alpha'$ in `KNOBS["alphas"]`, which always holds Kingma's 0.1 and 1, keeps the one with the highest accuracy on
+# the 10,000 Fashion-MNIST *validation* images (held out of the training images; `lvmcls.data` splits them off), and
+# uses that $\alpha'$ for every other run. Every $\alpha'$ of the grid is reported, kept or not. The test sets are touched
+# only for the reported numbers. A large weight makes M2 mostly a supervised classifier helped by the generative
+# term, which differs in kind from Kingma's and Pyro's balance; so the MNIST section runs both: M2 *as defined*
+# ($\alpha' = 0.1$) and M2 *as tuned* (the kept $\alpha'$).
 
 # %%
 show(S.M2.training_step)
@@ -386,18 +426,20 @@ print(
 # %% [markdown]
 # ## Training
 #
-# One `Trainer` for every M2 run: Adam, batch 200, the last epoch kept (the paper's model-selection split is not
-# stated). The KL$(q(z\mid x,y)\,\|\,p(z))$ terms are warmed up linearly over the first `warmup_epochs` (the paper uses
-# warm-up without giving the schedule). The learning rate (higher than the paper's 3e-4, to learn something in a few
-# epochs), the number of epochs and the unlabelled subset of the `ci` profile were set by the CPU budget and a handful of
-# exploratory runs scored on MNIST *validation* accuracy; no knob was chosen on a test set, and none on Fashion-MNIST.
-# The supervised-only baseline is the same classifier network trained by cross-entropy on the labelled images alone
-# (Adam 1e-3, batches of 25), stopped early on the MNIST validation error (checked every 5 epochs, patience 25 epochs,
-# best weights restored).
+# One `Trainer` configuration for every M2 run: Adam, batch 200, the last epoch kept (the paper's model-selection
+# split is not stated). Run $d$ uses label draw $d$ and trainer seed $d$ (offset by the chapter's seed), so that all
+# arms of one draw start from the same initial weights and see the same batches: they are *paired by draw*. The
+# KL$(q(z\mid x,y)\,\|\,p(z))$ terms are warmed up linearly over the first `warmup_epochs` (MIER uses warm-up without
+# giving the schedule; neither Kingma nor Pyro uses one, and a section below ablates it). The learning rate (higher
+# than the paper's 3e-4, to learn something in a few epochs), the number of epochs and the unlabelled subset of the
+# `ci` profile were set by the CPU budget and a handful of exploratory runs scored on *validation* accuracy; no knob
+# was chosen on a test set. The supervised-only baseline is the same classifier network trained by cross-entropy on
+# the labelled images alone (Adam 1e-3, batches of 25), stopped early on the validation error (checked every 5
+# epochs, patience 25 epochs, best weights restored).
 
 
 # %% tags=["hide-input"]
-def m2_builder(data, alpha, gamma=0.0, beta=0.0):
+def m2_builder(data, alpha, gamma=0.0, beta=0.0, warmup=True, net=None):
     split, x_dim = data.train, data.train.x[0].numel()
     steps_per_epoch = math.ceil(
         (len(split) - split.n_labelled) / (KNOBS["batch"] - KNOBS["labelled_per_batch"])
@@ -405,23 +447,41 @@ def m2_builder(data, alpha, gamma=0.0, beta=0.0):
     return lambda: S.M2(
         x_dim=x_dim,
         num_classes=data.num_classes,
-        **KNOBS["net"],
+        **(net or KNOBS["net"]),
         labelled_fraction=split.labelled_fraction,
         alpha=alpha,
         gamma=gamma,
         beta=beta,
-        warmup_steps=KNOBS["warmup_epochs"] * steps_per_epoch,
+        warmup_steps=KNOBS["warmup_epochs"] * steps_per_epoch if warmup else 0,
     )
 
 
-m2_trainer = Trainer(
-    max_epochs=KNOBS["epochs"],
-    max_steps=KNOBS["max_steps"],
-    batch_size=KNOBS["batch"],
-    lr=KNOBS["lr"],
-    device=run.device,
-    seed=run.seed,
-)
+def m2_trainer(draw, epochs=None, lr=None, select_on_val=False):
+    """Trainer seed = label draw: the arms of one draw are paired (same initial
+    weights, same batches). ``select_on_val``: restore the epoch with the best
+    validation error (the full profile's faithful MNIST runs)."""
+    return Trainer(
+        max_epochs=epochs or KNOBS["epochs"],
+        max_steps=KNOBS["max_steps"],
+        batch_size=KNOBS["batch"],
+        lr=lr or KNOBS["lr"],
+        device=run.device,
+        seed=100 * run.seed + draw,
+        **({"monitor": "error", "patience": 10**6} if select_on_val else {}),
+    )
+
+
+def fit_m2(tag, data, draw, alpha, gamma=0.0, beta=0.0, warmup=True, **kw):
+    net = kw.pop("net", None)
+    name = f"ch7-{tag}-draw{draw}-a{alpha:g}-g{gamma:g}-b{beta:g}"
+    return fit_cached(
+        name + ("" if warmup else "-nowarmup"),
+        m2_builder(data, alpha, gamma, beta, warmup, net),
+        data,
+        m2_trainer(draw, **kw),
+    )
+
+
 supervised_trainer = Trainer(
     max_epochs=KNOBS["supervised_max_epochs"],
     batch_size=25,
@@ -449,280 +509,269 @@ def supervised_only(data, val):
 
 
 # %% [markdown]
-# ## M2 on MNIST with 10 labels per class
+# (ch7-question)=
+# ## The questions, fixed before the results
 #
-# Kingma et al. report 11.97 ± 1.71 % error (about 88 %) with 100 labels in total after 3000 epochs; Pyro's
-# example reaches 93.19 ± 0.60 % in 50 epochs with exact enumeration and a classification multiplier of 46, and
-# 77.12 % for the supervised-only baseline. First the choice of $\alpha'$, on the validation images:
+# Fashion-MNIST, 100 labels per class, the label draws `KNOBS["draws"]` (printed below), every arm at the same
+# $\alpha'$ (chosen first, on validation) and paired by draw. Metric: accuracy on the 10,000 Fashion-MNIST test images.
+# Three comparisons, each decided by `lvmcls.decisions.paired_decision` (a t-interval on the per-draw differences with
+# $n - 1$ degrees of freedom; its sentences say "paired seeds": here each seed is a label draw
+# with its own trainer seed; α = 0.05, Bonferroni over the **3** comparisons, so each interval is a 98.3 % one;
+# *supported* when it lies wholly on the claimed side, *contradicted* when wholly on the other, else *not resolved*;
+# the smallest effect each design detects with power 0.8 is printed beside it):
+#
+# 1. **MIER raises M2's accuracy** (MIER Table 1, Fashion-MNIST row: 78.84 → 80.23 %): M2+MIER $(\gamma, \beta) = (1, 5)$
+#    against M2 $(0, 0)$.
+# 2. **The information term does work beyond the entropy penalty**: $(1, 5)$ against $(0, 6)$. Both have the same
+#    per-example entropy coefficient $1 - \gamma - \beta = -5$; only $(1, 5)$ has the marginal term $+H(q(y))$ that the
+#    $\gamma I$ of Eq. 7 brings. That MIER lowers the classifier's entropy is *not* a question here: the objective
+#    subtracts $5\,\overline{H}$, so a lower entropy is what it optimises, not a finding; the entropies and $\hat I$ are
+#    reported for both arms, and the accuracy difference is what could come out either way.
+# 3. **The KL warm-up helps M2** (MIER uses it, Kingma and Pyro do not): M2 with warm-up against M2 without, on the
+#    draws `KNOBS["warmup_draws"]`.
+
+# %% tags=["hide-input"]
+COMPARISONS = 3
+d0 = KNOBS["draws"][0]
+fashion_splits = {d: semi_supervised(fashion, 100, d) for d in KNOBS["draws"]}
+print(
+    f"label draws {KNOBS['draws']} (warm-up ablation: {KNOBS['warmup_draws']}); "
+    f"each: {fashion_splits[d0].train}; {KNOBS['epochs']} epochs; "
+    f"{COMPARISONS} comparisons at α = 0.05"
+)
+
+# %% [markdown]
+# ## The classification weight α', chosen on Fashion-MNIST validation
+#
+# Label draw 0, M2 with each $\alpha'$ of the grid; kept: the best accuracy on the 10,000 validation images. The test
+# accuracy of every grid point is reported too (it chose nothing).
 
 # %% tags=["hide-input"]
 alpha_runs = {
-    a: fit_cached(
-        f"ch7-m2-mnist-10pc-alpha{a:g}", m2_builder(mnist_10, a), mnist_10, m2_trainer
-    )
-    for a in KNOBS["alphas"]
+    a: fit_m2("fashion-100pc", fashion_splits[d0], d0, a) for a in KNOBS["alphas"]
 }
 alpha_val = {
-    a: S.evaluate_classifier(model, mnist.val)["accuracy"]
+    a: S.evaluate_classifier(model, fashion.val)["accuracy"]
+    for a, (model, _) in alpha_runs.items()
+}
+alpha_test = {
+    a: S.evaluate_classifier(model, fashion.test)["accuracy"]
     for a, (model, _) in alpha_runs.items()
 }
 ALPHA = max(alpha_val, key=alpha_val.get)
+frac_fashion = fashion_splits[d0].train.labelled_fraction
 metrics_["alpha_chosen"] = ALPHA
-metrics_.update({f"val_acc_m2_mnist_alpha{a:g}": v for a, v in alpha_val.items()})
+metrics_["alpha_grid"] = list(KNOBS["alphas"])
+metrics_.update({f"val_acc_m2_fashion_alpha{a:g}": v for a, v in alpha_val.items()})
+metrics_.update({f"test_acc_m2_fashion_alpha{a:g}": v for a, v in alpha_test.items()})
+metrics_["acc_m2_fashion_100_kingma_alpha"] = alpha_test[0.1]
 rows = [
-    "| α' | weight per labelled example (× its bound) | MNIST validation accuracy |",
-    "|---|---|---|",
+    "| α' | weight per labelled example (× its bound) | validation accuracy | "
+    "test accuracy |",
+    "|---|---|---|---|",
 ]
 rows += [
-    f"| {a:g}{' (kept)' if a == ALPHA else ''} | "
-    f"{a / mnist_10.train.labelled_fraction:,.0f} | {v:.4f} |"
-    for a, v in alpha_val.items()
+    f"| {a:g}{' (kept)' if a == ALPHA else ''}{' (Kingma)' if a == 0.1 else ''} | "
+    f"{a / frac_fashion:,.1f} | {alpha_val[a]:.4f} | {alpha_test[a]:.4f} |"
+    for a in KNOBS["alphas"]
 ]
 markdown(
     "\n".join(rows) + f"\n\nKept: α' = {ALPHA:g}, a weight of "
-    f"{ALPHA / mnist_10.train.labelled_fraction:,.0f} "
-    "per labelled example against Kingma's "
-    f"{0.1 / mnist_10.train.labelled_fraction:,.0f} (α' = 0.1 on this "
-    f"training set) and Pyro's 46."
-)
-
-# %% tags=["hide-input"]
-m2_mnist, m2_mnist_record = alpha_runs[ALPHA]
-sup_mnist, _ = supervised_only(mnist_10, mnist.val)
-eval_m2_mnist = S.evaluate_classifier(m2_mnist, mnist.test)
-eval_sup_mnist = S.evaluate_classifier(sup_mnist, mnist.test)
-metrics_["acc_m2_mnist_10pc"] = eval_m2_mnist["accuracy"]
-metrics_["acc_supervised_only_mnist_10pc"] = eval_sup_mnist["accuracy"]
-diff, se = S.paired_accuracy_difference(m2_mnist, sup_mnist, mnist.test)
-n_unlabelled_mnist = len(mnist_10.train) - mnist_10.train.n_labelled
-markdown(
-    f"M2 (α' = {ALPHA:g}) reaches **{eval_m2_mnist['accuracy']:.4f}** test accuracy, "
-    "the supervised-only "
-    f"classifier **{eval_sup_mnist['accuracy']:.4f}**: a difference of "
-    f"{100 * diff:+.2f} ± {100 * se:.2f} "
-    "points (paired standard error over the test images: test sampling only, not "
-    "training variance), so here "
-    f"the unlabelled images {'help' if diff > 2 * se else 'do not clearly help'}. "
-    "Kingma: 0.880, Pyro: 0.9319 / "
-    f"0.7712, after 3000 and 50 epochs on all 49,900 unlabelled images; this run: "
-    f"{m2_mnist_record['history']['epochs']} epochs on {n_unlabelled_mnist:,}."
+    f"{ALPHA / frac_fashion:,.1f} per labelled example on this training set "
+    f"({fashion_splits[d0].train.n_labelled:,} labelled among "
+    f"{len(fashion_splits[d0].train):,} images). For comparison, Kingma's "
+    "α' = 0.1 is a weight of 50 per labelled example at 100 labels among 50,000 "
+    "MNIST images, and Pyro's example uses 46 there (α' = 0.092); on this training "
+    f"set α' = 0.1 weighs {0.1 / frac_fashion:,.1f}."
 )
 
 # %% [markdown]
-# ## M2 against M2+MIER on Fashion-MNIST with 100 labels per class
+# (ch7-mier)=
+# ## Does MIER raise M2's accuracy? (question 1)
 #
-# The same label draw, the same initial weights (the same seed builds both), the same batches and the same $\alpha'$
-# (the one kept on MNIST validation); only $(\gamma, \beta)$ differ. Beside accuracy: the test entropy
-# $\overline{H(q(y\mid x))}$ (nats), $\hat I(y; x)$ of Eq. 8 over the whole test set, the unlabelled bound $\mathcal U$ of Eq. 2
-# (Bernoulli, grey levels, one $z$ per $(x, y)$) and the Bernoulli floor $-\overline{\sum_{\text{pixels}} H_b(x)}$, above
-# which no Bernoulli bound on these images can go. The paper does not state its likelihood or the base of its
-# entropies; that its Table 2 bounds are Bernoulli cross-entropies on grey levels is our inference (its −248.18 sits
-# below the grey-level floor, as such a bound must), so the bound comparison is indicative only.
+# Every draw trains M2, M2+MIER and the entropy-only arm $(0, 6)$ at the kept $\alpha'$; the table holds the test
+# accuracy, the mean test entropy $\overline{H(q(y\mid x))}$ (nats) and $\hat I(y; x)$ of Eq. 8 over the whole test set.
+
+# %% tags=["hide-input"]
+M2_SET, MIER_SET = (0.0, 0.0), (GAMMA, BETA)
+ENTROPY_ONLY = KNOBS["ablation"][0]
+ARMS = {"M2": M2_SET, "M2+MIER": MIER_SET, "entropy only": ENTROPY_ONLY}
+fashion_runs = {
+    (d, setting): fit_m2("fashion-100pc", fashion_splits[d], d, ALPHA, *setting)
+    for d in KNOBS["draws"]
+    for setting in ARMS.values()
+}
+fashion_eval = {
+    key: S.evaluate_classifier(model, fashion.test)
+    for key, (model, _) in fashion_runs.items()
+}
+
+
+def per_draw(setting, key="accuracy", draws=None):
+    return [fashion_eval[d, setting][key] for d in draws or KNOBS["draws"]]
+
+
+rows = [
+    "| draw | " + " | ".join(f"{n}: accuracy | entropy | Î" for n in ARMS) + " |",
+    "|---|" + "---|---|---|" * len(ARMS),
+]
+for d in KNOBS["draws"]:
+    cells = [
+        f"{fashion_eval[d, st]['accuracy']:.4f} | {fashion_eval[d, st]['entropy']:.4f} "
+        f"| {fashion_eval[d, st]['mi']:.3f}"
+        for st in ARMS.values()
+    ]
+    rows.append(f"| {d} | " + " | ".join(cells) + " |")
+markdown("\n".join(rows))
+for name, setting in [
+    ("m2", M2_SET),
+    ("mier", MIER_SET),
+    ("entropy_only", ENTROPY_ONLY),
+]:
+    for key in ("accuracy", "entropy", "mi"):
+        metrics_[f"{key}_{name}_fashion_100_per_draw"] = per_draw(setting, key)
+    metrics_[f"acc_{name}_fashion_100"] = sum(per_draw(setting)) / len(KNOBS["draws"])
+    metrics_[f"entropy_{name}_fashion"] = sum(per_draw(setting, "entropy")) / len(
+        KNOBS["draws"]
+    )
+    metrics_[f"mi_{name}_fashion"] = sum(per_draw(setting, "mi")) / len(KNOBS["draws"])
+metrics_["acc_m2_fashion_100_tuned"] = metrics_["acc_m2_fashion_100"]
+dec_mier = paired_decision(
+    per_draw(MIER_SET),
+    per_draw(M2_SET),
+    direction="higher",
+    what="Fashion-MNIST test accuracy, 100 labels per class",
+    names=("M2+MIER", "M2"),
+    comparisons=COMPARISONS,
+)
+metrics_["mier_gain_fashion_100"] = dec_mier.mean_difference
+metrics_["mier_gain_fashion_100_se"] = dec_mier.standard_error
+metrics_["decision_mier_acc"] = dec_mier.to_dict()
+markdown(
+    f"**{dec_mier.verdict}**: {dec_mier.sentence(verdict=False)}. In points: "
+    f"{100 * dec_mier.mean_difference:+.2f} "
+    f"[{100 * dec_mier.interval[0]:+.2f}, {100 * dec_mier.interval[1]:+.2f}], "
+    f"smallest detectable effect {100 * dec_mier.minimum_detectable_effect:.2f} "
+    "points; the paper's gain is +1.39 points (one run per setting, no spread given), "
+    + (
+        "above this interval: at this scale the data are not consistent with a gain "
+        "as large as the paper's."
+        if 0.0139 > dec_mier.interval[1]
+        else "inside this interval."
+        if dec_mier.interval[0] <= 0.0139
+        else "below this interval."
+    )
+    + " The design "
+    + ("could" if dec_mier.minimum_detectable_effect < 0.0139 else "could not")
+    + " detect an effect of the paper's size with power 0.8."
+)
+
+# %% [markdown]
+# (ch7-ablation)=
+# ## Which part of Eq. 7 does the work? (question 2)
+#
+# The same draws, $(1, 5)$ against $(0, 6)$. The test entropy is reported, not decided: both arms subtract
+# $5\,\overline{H}$ in their objective (MIER's Table 2 entropies, 0.0439 → 0.0211 on Fashion-MNIST, are what that term
+# optimises).
+
+# %% tags=["hide-input"]
+dec_term = paired_decision(
+    per_draw(MIER_SET),
+    per_draw(ENTROPY_ONLY),
+    direction="higher",
+    what="Fashion-MNIST test accuracy, 100 labels per class",
+    names=("(γ, β) = (1, 5)", "(0, 6)"),
+    comparisons=COMPARISONS,
+)
+metrics_["decision_information_term"] = dec_term.to_dict()
+mean_ = {
+    n: (
+        metrics_[f"entropy_{k}_fashion"],
+        metrics_[f"mi_{k}_fashion"],
+    )
+    for n, k in [("M2", "m2"), ("M2+MIER", "mier"), ("(0, 6)", "entropy_only")]
+}
+markdown(
+    f"**{dec_term.verdict}**: {dec_term.sentence(verdict=False)}. Mean test entropy "
+    "and Î over the draws: "
+    + "; ".join(f"{n} {h:.4f} / {i:.3f}" for n, (h, i) in mean_.items())
+    + " nats (log K = 2.303). Both regularised arms lower the entropy against M2 "
+    "because their objective asks for it; whether the marginal term adds accuracy is "
+    "the decision above. Our M2's test entropy is "
+    f"{metrics_['entropy_m2_fashion'] / 0.0439:.0f}× the paper's 0.0439 (a few epochs "
+    "against 1000)."
+)
+
+# %% [markdown]
+# (ch7-warmup)=
+# ## The KL warm-up (question 3)
+#
+# M2 at the kept $\alpha'$ with the warm-up of every other run of this chapter, against M2 with the KL weight 1 from
+# the first step (as Kingma and Pyro train it), same draws and seeds.
+
+# %% tags=["hide-input"]
+no_warmup = {
+    d: fit_m2("fashion-100pc", fashion_splits[d], d, ALPHA, warmup=False)
+    for d in KNOBS["warmup_draws"]
+}
+acc_no_warmup = [
+    S.evaluate_classifier(no_warmup[d][0], fashion.test)["accuracy"]
+    for d in KNOBS["warmup_draws"]
+]
+dec_warmup = paired_decision(
+    per_draw(M2_SET, draws=KNOBS["warmup_draws"]),
+    acc_no_warmup,
+    direction="higher",
+    what="Fashion-MNIST test accuracy of M2, 100 labels per class",
+    names=("with warm-up", "without"),
+    comparisons=COMPARISONS,
+)
+metrics_["acc_m2_fashion_100_no_warmup_per_draw"] = acc_no_warmup
+metrics_["decision_warmup"] = dec_warmup.to_dict()
+markdown(f"**{dec_warmup.verdict}**: {dec_warmup.sentence(verdict=False)}.")
+
+# %% [markdown]
+# ### The bound against the Bernoulli floor (draw 0)
+#
+# The unlabelled bound $\mathcal U$ of Eq. 2 (Bernoulli, grey levels, one $z$ per $(x, y)$) of M2 and M2+MIER on the
+# test images, and the Bernoulli floor $-\overline{\sum_{\text{pixels}} H_b(x)}$ above which no Bernoulli bound on these
+# images can go. The paper does not state its likelihood; that its Table 2 bounds are Bernoulli cross-entropies on grey
+# levels is our inference (its −248.18 sits below the grey-level floor, as such a bound must), so this comparison is
+# indicative only.
 
 # %% tags=["hide-input"]
 floor_fashion = S.bernoulli_floor(fashion.test.x)
-metrics_["bernoulli_floor_fashion"] = (
-    floor_fashion  # nats of cross-entropy: bounds are at most minus it
-)
-fashion_runs = {}  # (labels per class, draw, γ, β) -> (model, record)
-settings = [
-    (100, d, g_, b_)
-    for d in KNOBS["draws"]
-    for g_, b_ in [(0.0, 0.0), (GAMMA, BETA), *KNOBS["ablation"]]
-]
-settings += [
-    (n, KNOBS["draws"][0], g_, b_)
-    for n in KNOBS["fashion_labels"]
-    if n != 100
-    for g_, b_ in [(0.0, 0.0), (GAMMA, BETA)]
-]
-fashion_splits = {}
-for n, draw, g_, b_ in settings:
-    if (n, draw) not in fashion_splits:
-        fashion_splits[n, draw] = semi_supervised(fashion, n, draw)
-    data = fashion_splits[n, draw]
-    fashion_runs[n, draw, g_, b_] = fit_cached(
-        f"ch7-fashion-{n}pc-draw{draw}-g{g_:g}-b{b_:g}",
-        m2_builder(data, ALPHA, g_, b_),
-        data,
-        m2_trainer,
-    )
-
-fashion_eval = {
-    key: S.evaluate_classifier(model, fashion.test, bound=True, seed=run.seed)
-    for key, (model, _) in fashion_runs.items()
-}
-rows = [
-    "| labels/class | draw | γ | β | accuracy | test entropy | Î(y; x) | bound U "
-    "(nats) | Bernoulli floor |",
-    "|---|---|---|---|---|---|---|---|---|",
-]
-for (n, draw, g_, b_), e in sorted(fashion_eval.items()):
-    rows.append(
-        f"| {n} | {draw} | {g_:g} | {b_:g} | {e['accuracy']:.4f} | {e['entropy']:.4f} "
-        f"| {e['mi']:.4f} | "
-        f"{e['bound']:.2f} | {-floor_fashion:.2f} |"
-    )
-markdown("\n".join(rows))
-
-
-# %% tags=["hide-input"]
-def over_draws(gamma, beta, key):
-    """The mean over the label draws of one test metric at 100 labels per class."""
-    return sum(fashion_eval[100, d, gamma, beta][key] for d in KNOBS["draws"]) / len(
-        KNOBS["draws"]
-    )
-
-
-def paired_gain(setting_a, setting_b):
-    """acc(a) - acc(b) at 100 labels per class, mean over the draws, and its standard
-    error: over the draws' paired differences when there are several draws, else over
-    the test images (test sampling only)."""
-    per_draw = [
-        S.paired_accuracy_difference(
-            fashion_runs[(100, d, *setting_a)][0],
-            fashion_runs[(100, d, *setting_b)][0],
-            fashion.test,
-        )
-        for d in KNOBS["draws"]
-    ]
-    diffs = torch.tensor([d_ for d_, _ in per_draw])
-    if len(diffs) == 1:
-        return (
-            diffs[0].item(),
-            per_draw[0][1],
-            "paired standard error over test images: test sampling only",
-        )
-    return (
-        diffs.mean().item(),
-        (diffs.std() / math.sqrt(len(diffs))).item(),
-        f"standard error over {len(diffs)} label draws",
-    )
-
-
-d0 = KNOBS["draws"][0]
-m2_setting, mier_setting = (0.0, 0.0), (GAMMA, BETA)
-for name, setting in [("m2", m2_setting), ("mier", mier_setting)]:
-    metrics_[f"acc_{name}_fashion_100"] = over_draws(*setting, "accuracy")
-    metrics_[f"entropy_{name}_fashion"] = over_draws(*setting, "entropy")
-    metrics_[f"bound_{name}_fashion"] = over_draws(*setting, "bound")
-    metrics_[f"mi_{name}_fashion"] = over_draws(*setting, "mi")
-gain, gain_se, gain_spread = paired_gain(mier_setting, m2_setting)
-metrics_["mier_gain_fashion_100"], metrics_["mier_gain_fashion_100_se"] = gain, gain_se
+metrics_["bernoulli_floor_fashion"] = floor_fashion
+for name, setting in [("m2", M2_SET), ("mier", MIER_SET)]:
+    metrics_[f"bound_{name}_fashion"] = S.evaluate_classifier(
+        fashion_runs[d0, setting][0], fashion.test, bound=True, seed=run.seed
+    )["bound"]
 m = metrics_
-entropy_falls = m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
-entropy_lower = "lower" if entropy_falls else "not lower"
-draws_note = (
-    ""
-    if len(KNOBS["draws"]) == 1
-    else f" (means over {len(KNOBS['draws'])} label draws)"
-)
 markdown(
-    f"MIER changes accuracy by **{100 * gain:+.2f} ± {100 * gain_se:.2f}** "
-    f"points{draws_note} ({gain_spread}; the "
-    f"paper: +1.39). Test entropy {m['entropy_m2_fashion']:.4f} → "
-    f"{m['entropy_mier_fashion']:.4f} "
-    f"({entropy_lower}; paper 0.0439 → 0.0211), "
-    f"Î(y; x) {m['mi_m2_fashion']:.3f} → {m['mi_mier_fashion']:.3f} nats "
-    f"({'higher' if m['mi_mier_fashion'] > m['mi_m2_fashion'] else 'not higher'}; log "
-    f"K = {math.log(10):.3f}), "
-    f"bound {m['bound_m2_fashion']:.2f} → {m['bound_mier_fashion']:.2f} nats (paper "
-    "−248.18 → −247.95), against a "
-    f"Bernoulli floor of {-floor_fashion:.2f}: our bounds sit "
+    f"Bound {m['bound_m2_fashion']:.2f} (M2) and {m['bound_mier_fashion']:.2f} "
+    "(M2+MIER) nats (paper −248.18 → −247.95), against a Bernoulli floor of "
+    f"{-floor_fashion:.2f}: our bounds sit "
     f"{-(m['bound_m2_fashion'] + floor_fashion):.1f} and "
     f"{-(m['bound_mier_fashion'] + floor_fashion):.1f} nats below what any Bernoulli "
-    "decoder could reach "
-    "(the paper's M2 bound, against this test set's floor: "
+    "decoder could reach (the paper's M2 bound, against this test set's floor: "
     f"{248.18 - floor_fashion:.1f})."
-)
-
-# %% tags=["hide-input"]
-for n in (250, 500):  # Table 3 (full profile): one label draw
-    for name, setting in [("m2", m2_setting), ("mier", mier_setting)]:
-        key = (n, KNOBS["draws"][0], *setting)
-        metrics_[f"acc_{name}_fashion_{n}"] = (
-            fashion_eval[key]["accuracy"] if key in fashion_eval else None
-        )
-
-# %% [markdown]
-# ### Which part of Eq. 7 does the work?
-#
-# $(\gamma, \beta) = (0, 6)$ has MIER's per-example entropy coefficient ($1 - \gamma - \beta = -5$) without the marginal term
-# $\gamma H(q(y))$. An attribution needs a gain to attribute: only if MIER beats M2 by more than two standard errors do
-# we compare the ablation with MIER. Then, if it matches MIER, entropy minimisation does the work; if it falls short
-# (or collapses onto few classes: a low $\hat I$ with a low entropy), the marginal term is what keeps the classes in use.
-
-# %% tags=["hide-input"]
-abl = {
-    (g_, b_): (
-        over_draws(g_, b_, "accuracy"),
-        over_draws(g_, b_, "entropy"),
-        over_draws(g_, b_, "mi"),
-    )
-    for g_, b_ in [m2_setting, mier_setting, *KNOBS["ablation"]]
-}
-rows = [
-    "| (γ, β) | per-example H coefficient 1 − γ − β | marginal H coefficient γ | "
-    "accuracy | entropy | Î |",
-    "|---|---|---|---|---|---|",
-]
-for (g_, b_), (acc_, ent_, mi_) in abl.items():
-    rows.append(
-        f"| ({g_:g}, {b_:g}) | {1 - g_ - b_:g} | {g_:g} | {acc_:.4f} | {ent_:.4f} | "
-        f"{mi_:.3f} |"
-    )
-entropy_only = KNOBS["ablation"][0]
-abl_diff, abl_se, abl_spread = paired_gain(entropy_only, mier_setting)
-metrics_["acc_entropy_only_fashion_100"] = abl[entropy_only][0]
-if gain <= 2 * gain_se:
-    verdict = (
-        f"MIER does not clearly beat M2 here ({100 * gain:+.2f} ± {100 * gain_se:.2f} "
-        f"points, {gain_spread}), "
-        "so the ablation cannot attribute a gain to either term."
-    )
-elif abs(abl_diff) <= 2 * abl_se:
-    verdict = (
-        "within two standard errors of MIER: in this run the per-example entropy "
-        "penalty does the work."
-    )
-elif abl_diff < 0:
-    verdict = (
-        "more than two standard errors below MIER: in this run the marginal-entropy "
-        "term matters."
-    )
-else:
-    verdict = (
-        "more than two standard errors above MIER: in this run the marginal-entropy "
-        "term does not help."
-    )
-markdown(
-    "\n".join(rows)
-    + "\n\n"
-    + (
-        f"Without the marginal term, accuracy is {abl[entropy_only][0]:.4f} against "
-        f"MIER's {abl[mier_setting][0]:.4f}, "
-        f"a difference of {100 * abl_diff:+.2f} ± {100 * abl_se:.2f} points "
-        f"({abl_spread}). " + verdict
-    )
 )
 
 # %% [markdown]
 # ### Information and entropy over training
 #
-# The paper's claim is that maximising M2's bound lowers $I(y; x)$ (Eq. 6) and raises the classifier's entropy. The
-# trainer logs both ({numref}`fig-ch7-information`), averaged per epoch over the batches' unlabelled rows ($\hat I$ on a batch of 180 is biased low).
+# The paper's reading of Eq. 6 is that maximising M2's bound lowers $I(y; x)$ and raises the classifier's entropy.
+# The trainer logs both ({numref}`fig-ch7-information`), averaged per epoch over the batches' unlabelled rows ($\hat I$
+# on a batch of 180 is biased low). These curves describe the first few epochs of learning from an untrained
+# classifier, not the late phase of a 1000-epoch run that the paper describes; they decide nothing.
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-for (g_, b_), label in [
-    ((0.0, 0.0), "M2"),
-    ((GAMMA, BETA), "M2+MIER"),
-    (KNOBS["ablation"][0], "per-example only"),
-]:
-    hist = fashion_runs[100, d0, g_, b_][1]["history"]["train"]
+for name, setting in ARMS.items():
+    hist = fashion_runs[d0, setting][1]["history"]["train"]
     epochs_ = range(1, len(hist["mi"]) + 1)
-    axes[0].plot(epochs_, hist["mi"], marker="o", label=label)
-    axes[1].plot(epochs_, hist["entropy"], marker="o", label=label)
+    axes[0].plot(epochs_, hist["mi"], marker="o", label=name)
+    axes[1].plot(epochs_, hist["entropy"], marker="o", label=name)
 axes[0].set(
     xlabel="epoch", ylabel="Î(y; x) on batches (nats)", title="mutual information"
 )
@@ -730,19 +779,11 @@ axes[1].set(xlabel="epoch", ylabel="mean H(q(y|x)) (nats)", title="classifier en
 axes[0].legend(frameon=False)
 with torch.no_grad():
     x_show = fashion.test.x[:10]
-    m2_model, mier_model = (
-        fashion_runs[100, d0, 0.0, 0.0][0],
-        fashion_runs[100, d0, GAMMA, BETA][0],
-    )
-    recon = [
-        torch.sigmoid(
-            m.decode(
-                m.encode(x_show, m.classify(x_show).argmax(1))[0],
-                m.classify(x_show).argmax(1),
-            )
-        )
-        for m in (m2_model, mier_model)
-    ]
+    recon = []
+    for setting in (M2_SET, MIER_SET):
+        m_ = fashion_runs[d0, setting][0]
+        y_hat = m_.classify(x_show).argmax(1)
+        recon.append(torch.sigmoid(m_.decode(m_.encode(x_show, y_hat)[0], y_hat)))
 plots.image_grid(
     axes[2],
     torch.cat([x_show.flatten(1), *recon]).cpu(),
@@ -753,40 +794,144 @@ fig.tight_layout()
 figure(
     fig,
     "fig-ch7-information",
-    "Fashion-MNIST, 100 labels per class. Left: the mutual information $\\hat I(y; x)$ "
-    "of the classifier on the unlabelled rows of each batch (nats), mean per epoch, "
-    "for M2, M2+MIER and the per-example-entropy ablation. Middle: the mean entropy "
-    "$H(q(y\\mid x))$ of the classifier (nats) on the same rows. Right: ten test "
-    "images (top), their M2 reconstructions and their M2+MIER reconstructions at the "
-    "predicted label.",
-)
-hist_m2 = fashion_runs[100, d0, 0.0, 0.0][1]["history"]["train"]
-mi_trend = "fell" if hist_m2["mi"][-1] < hist_m2["mi"][0] else "rose"
-h_trend = "rose" if hist_m2["entropy"][-1] > hist_m2["entropy"][0] else "fell"
-markdown(
-    f"Under M2, the batch Î {mi_trend} ({hist_m2['mi'][0]:.3f} → "
-    f"{hist_m2['mi'][-1]:.3f} nats) and the entropy "
-    f"{h_trend} ({hist_m2['entropy'][0]:.3f} → {hist_m2['entropy'][-1]:.3f}) from the "
-    "first to the last epoch: "
-    f"{'as' if mi_trend == 'fell' else 'the other way round from what'} the paper "
-    "claims for Î and "
-    f"{'as' if h_trend == 'rose' else 'the other way round from what'} it claims for "
-    "the entropy. Here the "
-    "classifier starts untrained and the classification term weighs "
-    f"{ALPHA / fashion_splits[100, d0].train.labelled_fraction:,.0f} times the bound "
-    "per labelled image, so these "
-    "curves show the first "
-    f"{len(hist_m2['mi'])} epochs of learning, not the late phase of a 1000-epoch run "
-    "that the paper describes."
+    "Fashion-MNIST, 100 labels per class, label draw 0. Left: the mutual information "
+    "$\\hat I(y; x)$ of the classifier on the unlabelled rows of each batch (nats), "
+    "mean per epoch, for M2, M2+MIER and the entropy-only arm (0, 6). Middle: the "
+    "mean entropy $H(q(y\\mid x))$ of the classifier (nats) on the same rows. Right: "
+    "ten test images (top), their M2 reconstructions and their M2+MIER "
+    "reconstructions at the predicted label.",
 )
 
+# %% [markdown]
+# (ch7-m2)=
+# ## M2 as defined and M2 as tuned, on MNIST with 10 labels per class
+#
+# Kingma et al. report 11.97 ± 1.71 % error (about 88 %) with 100 labels in total after 3000 epochs; Pyro's
+# tutorial reports 93.19 ± 0.60 % (a 95 % interval over five label draws, test accuracy at the best validation epoch)
+# and 77.12 % for a supervised-only baseline. Two M2s, named for what they are: **M2 as defined**, with Kingma's
+# $\alpha' = 0.1$, and **M2 as tuned**, with the $\alpha'$ kept on Fashion-MNIST validation above; both beside the
+# same classifier trained on the 100 labels alone (early-stopped on MNIST validation). In `full`, M2 as defined uses
+# Pyro's networks (z 50, one hidden layer of 500), all 49,900 unlabelled images, Adam 4.2e-4 and 50 epochs, on
+# several label draws, and the epoch with the best MNIST *validation* accuracy is restored.
+
+# %% tags=["hide-input"]
+select_on_val = run.profile in ("full", "smoke")  # smoke runs the full path
+mnist_splits = {
+    d: semi_supervised(mnist, 10, d)
+    if not select_on_val
+    else dataclasses.replace(semi_supervised(mnist, 10, d), val=mnist.val)
+    for d in KNOBS["mnist_draws"]
+}
+mnist_kw = dict(
+    net=KNOBS["mnist_net"],
+    epochs=KNOBS["mnist_epochs"],
+    lr=KNOBS["mnist_lr"],
+    select_on_val=select_on_val,
+)
+dm = KNOBS["mnist_draws"][0]
+mnist_runs = {  # M2 as defined on every draw, M2 as tuned on the first
+    (d, a): fit_m2("mnist-10pc", mnist_splits[d], d, a, **mnist_kw)
+    for d in KNOBS["mnist_draws"]
+    for a in sorted({0.1, ALPHA})
+    if a == 0.1 or d == dm
+}
+mnist_acc = {
+    key: S.evaluate_classifier(model, mnist.test)["accuracy"]
+    for key, (model, _) in mnist_runs.items()
+}
+sup_mnist, _ = supervised_only(mnist_splits[dm], mnist.val)
+acc_sup = S.evaluate_classifier(sup_mnist, mnist.test)["accuracy"]
+frac_mnist = mnist_splits[dm].train.labelled_fraction
+for label, a in [("kingma_alpha", 0.1), ("tuned", ALPHA)]:
+    vals = [mnist_acc[d, a_] for d, a_ in mnist_acc if a_ == a]
+    metrics_[f"acc_m2_mnist_10pc_{label}_per_draw"] = vals
+    metrics_[f"acc_m2_mnist_10pc_{label}"] = sum(vals) / len(vals)
+metrics_["acc_m2_mnist_10pc"] = metrics_["acc_m2_mnist_10pc_kingma_alpha"]
+metrics_["acc_supervised_only_mnist_10pc"] = acc_sup
+metrics_["weight_per_labelled_mnist_kingma_alpha"] = 0.1 / frac_mnist
+metrics_["weight_per_labelled_mnist_tuned"] = ALPHA / frac_mnist
+n_unlabelled_mnist = len(mnist_splits[dm].train) - mnist_splits[dm].train.n_labelled
+rows = [
+    "| model | α' | weight per labelled example | test accuracy (mean over the "
+    "draws run) |",
+    "|---|---|---|---|",
+    f"| M2 as defined (Kingma's α'; draws {KNOBS['mnist_draws']}) | 0.1 | "
+    f"{0.1 / frac_mnist:,.1f} | "
+    f"{metrics_['acc_m2_mnist_10pc_kingma_alpha']:.4f} |",
+    f"| M2 as tuned (α' kept on Fashion validation; draw {dm}) | {ALPHA:g} | "
+    f"{ALPHA / frac_mnist:,.1f} | {metrics_['acc_m2_mnist_10pc_tuned']:.4f} |",
+    f"| supervised only (draw {dm}) | – | – | {acc_sup:.4f} |",
+    "| Kingma et al. 2014, M2 | 0.1 | 50 | 0.8803 |",
+    "| Pyro's tutorial | 0.092 | 46 | 0.9319 ± 0.0060 |",
+]
+markdown(
+    "\n".join(rows) + f"\n\nThis run: {KNOBS['mnist_epochs']} epochs on "
+    f"{n_unlabelled_mnist:,} unlabelled images, z of "
+    f"{KNOBS['mnist_net']['latent_dim']}, {KNOBS['mnist_net']['depth']}×"
+    f"{KNOBS['mnist_net']['hidden']} encoder and decoder, a classifier of "
+    f"{KNOBS['mnist_net']['classifier_hidden']} hidden units"
+    + (
+        ", the epoch with the best validation accuracy restored."
+        if select_on_val
+        else ", the last epoch kept."
+    )
+    + " Kingma's 88 % comes from 3000 epochs on all 49,900 unlabelled images."
+)
+
+# %% [markdown]
+# ### Pyro's own example beside `lvmcls`'s M2
+#
+# `bench/pyro_m2_side_by_side.py` runs Pyro's published M2 example (its model, guide, auxiliary loss and batching,
+# reproduced from `examples/vae/ss_vae_M2.py` of the pyro-ppl repository, with pyro-ppl from PyPI) and `lvmcls`'s M2
+# in the same configuration (z 50, one hidden layer of 500 softplus units, Adam 4.2e-4, batch 100, weight 46 per
+# labelled example, all 49,900 unlabelled images, exact enumeration, no warm-up) on the same 100 labels, for the same
+# few epochs, in one process on a CPU. The numbers below are read from the file it writes,
+# `bench/pyro_m2_side_by_side.md`, not run here (pyro is not a dependency of the book).
+
+# %% tags=["hide-input"]
+bench_md = project_root() / "bench" / "pyro_m2_side_by_side.md"
+if bench_md.is_file():
+    bench = json.loads(bench_md.read_text().split("```json", 1)[1].split("```", 1)[0])
+    bs = bench["summary"]
+    rows = [
+        "| epoch | Pyro example: test | lvmcls M2: test |",
+        "|---|---|---|",
+    ] + [
+        f"| {e + 1} | {p_:.4f} | {l_:.4f} |"
+        for e, (p_, l_) in enumerate(
+            zip(bench["curves"]["pyro"]["test"], bench["curves"]["lvmcls"]["test"])
+        )
+    ]
+    gap = bs["lvmcls"]["test_at_best_val"] - bs["pyro"]["test_at_best_val"]
+    best_bench = max(bs["pyro"]["test_at_best_val"], bs["lvmcls"]["test_at_best_val"])
+    metrics_["bench_pyro_test_at_best_val"] = bs["pyro"]["test_at_best_val"]
+    metrics_["bench_lvmcls_test_at_best_val"] = bs["lvmcls"]["test_at_best_val"]
+    metrics_["bench_time_ratio_pyro_over_lvmcls"] = bench["time_ratio_pyro_over_lvmcls"]
+    markdown(
+        "\n".join(rows) + f"\n\nAfter {bench['epochs']} epochs ({bench['threads']} CPU "
+        "thread(s)), test "
+        "accuracy at the best validation epoch: Pyro's example "
+        f"{bs['pyro']['test_at_best_val']:.4f}, `lvmcls` "
+        f"{bs['lvmcls']['test_at_best_val']:.4f} ({100 * gap:+.1f} points); both are "
+        f"{100 * (0.9319 - best_bench):.0f}"
+        " points or more below Pyro's published 0.9319 and "
+        f"{100 * (0.8803 - best_bench):.0f}"
+        " or more below Kingma's 0.8803 at this number of epochs. Training time per "
+        f"epoch: Pyro {bs['pyro']['seconds_per_epoch']:.0f} s, `lvmcls` "
+        f"{bs['lvmcls']['seconds_per_epoch']:.0f} s (ratio "
+        f"{bench['time_ratio_pyro_over_lvmcls']:.2f}). One label draw and a few "
+        "epochs: this says whether the two implementations learn alike at equal "
+        "settings early on, not where either ends."
+    )
+else:
+    print(f"{bench_md} is missing: run bench/pyro_m2_side_by_side.py")
 
 # %% [markdown]
 # ## Grey CIFAR-10, KMNIST and SVHN (`full` profile)
 #
-# The `full` profile trains grey CIFAR-10 (ITU-R 601-2 luma, as the paper converts colour) at 100, 250 and 500 labels
-# per class. KMNIST and SVHN are torchvision downloads; the book's data layer serves only MNIST, Fashion-MNIST and
-# CIFAR-10 offline, so they are skipped, and their paper rows stay in the scorecard.
+# The `full` profile trains grey CIFAR-10 (ITU-R 601-2 luma, as the paper converts colour) at 100 labels per class,
+# M2 and M2+MIER on one label draw. KMNIST and SVHN are torchvision downloads; the book's data layer serves only
+# MNIST, Fashion-MNIST and CIFAR-10 offline, so they are skipped, and their paper rows stay in the scorecard.
 
 # %% tags=["hide-input"]
 if KNOBS["cifar10"]:
@@ -795,78 +940,61 @@ if KNOBS["cifar10"]:
         cifar, train=S.greyscale(cifar.train), val=None, test=S.greyscale(cifar.test)
     )
     floor_cifar = S.bernoulli_floor(cifar.test.x)
-    cifar_eval = {}
-    for n in KNOBS["fashion_labels"]:
-        data = semi_supervised(cifar, n, d0)
-        for g_, b_ in [(0.0, 0.0), (GAMMA, BETA)]:
-            model, _ = fit_cached(
-                f"ch7-cifar10grey-{n}pc-draw{d0}-g{g_:g}-b{b_:g}",
-                m2_builder(data, ALPHA, g_, b_),
-                data,
-                m2_trainer,
-            )
-            cifar_eval[n, g_, b_] = S.evaluate_classifier(
-                model, cifar.test, bound=True, seed=run.seed
-            )
+    data = semi_supervised(cifar, 100, d0)
+    cifar_eval = {
+        name: S.evaluate_classifier(
+            fit_m2("cifar10grey-100pc", data, d0, ALPHA, *setting)[0],
+            cifar.test,
+            bound=True,
+            seed=run.seed,
+        )
+        for name, setting in [("m2", M2_SET), ("mier", MIER_SET)]
+    }
     metrics_["bernoulli_floor_cifar10"] = floor_cifar
-    for n in KNOBS["fashion_labels"]:
-        for name, setting in [("m2", m2_setting), ("mier", mier_setting)]:
-            metrics_[f"acc_{name}_cifar10_{n}"] = cifar_eval[(n, *setting)]["accuracy"]
-    for name, setting in [("m2", m2_setting), ("mier", mier_setting)]:
-        metrics_[f"entropy_{name}_cifar10"] = cifar_eval[(100, *setting)]["entropy"]
-        metrics_[f"bound_{name}_cifar10"] = cifar_eval[(100, *setting)]["bound"]
+    for name, e in cifar_eval.items():
+        metrics_[f"acc_{name}_cifar10_100"] = e["accuracy"]
+        metrics_[f"entropy_{name}_cifar10"] = e["entropy"]
+        metrics_[f"bound_{name}_cifar10"] = e["bound"]
     markdown(
         "\n".join(
-            [
-                "| labels/class | (γ, β) | accuracy | entropy | Î | bound |",
-                "|---|---|---|---|---|---|",
-            ]
+            ["| model | accuracy | entropy | Î | bound |", "|---|---|---|---|---|"]
             + [
-                f"| {n} | ({g_:g}, {b_:g}) | {e['accuracy']:.4f} | {e['entropy']:.4f} "
-                f"| {e['mi']:.3f} | "
-                f"{e['bound']:.2f} (floor {-floor_cifar:.2f}) |"
-                for (n, g_, b_), e in cifar_eval.items()
+                f"| {name} | {e['accuracy']:.4f} | {e['entropy']:.4f} | {e['mi']:.3f} "
+                f"| {e['bound']:.2f} (floor {-floor_cifar:.2f}) |"
+                for name, e in cifar_eval.items()
             ]
         )
     )
 else:
-    metrics_.update(
-        {
-            f"{m_}_{name}_cifar10{n_}": None
-            for m_, n_ in [
-                ("acc", "_100"),
-                ("acc", "_250"),
-                ("acc", "_500"),
-                ("entropy", ""),
-                ("bound", ""),
-            ]
-            for name in ("m2", "mier")
-        }
-    )
+    for name in ("m2", "mier"):
+        for k in ("acc_{}_cifar10_100", "entropy_{}_cifar10", "bound_{}_cifar10"):
+            metrics_[k.format(name)] = None
     metrics_["bernoulli_floor_cifar10"] = None
     print(f"profile {run.profile}: grey CIFAR-10 runs only in the full profile")
 for name in ("kmnist", "svhn"):
     metrics_[f"acc_m2_{name}_100"] = metrics_[f"acc_mier_{name}_100"] = None
 print(
     "KMNIST and SVHN skipped: they are torchvision downloads that lvmcls.data does not "
-    "serve (offline here); "
-    "their paper rows are kept in the scorecard"
+    "serve (offline here); their paper rows are kept in the scorecard"
 )
 
 # %% [markdown]
 # ## Scorecard
 #
-# Paper numbers: MIER Table 1 (accuracy at 100 labels per class, M2 and M2+MIER rows), Table 3 (250 and 500 labels
-# per class), Table 2 (test entropy and bound, Fashion-MNIST and CIFAR-10), Kingma et al. 2014 Table 1 (M2, 100 labels: 11.97 % error) and Pyro's SS-VAE example
-# (93.19 %, supervised-only 77.12 %; the MNIST row lists Kingma, then Pyro). The Bernoulli floor is our measurement
-# of the test set (a cross-entropy in nats: every Bernoulli bound is at most minus it), not a paper number; in `ci`
-# the Fashion-MNIST numbers are one label draw, in `full` means over the draws.
+# Paper numbers: MIER Table 1 (accuracy at 100 labels per class, M2 and M2+MIER rows; its ADGM and LVAE rows are not
+# reproduced), Table 2 (test entropy and bound, Fashion-MNIST and CIFAR-10), Kingma et al. 2014 Table 1 (M2, 100
+# labels: 11.97 % error) and Pyro's SS-VAE tutorial (93.19 %, supervised-only 77.12 %; the MNIST rows list Kingma,
+# then Pyro). "M2 as defined" is M2 at Kingma's α' = 0.1; "M2 as tuned" at the α' kept on validation (printed). The
+# Bernoulli floor is our measurement of the test set, not a paper number. Fashion-MNIST numbers are means over the
+# label draws.
 
 # %% tags=["hide-input"]
 PAPER = {
-    "acc_m2_mnist_10pc": [0.880, 0.9319],
+    "acc_m2_mnist_10pc_kingma_alpha": [0.880, 0.9319],
+    "acc_m2_mnist_10pc_tuned": [0.880, 0.9319],
     "acc_supervised_only_mnist_10pc": 0.7712,
     "acc_m2_fashion_100": 0.7884,
+    "acc_m2_fashion_100_kingma_alpha": 0.7884,
     "acc_mier_fashion_100": 0.8023,
     "entropy_m2_fashion": 0.0439,
     "entropy_mier_fashion": 0.0211,
@@ -879,25 +1007,25 @@ PAPER = {
     "acc_mier_kmnist_100": 0.7030,
     "acc_m2_svhn_100": 0.2846,
     "acc_mier_svhn_100": 0.3140,
-    "acc_m2_fashion_250": 0.8197,
-    "acc_mier_fashion_250": 0.8261,
-    "acc_m2_fashion_500": 0.8354,
-    "acc_mier_fashion_500": 0.8429,
-    "acc_m2_cifar10_250": 0.3108,
-    "acc_mier_cifar10_250": 0.3192,
-    "acc_m2_cifar10_500": 0.3297,
-    "acc_mier_cifar10_500": 0.3352,
     "entropy_m2_cifar10": 0.3742,
     "entropy_mier_cifar10": 0.1551,
     "bound_m2_cifar10": -636.20,
     "bound_mier_cifar10": -638.31,
+    "bench_pyro_test_at_best_val": 0.9319,
+    "bench_lvmcls_test_at_best_val": 0.9319,
 }
 card_keys = [
-    "acc_m2_mnist_10pc",
+    "acc_m2_mnist_10pc_kingma_alpha",
+    "acc_m2_mnist_10pc_tuned",
     "acc_supervised_only_mnist_10pc",
+    "bench_pyro_test_at_best_val",
+    "bench_lvmcls_test_at_best_val",
+    "alpha_chosen",
+    "acc_m2_fashion_100_kingma_alpha",
     "acc_m2_fashion_100",
     "acc_mier_fashion_100",
     "mier_gain_fashion_100",
+    "acc_entropy_only_fashion_100",
     "entropy_m2_fashion",
     "entropy_mier_fashion",
     "mi_m2_fashion",
@@ -911,19 +1039,66 @@ card_keys = [
     "acc_mier_kmnist_100",
     "acc_m2_svhn_100",
     "acc_mier_svhn_100",
-    "acc_m2_fashion_250",
-    "acc_mier_fashion_250",
-    "acc_m2_fashion_500",
-    "acc_mier_fashion_500",
-    "acc_m2_cifar10_250",
-    "acc_mier_cifar10_250",
-    "acc_m2_cifar10_500",
-    "acc_mier_cifar10_500",
     "entropy_m2_cifar10",
     "entropy_mier_cifar10",
     "bound_m2_cifar10",
     "bound_mier_cifar10",
     "bernoulli_floor_cifar10",
+]
+m = metrics_
+m2_ours = (
+    f"M2 as defined (α' = 0.1): {m['acc_m2_mnist_10pc_kingma_alpha']:.4f}, as tuned "
+    f"(α' = {ALPHA:g}): {m['acc_m2_mnist_10pc_tuned']:.4f}, over "
+    f"{len(KNOBS['mnist_draws'])} label draw(s), {KNOBS['mnist_epochs']} epochs on "
+    f"{n_unlabelled_mnist:,} unlabelled images"
+    + (
+        f"; Pyro's example run beside lvmcls's M2 for {bench['epochs']} epochs: "
+        f"{bs['pyro']['test_at_best_val']:.4f} vs "
+        f"{bs['lvmcls']['test_at_best_val']:.4f}"
+        if bench_md.is_file()
+        else ""
+    )
+)
+claims = [
+    claim(
+        "m2/acc100",
+        paper="m2",
+        statement="M2 reaches about 88 % test accuracy on MNIST with 100 labels "
+        "(Kingma et al.; Pyro's tutorial: 93.19 %).",
+        source="Kingma et al. 2014, Table 1 (M2, N = 100); Pyro SS-VAE tutorial",
+        paper_value="88.0 % (11.97 ± 1.71 % error); Pyro 93.19 ± 0.60 %",
+        section="ch7-m2",
+        verdict=(
+            "not run: "
+            + (
+                "the full profile's 50 epochs are not Kingma's 3000"
+                if run.profile == "full"
+                else f"the {run.profile} profile trains a few epochs on a subset"
+            )
+        ),
+        ours=m2_ours,
+    ),
+    claim(
+        "mier/acc",
+        paper="mier",
+        statement="MIER raises M2's semi-supervised accuracy on Fashion-MNIST with "
+        "100 labels per class.",
+        source="MIER Table 1, rows M2 and M2+MIER, column Fashion",
+        paper_value="78.84 → 80.23 % (+1.39 points)",
+        section="ch7-mier",
+        decision=dec_mier,
+    ),
+    claim(
+        "mier/entropy",
+        paper="mier",
+        statement="MIER's information term adds accuracy beyond its per-example "
+        "entropy penalty ((γ, β) = (1, 5) against (0, 6), the same entropy "
+        "coefficient −5); that MIER lowers the entropy is built into its objective.",
+        source="MIER Eq. 7 and §6.2 (Table 2); the (0, 6) arm is this book's ablation",
+        paper_value="not tested in the paper; Table 2 entropy 0.0439 → 0.0211",
+        section="ch7-ablation",
+        decision=dec_term,
+    ),
 ]
 path = run.write_results(
     STEM,
@@ -939,10 +1114,40 @@ path = run.write_results(
         "ablation": [list(a) for a in KNOBS["ablation"]],
         "gamma": GAMMA,
         "beta": BETA,
+        "comparisons": COMPARISONS,
     },
+    claims=claims,
 )
 print(f"wrote {path.name}")
-scorecard(STEM, {k: metrics_.get(k) for k in card_keys}, PAPER)
+scorecard(
+    STEM,
+    {k: metrics_.get(k) for k in card_keys},
+    PAPER,
+    labels={
+        "acc_m2_mnist_10pc_kingma_alpha": "M2 as defined (Kingma's α' = 0.1), MNIST "
+        "test accuracy, 10 labels per class",
+        "acc_m2_mnist_10pc_tuned": f"M2 as tuned (α' = {ALPHA:g}, kept on "
+        "validation), MNIST test accuracy, 10 labels per class",
+        "acc_m2_fashion_100_kingma_alpha": "M2 as defined (α' = 0.1), Fashion-MNIST "
+        "test accuracy, 100 labels per class, draw 0",
+        "acc_m2_fashion_100": f"M2 as tuned (α' = {ALPHA:g}), Fashion-MNIST test "
+        "accuracy, 100 labels per class, mean over draws",
+        "bench_pyro_test_at_best_val": "Pyro's own M2 example, MNIST 100 labels, "
+        "test accuracy at the best validation epoch (bench, a few epochs)",
+        "bench_lvmcls_test_at_best_val": "lvmcls's M2 in Pyro's configuration, the "
+        "same bench run",
+        "acc_entropy_only_fashion_100": "(γ, β) = (0, 6), the entropy penalty "
+        "without the information term, Fashion-MNIST test accuracy, mean over draws",
+        "mi_m2_fashion": "Î(y; x) of M2's classifier on the Fashion-MNIST test set "
+        "(nats), mean over draws",
+        "mi_mier_fashion": "Î(y; x) of M2+MIER's classifier on the Fashion-MNIST test "
+        "set (nats), mean over draws",
+        "bernoulli_floor_fashion": "Bernoulli floor of the Fashion-MNIST test set "
+        "(nats; no Bernoulli bound exceeds minus it)",
+        "bernoulli_floor_cifar10": "Bernoulli floor of the grey CIFAR-10 test set "
+        "(nats)",
+    },
+)
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
@@ -952,13 +1157,6 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 # ## Conclusion
 
 # %% tags=["hide-input"]
-m = metrics_
-m2_beats_supervised = m["acc_m2_mnist_10pc"] > m["acc_supervised_only_mnist_10pc"]
-m2_above = "above" if m2_beats_supervised else "not above"
-entropy_falls = m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
-mier_lowers = "lowers" if entropy_falls else "does not lower"
-mi_rises = m["mi_mier_fashion"] > m["mi_m2_fashion"]
-mier_raises = "raises" if mi_rises else "does not raise"
 markdown(
     "\n".join(
         [
@@ -969,39 +1167,35 @@ markdown(
                 f"Eq. 6 closes to {m['eq6_max_abs']:.0e}."
             ),
             (
-                "- M2 on MNIST with 10 labels per class: "
-                f"{m['acc_m2_mnist_10pc']:.4f}, "
-                f"{m2_above} the supervised-only "
-                f"classifier's {m['acc_supervised_only_mnist_10pc']:.4f}, with α' = "
-                f"{ALPHA:g} chosen on MNIST validation; "
-                "Kingma's 0.880 and Pyro's 0.9319 come from 3000 and 50 epochs on all "
-                "unlabelled images (Pyro: one hidden layer of "
-                f"500), this run from {m2_mnist_record['history']['epochs']} epochs on "
-                f"{n_unlabelled_mnist:,} unlabelled images "
-                f"with z of {KNOBS['net']['latent_dim']}, "
-                f"{KNOBS['net']['depth']}×{KNOBS['net']['hidden']} encoder and decoder "
-                "and "
-                f"a classifier of {KNOBS['net']['classifier_hidden']} hidden units."
+                f"- MIER on Fashion-MNIST, 100 labels per class, {dec_mier.n} paired "
+                f"label draws: **{dec_mier.verdict}** "
+                f"({100 * dec_mier.mean_difference:+.2f} points, interval "
+                f"[{100 * dec_mier.interval[0]:+.2f}, "
+                f"{100 * dec_mier.interval[1]:+.2f}], smallest detectable effect "
+                f"{100 * dec_mier.minimum_detectable_effect:.2f}; paper +1.39)."
             ),
             (
-                f"- On Fashion-MNIST at 100 labels per class, MIER "
-                f"{mier_lowers} the test entropy "
-                f"({m['entropy_m2_fashion']:.4f} → {m['entropy_mier_fashion']:.4f}) "
-                "and "
-                f"{mier_raises} Î(y; x) "
-                f"({m['mi_m2_fashion']:.3f} → {m['mi_mier_fashion']:.3f}), "
-                f"{'both as' if entropy_falls and mi_rises else 'not both as'}"
-                " the paper says; the accuracy change is "
-                f"{100 * m['mier_gain_fashion_100']:+.2f} ± "
-                f"{100 * m['mier_gain_fashion_100_se']:.2f} points "
-                f"({gain_spread}; paper +1.39, one run per setting, no spread given)."
+                "- Its information term against the entropy penalty alone: "
+                f"**{dec_term.verdict}** ({100 * dec_term.mean_difference:+.2f} "
+                "points); the lower entropy of both regularised arms "
+                f"({m['entropy_mier_fashion']:.4f} and "
+                f"{m['entropy_entropy_only_fashion']:.4f} against M2's "
+                f"{m['entropy_m2_fashion']:.4f}) is what their objective optimises."
             ),
             (
-                f"- The bounds ({m['bound_m2_fashion']:.2f}, "
-                f"{m['bound_mier_fashion']:.2f} nats) are Bernoulli cross-entropies on "
-                "grey levels, as we infer the paper's are; the floor "
-                f"{-m['bernoulli_floor_fashion']:.2f} shows how much of any "
-                "such number is the grey levels' own entropy rather than the model."
+                f"- The KL warm-up (M2, {dec_warmup.n} draws): "
+                f"**{dec_warmup.verdict}** "
+                f"({100 * dec_warmup.mean_difference:+.2f} points with warm-up)."
+            ),
+            (
+                f"- α' = {ALPHA:g} kept on Fashion-MNIST validation among "
+                f"{KNOBS['alphas']}; Kingma's 0.1 reaches "
+                f"{m['acc_m2_fashion_100_kingma_alpha']:.4f} on the Fashion test set "
+                "(draw 0). On MNIST with 10 labels per class, M2 as defined "
+                f"{m['acc_m2_mnist_10pc_kingma_alpha']:.4f}, as tuned "
+                f"{m['acc_m2_mnist_10pc_tuned']:.4f}, supervised only "
+                f"{m['acc_supervised_only_mnist_10pc']:.4f}; Kingma 0.880, Pyro "
+                "0.9319 after 3000 and 50 epochs."
             ),
         ]
     )
@@ -1011,17 +1205,19 @@ markdown(
 # Where the book departs from the paper:
 # - `ci`: narrower networks (a smaller z, one narrow hidden layer in encoder and decoder, a classifier of 500 hidden
 #   units rather than 600), a subset of the unlabelled images and a few epochs (the `KNOBS` table above);
-#   `full`: the paper's networks, 15 epochs, not 1000;
-# - learning rate 2e-3 (`ci`) and 1e-3 (`full`) against the paper's 3e-4, with no halving every 150 epochs;
+#   `full`: the paper's networks, 20 epochs, not 1000, on Fashion-MNIST; on MNIST Pyro's networks for 50 epochs;
+# - learning rate 2e-3 (`ci`) and 1e-3 (`full`, Fashion-MNIST) against the paper's 3e-4, with no halving every 150
+#   epochs;
 # - the training pool: MNIST and Fashion-MNIST train on 50,000 images, the last 10,000 training images held out as the
-#   validation split (used only to choose $\alpha'$ and to stop the supervised baseline); grey CIFAR-10 trains on
-#   45,000 in `full`. The paper splits its whole training set into labelled and unlabelled;
-# - a classification weight $\alpha'$ chosen on validation among `KNOBS["alphas"]` rather than Kingma's 0.1 (the paper
-#   does not state its $\alpha$);
-# - in `full`, only the 100-label settings (M2, MIER and the ablation) run on several label draws; 250 and 500 labels
-#   per class and grey CIFAR-10 use one draw;
+#   validation split (used only to choose $\alpha'$, to stop the supervised baseline and, in `full`, to pick M2's epoch
+#   on MNIST); grey CIFAR-10 trains on 45,000 in `full`. The paper splits its whole training set into labelled and
+#   unlabelled;
+# - a classification weight $\alpha'$ chosen on Fashion-MNIST validation among `KNOBS["alphas"]` (Kingma's 0.1 among
+#   them, reported whether kept or not); the paper does not state its $\alpha$;
+# - only 100 labels per class (the paper's Table 3 also has 250 and 500) and one draw of grey CIFAR-10 in `full`;
+#   KMNIST and SVHN not run; ADGM and LVAE (16 of the 24 accuracies of MIER's Table 1) not implemented;
 # - the last epoch rather than a "best" model on an unstated split; one $z$ sample per $(x, y)$ in the reported bounds;
-# - no t-SNE of the latent space (the issue lists it for `full`).
+# - no t-SNE of the classifier's penultimate layer (MIER's Figure 4).
 #
 # ## References
 #

@@ -20,25 +20,32 @@ REQUIRED_METRICS = {
                                  "signed_gap_hinge", "mean_top_score_hinge", "mean_top_posterior"],
     "02_variational_classification": ["kl_estimate_rel_error"] + [
         f"{k}_{obj}" for obj in ("ce", "gm", "vc", "vc_reference") for k in ("test_acc", "spread_ratio", "latent_kl")],
-    "03_vc_experiments": [f"{k}_{obj}" for obj in ("ce", "gm", "vc") for k in (
-        "mnist_acc", "mnist_ece", "cifar10_acc", "cifar10_ece", "lowdata_mnist500_acc", "lowdata_cifar1000_acc",
-        "ood_auroc_mnist_vs_fashion", "shift_median_ece")] + [
-        f"{k}_{obj}_per_seed" for obj in ("ce", "vc") for k in (
-            "mnist_ece", "cifar10_ece", "shift_median_ece", "fgsm_acc_attacked_mean", "fgsm_cifar10_acc_attacked_mean",
-            "lowdata_mnist500_acc", "lowdata_cifar1000_acc", "ood_auroc_mnist_vs_fashion")] + ["lowdata_steps_taken"],
-    "04_vae_posterior_collapse": ["au_by_depth", "au_depth_spearman", "random_images_final_kl"],
+    "03_vc_experiments": [f"{k}_{arm}" for arm in ("ce", "ce_ts", "ce_gaussian", "vc", "vc_ts") for k in (
+        "acc", "ece", "shift_ece")] + [f"{k}_{arm}_per_seed" for arm in ("ce", "ce_gaussian", "vc") for k in (
+        "ece", "shift_ece", "fgsm_acc", "lowdata_acc", "ood_auroc")] + [
+        "ece_floor_test", "ece_floor_shift", "fgsm_zero_gradient_share", "spread", "decisions", "ece_bootstrap",
+        "lowdata_steps_taken"],
+    "04_vae_posterior_collapse": ["au_by_depth", "au_by_depth_seed", "collapse_check", "random_images_final_kl"],
     "05_vae_as": ["nll_test_vae", "nll_test_vae_as", "nll_test_vae_std", "nll_test_vae_as_std", "nll_test_difference",
                   "au_vae", "au_vae_as", "mi_vae_as", "md_vae_as", "sc_vae_as", "mi_classifier_vae_as",
                   "mi_classifier_online_vae_as", "mi_mc_vae_as", "mi_mc_se_vae_as", "mi_ce_bound_vae_as",
-                  "fano_bound_vae_as", "log_n", "mi_mc_by_samples", "table"],
+                  "fano_bound_vae_as", "log_n", "mi_mc_by_samples", "table", "per_seed", "decisions", "verdicts",
+                  "minimum_detectable_effect", "gate_ratio_by_seed", "gate_pass_by_seed", "gate_history"],
     "06_branched_vae": [f"{k}_{m}" for m in ("vae", "bvae") for k in (
         "nn_acc", "knn_acc", "rf_acc", "nmi", "cluster_acc", "ari", "recon_bce", "neg_elbo")] + [
         "nn_acc_rot_vae", "nn_acc_rot_bvae", "nn_acc_rot_fixed_output", "knn_acc_unweighted", "knn_acc_weighted",
-        "knn_acc_weighted_resampled", "val_branch_acc"],
+        "knn_acc_weighted_resampled", "val_branch_acc", "paired_seeds"] + [
+        f"{k}_{s}" for k in ("nn_acc", "nmi", "cluster_acc", "ari") for s in (
+            "vae_per_seed", "bvae_per_seed", "gap_per_seed")] + [
+        f"decision_{k}" for k in ("nn_acc", "nmi", "cluster_acc", "ari")],
     "07_semi_supervised_vae": ["acc_m2_mnist_10pc", "acc_supervised_only_mnist_10pc", "acc_m2_fashion_100",
                                "acc_mier_fashion_100", "entropy_m2_fashion", "entropy_mier_fashion", "bound_m2_fashion",
                                "bound_mier_fashion", "mi_m2_fashion", "mi_mier_fashion", "bernoulli_floor_fashion",
-                               "mier_gain_fashion_100", "mier_gain_fashion_100_se"],
+                               "mier_gain_fashion_100", "mier_gain_fashion_100_se", "acc_m2_mnist_10pc_kingma_alpha",
+                               "acc_m2_mnist_10pc_tuned", "acc_m2_fashion_100_kingma_alpha", "alpha_chosen",
+                               "accuracy_m2_fashion_100_per_draw", "accuracy_mier_fashion_100_per_draw",
+                               "accuracy_entropy_only_fashion_100_per_draw", "acc_m2_fashion_100_no_warmup_per_draw",
+                               "decision_mier_acc", "decision_information_term", "decision_warmup"],
 }
 PROVENANCE = ["stem", "profile", "device", "seeds", "data_source", "git_commit", "wall_time_s", "metrics", "paper"]
 
@@ -73,7 +80,7 @@ def test_chapter_results_carry_provenance_and_scorecard_keys(stem):
         assert isinstance(record["metrics"].get(key), (int, float, list, dict)), f"{path.name} lacks metric {key!r}"
     nb = _executed(stem)
     rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
-    assert "| metric | paper |" in rendered, "the chapter must end with a rendered scorecard"
+    assert "| quantity | key | paper |" in rendered, "the chapter must end with a rendered scorecard"
     # the page shows this run's numbers: every scalar metric's row carries the value the results file holds
     for key, value in record["metrics"].items():
         if isinstance(value, float) and f"| `{key}` |" in rendered:
@@ -90,6 +97,8 @@ def test_chapter1_claims_hold():
     assert m["prior_shift_mae_after"] < m["prior_shift_mae_before"] / 2
     assert m["ce_identity_max_gap"] < 1e-5
     assert m["mnist_test_acc"] > 0.95
+    claims = json.loads((ROOT / "results" / "01_softmax_probabilities.json").read_text())["claims"]
+    assert [c["key"] for c in claims] == ["essay/kl"] and claims[0]["verdict"] == "supported"
 
 
 def test_chapter2_identities_hold():
@@ -102,122 +111,201 @@ def test_chapter2_identities_hold():
         assert m[f"test_acc_{obj}"] > 0.9
 
 
-def test_chapter3_scorecard_is_complete():
-    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
-    m = record["metrics"]
-    for obj in ("ce", "gm", "vc"):
-        fgsm = m[f"fgsm_acc_{obj}"]
-        assert isinstance(fgsm, dict) and len(fgsm) >= 6, "FGSM accuracy as a map from at least 6 values of epsilon"
-        eps = sorted(fgsm, key=float)
-        assert fgsm[eps[0]] > fgsm[eps[-1]], "the attack must lower accuracy"
-        assert m[f"mnist_acc_{obj}"] > 0.9 and m[f"cifar10_acc_{obj}"] > 0.3
-    assert set(record["verdicts"]) and all(v.split(" ")[0] in ("supported", "not") for v in record["verdicts"].values())
-    assert "JPEG copy" in record["data_source"]["cifar10"] or "official" in record["data_source"]["cifar10"]
+def _chapter3():
+    return json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
 
 
-def test_chapter3_verdicts_follow_from_the_per_seed_numbers():
-    """Every verdict the chapter states is what `results.verdict` gives on the per-seed numbers in its results file."""
-    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
-    m, inputs = record["metrics"], record["verdict_inputs"]
-    assert set(inputs) == set(record["verdicts"]) and len(inputs) >= 8
-    for name, spec in inputs.items():
-        vc, ce = m[f"{spec['metric']}_vc_per_seed"], m[f"{spec['metric']}_ce_per_seed"]
-        assert isinstance(vc, list) and isinstance(ce, list) and len(vc) == len(ce) >= 1
-        expected = verdict(vc, ce, lower_is_better=spec["lower_is_better"], what=spec["what"], names=("VC", "CE"))
-        assert record["verdicts"][name] == expected, name
-    mnist_seeds = len(m["lowdata_mnist500_acc_vc_per_seed"])
-    assert mnist_seeds >= 3, "the MNIST verdicts need at least 3 seeds"
-    nb = _executed("03_vc_experiments")
-    rendered = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
-    for name, text in record["verdicts"].items():
-        assert f"**{name}**: {text}." in rendered, f"the page does not show the verdict {name!r} of the results file"
+def test_chapter3_design_paired_seeds_and_baselines():
+    """The design fixed in advance is the one that ran: >= 5 paired seeds per arm (per-seed values of every arm
+    of every decision), CE + TS and ce_gaussian among the decided baselines, one Bonferroni count for all rows,
+    the OOD row a parity test with the stated margin, and every decision's numbers those of the results file."""
+    from lvmcls.decisions import paired_decision, parity_decision
+
+    record = _chapter3()
+    m, design = record["metrics"], record["design"]
+    assert len(design["seeds"]) >= 5 and len(design["lowdata_seeds"]) >= 5
+    decided = list(m["decisions"].values())
+    assert len(decided) == len(design["comparisons"]) >= 10
+    baselines = {tuple(c)[3] for c in design["comparisons"]}
+    assert {"ce", "ce_ts", "ce_gaussian"} <= baselines
+    for (h, key, a, b, direction), d in zip(design["comparisons"], decided):
+        cand, base = m[f"{key}_{a}_per_seed"], m[f"{key}_{b}_per_seed"]
+        assert len(cand) == len(base) == (len(design["lowdata_seeds"]) if h == "H4" else len(design["seeds"]))
+        assert d["comparisons"] == len(design["comparisons"]) and d["alpha"] == design["alpha"]
+        if direction == "parity":
+            again = parity_decision(cand, base, margin=design["ood_margin"], what=d["what"],
+                                    alpha=design["alpha"], comparisons=d["comparisons"])
+        else:
+            again = paired_decision(cand, base, direction=direction, what=d["what"], alpha=design["alpha"],
+                                    comparisons=d["comparisons"])
+        assert again.verdict == d["verdict"] and math.isclose(again.minimum_detectable_effect,
+                                                               d["minimum_detectable_effect"])
 
 
-def test_chapter3_low_data_near_table4_with_one_step_budget():
-    """Issue 10: MNIST-500 accuracies within 1.5 points of Table 4; one optimiser-step budget per training set."""
-    record = json.loads((ROOT / "results" / "03_vc_experiments.json").read_text())
-    m = record["metrics"]
-    for obj, paper in (("ce", 0.931), ("gm", 0.944), ("vc", 0.942)):
-        assert abs(m[f"lowdata_mnist500_acc_{obj}"] - paper) <= 0.015, (obj, m[f"lowdata_mnist500_acc_{obj}"])
+def test_chapter3_regime_lets_calibration_differ():
+    """Margins a broken run fails: CE is over-confident well above the ECE floor at this test size (else H1 cannot
+    resolve), temperature scaling repairs most of it, every arm classifies Fashion-MNIST (> 80 %) and MNIST-500
+    (> 80 %) with one step budget, FGSM lowers accuracy, and the spread of every trained model is measured."""
+    record = _chapter3()
+    m, knobs = record["metrics"], record["knobs"]
+    floor = m["ece_floor_test"]["mean"]
+    assert floor < 0.01 and m["ece_ce"] > 3 * floor, (m["ece_ce"], floor)
+    assert m["ece_ce_ts"] < m["ece_ce"] / 2
+    # the ci run: CE 3.9 %, CE + TS 1.4 %, floor 0.9 % (a gap of 2.8 floors); a flat or broken run has none
+    assert abs(m["ece_ce"] - m["ece_ce_ts"]) > 2 * floor, "the differences reported must stand above the floor"
+    assert m["shift_ece_ce"] > m["ece_ce"], "corruptions should hurt CE's calibration"
+    for arm in knobs["arms"]:
+        assert m[f"acc_{arm}"] > 0.8, arm
+        assert 0.0 <= min(m["fgsm_zero_gradient_share"][arm]) <= max(m["fgsm_zero_gradient_share"][arm]) <= 1.0
+        assert m[f"fgsm_acc_{arm}"] < m[f"acc_{arm}"], arm
+        assert len(m["spread"][arm]["spread_ratio"]) == len(record["design"]["seeds"])
+        assert all(r > 0 for r in m["spread"][arm]["spread_ratio"])
+    for arm in ("ce", "ce_gaussian", "vc"):
+        assert m[f"lowdata_acc_{arm}"] > 0.8, arm
+    assert m["lowdata_steps_taken"] == [knobs["lowdata_steps"]]
+
+
+def test_chapter3_page_shows_the_ledger_claims():
+    """The five claims are recorded with the paper's number and source, and the page states each verdict."""
+    record = _chapter3()
+    keys = {c["key"]: c for c in record["claims"]}
+    assert set(keys) == {"vc/h1-calibration", "vc/h2-shift", "vc/h3-fgsm", "vc/h4-lowdata", "vc/ood-parity"}
+    assert keys["vc/ood-parity"]["decision"]["direction"] == "parity"
     page = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in _executed("03_vc_experiments").cells
                      for o in c.get("outputs", []))
-    for obj, paper in (("ce", 0.931), ("gm", 0.944), ("vc", 0.942)):
-        gap = abs(m[f"lowdata_mnist500_acc_{obj}"] - paper)
-        assert f"{obj.upper()} {'yes' if gap <= 0.015 else 'no'} ({100 * gap:.1f} points off)" in page
-    assert m["lowdata_steps_taken"]["mnist500"] == [record["knobs"]["lowdata_steps"]]
-    assert m["lowdata_steps_taken"]["cifar1000"] == [record["knobs"]["cifar_lowdata_steps"]]
+    for c in record["claims"]:
+        assert c["paper_value"] and c["source"] and c["section"] == "ch3-decisions"
+        assert f"**{c['key']}** ({c['verdict']})" in page
 
 
 def test_chapter4_active_units_fall_with_decoder_depth():
-    """Issue 11: Table 1's trend in ci, active units falling over decoder depths 1-5 (Spearman rho <= -0.9, at most
-    one adjacent pair out of order); random images drive the KL to ~0."""
-    from scipy.stats import spearmanr
+    """Issue 21: Table 1's trend judged by margins fixed in advance, not a rank statistic at its boundary: 2 seeds at
+    decoder depths 1, 3, 5; the check (mean AU(1) - AU(5) >= 10, AU(1) - AU(3) >= 5, AU(3) - AU(5) >= 5, each gap
+    larger than the spread between the seeds of a depth) is recomputed from the per-seed counts and must match the
+    record and the ledger's verdict ("supported" only when it passes). Whatever the verdict, the widest margin must
+    hold with room: mean AU(1) - AU(5) >= 10 (a flat profile fails it; the paper's Table 1 has 15). The paper passes
+    every margin and a flat profile fails (test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile);
+    random images drive the KL to ~0."""
+    from lvmcls.vae import collapse_margins
 
     record = json.loads((ROOT / "results" / "04_vae_posterior_collapse.json").read_text())
     m4 = record["metrics"]
-    assert record["knobs"]["depths"] == [1, 2, 3, 4, 5] and record["knobs"]["encoder_depth"] == 2
-    au = m4["au_by_depth"]
-    assert len(au) == 5 and all(isinstance(a, int) and 0 <= a <= record["knobs"]["latent_dim"] for a in au)
-    rho = spearmanr([1, 2, 3, 4, 5], au).statistic
-    # one adjacent pair out of order gives rho = -0.9 exactly, which scipy returns as -0.8999999999999998
-    assert rho <= -0.9 + 1e-9, f"active units by decoder depth {au}: Spearman rho {rho:.2f} > -0.9"
+    assert record["knobs"]["depths"] == [1, 3, 5] and record["knobs"]["encoder_depth"] == 2
+    assert len(record["seeds"]) >= 2
+    au = {int(d): v for d, v in m4["au_by_depth_seed"].items()}
+    assert all(len(v) == len(record["seeds"]) and all(0 <= a <= record["knobs"]["latent_dim"] for a in v)
+               for v in au.values())
+    check = collapse_margins(au)  # recomputed from the per-seed counts, not read from the record
+    assert m4["collapse_check"]["pass"] == check["pass"]
+    assert [g["gap"] for g in m4["collapse_check"]["gaps"]] == [g["gap"] for g in check["gaps"]]
+    (c,) = [c for c in record["claims"] if c["key"] == "vae/collapse-depth"]
+    assert c["verdict"] == ("supported" if check["pass"] else "not resolved") and c["section"] == "ch4-collapse"
+    assert check["means"][1] - check["means"][5] >= 10, check["means"]
     assert m4["random_images_final_kl"] < 1.0
 
 
-def test_chapter4_page_states_the_runs_rho_and_trend():
-    """The executed page prints ρ from the record and words the trend the way ρ reads (the chapter's three cases)."""
+def test_chapter4_page_states_the_seeds_and_margins():
+    """The executed page states the trend with its number of seeds and each margin's gap, from the record."""
     page = ROOT / "_build" / "executed" / "notebooks" / "04_vae_posterior_collapse.ipynb"
     if not page.is_file():
         pytest.skip(f"{page.relative_to(ROOT)} not built: run the chapter (make ci) first")
-    rho = json.loads((ROOT / "results" / "04_vae_posterior_collapse.json").read_text())["metrics"]["au_depth_spearman"]
+    record = json.loads((ROOT / "results" / "04_vae_posterior_collapse.json").read_text())
     cells = json.loads(page.read_text())["cells"]
     text = "\n".join("".join(d) if isinstance(d, list) else str(d) for c in cells for o in c.get("outputs", [])
-                      for d in [o.get("text", ""), *o.get("data", {}).values()])
-    assert f"{rho:.2f}" in text
-    if rho <= -0.9 + 1e-9:
-        wording = f"fall with decoder depth: Spearman's ρ between depth and active units is {rho:.2f}"
-    elif rho < 0:
-        wording = f"tend to fall with decoder depth, but less regularly than in Table 1: Spearman's ρ is {rho:.2f}"
-    else:
-        wording = f"do not fall with decoder depth in this run: Spearman's ρ is {rho:.2f}"
-    assert wording in text, f"the page does not say: {wording}"
+                     for d in [o.get("text", ""), *o.get("data", {}).values()])
+    assert f"Over {len(record['seeds'])} seeds per depth" in text
+    for g in record["metrics"]["collapse_check"]["gaps"]:
+        assert f"AU({g['shallow']}) − AU({g['deep']}) = {g['gap']:+.1f}" in text
 
 
-def test_vae_chapters_identities_hold():
-    """Chapter 5: every MI estimate respects 0 <= I <= log N (up to Monte Carlo error)."""
-    m5 = json.loads((ROOT / "results" / "05_vae_as.json").read_text())["metrics"]
-    mc = {int(s): mi for s, mi in m5["mi_mc_by_samples"].items()}
-    assert all(mc[a] <= mc[b] + 0.1 for a, b in zip(sorted(mc), sorted(mc)[1:])), "the MC estimate must grow with S"
-    assert len(m5["table"]) >= 6 and {"nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc"} <= set(
-        m5["table"][0])
+def _chapter5():
+    return json.loads((ROOT / "results" / "05_vae_as.json").read_text())
+
+
+def test_chapter5_design_is_paired_controlled_and_decided_by_the_rule():
+    """Issue 21: >= 5 paired seeds in ci for the VAE, VAE-AS (1, 1) and the placebo, with equal initial VAE weights;
+    six paired decisions (3 metrics x 2 controls) at alpha 0.05 with 3 comparisons each, their MDEs; each claim's
+    verdict is the combination rule applied to the stored decisions; the gate is stored per seed."""
+    from lvmcls.decisions import paired_decision
+
+    record = _chapter5()
+    m = record["metrics"]
+    seeds = record["seeds"]
+    assert len(seeds) >= 5 and m["paired_initial_weights_equal"] is True
+    arms = m["per_seed"]
+    assert set(arms) == {"VAE", "VAE-AS (1, 1)", "placebo"}
+    for arm in arms.values():
+        assert set(arm) == {"mi_exact", "au_clear", "nll_test"} and all(len(v) == len(seeds) for v in arm.values())
+    directions = {"mi_exact": "higher", "au_clear": "higher", "nll_test": "lower"}
+    for k, direction in directions.items():
+        verdicts = []
+        for base in ("VAE", "placebo"):
+            d = m["decisions"][f"{k}_vs_{base}"]
+            assert d["alpha"] == 0.05 and d["comparisons"] == 3 and d["n"] == len(seeds)
+            again = paired_decision(arms["VAE-AS (1, 1)"][k], arms[base][k], direction=direction, what=d["what"],
+                                    alpha=0.05, comparisons=3)
+            assert again.verdict == d["verdict"] and math.isfinite(again.minimum_detectable_effect)
+            assert m["minimum_detectable_effect"][f"{k}_vs_{base}"] == pytest.approx(again.minimum_detectable_effect)
+            verdicts.append(again.verdict)
+        expected = verdicts[0] if verdicts[0] == verdicts[1] != "not resolved" else "not resolved"
+        assert m["verdicts"][k] == expected
+    claims = {c["key"]: c for c in record["claims"]}
+    for k, key in (("mi_exact", "vae-as/mi"), ("au_clear", "vae-as/au"), ("nll_test", "vae-as/nll")):
+        assert claims[key]["verdict"] == m["verdicts"][k] and claims[key]["section"] == "ch5-decision"
+    assert set(m["gate_ratio_by_seed"]) == {str(s) for s in seeds}
+    assert all(m["gate_pass_by_seed"][s] == (r >= m["gate_threshold"]) for s, r in m["gate_ratio_by_seed"].items())
+
+
+def test_chapter5_the_classifier_that_trained_the_encoder_learned_the_indices():
+    """The classifier used in training (not a refit): at every seed's last measurement its cross-entropy bound
+    log N - SC is positive by a clear margin and lies below the exact MI (a bound for any classifier, so only the
+    first is a test of this one); and its Eq. 9/13 estimate is not above log N."""
+    m = _chapter5()["metrics"]
+    log_n = m["log_n"]
+    for name, g in m["gate_history"].items():
+        mi_ce = log_n - g["sc"][-1]
+        assert mi_ce >= 0.25 * g["mi_exact"][-1], (name, mi_ce, g["mi_exact"][-1])
+        assert mi_ce <= g["mi_exact"][-1] + 0.1, (name, mi_ce, g["mi_exact"][-1])
+        assert g["mi"][-1] <= log_n + 1e-6
 
 
 def test_chapter5_estimators_against_the_exact_aggregate_posterior():
     """Issue 11: the index classifier (Eq. 9/13, refit on the final encoder) agrees with the exact-mixture mutual
-    information within 0.1·log N; the cross-entropy and Fano bounds lie below it (4 Monte Carlo standard errors);
-    SC is a cross-entropy in nats. (That Monte Carlo grows with S is checked in test_vae_chapters_identities_hold.)"""
-    m = json.loads((ROOT / "results" / "05_vae_as.json").read_text())["metrics"]
+    information within 0.1·log N; the Monte Carlo estimate over S < N points grows with S towards the exact one."""
+    m = _chapter5()["metrics"]
     assert abs(m["mi_classifier_vae_as"] - m["mi_mc_vae_as"]) <= 0.1 * m["log_n"], (
         m["mi_classifier_vae_as"], m["mi_mc_vae_as"], m["log_n"])
-    slack = 4 * m["mi_mc_se_vae_as"]
-    assert m["mi_ce_bound_vae_as"] <= m["mi_mc_vae_as"] + slack
-    assert m["fano_bound_vae_as"] <= m["mi_mc_vae_as"] + slack
-    assert 0 <= m["sc_vae_as"] <= 2 * m["log_n"]
-    assert all(math.isfinite(m[k]) for k in ("nll_test_vae_std", "nll_test_vae_as_std", "nll_test_difference"))
+    mc = {int(s): mi for s, mi in m["mi_mc_by_samples"].items()}
+    assert all(mc[a] <= mc[b] + 0.1 for a, b in zip(sorted(mc), sorted(mc)[1:])), "the MC estimate must grow with S"
+    assert len(m["table"]) >= 15 and {"nll_test", "kl_test", "au", "au_clear", "nll_train", "kl_train", "mi", "md",
+                                      "sc", "mi_exact"} <= set(m["table"][0])
 
 
 def test_chapter6_bvae_beats_the_vae_on_mnist():
-    """Issue 8's ci criteria on MNIST with a 10-d latent: the MLP probe on the BVAE's latents reaches 0.97 and beats
-    the VAE's; k-means on the BVAE's latents agrees better with the digits (NMI). Metrics are fractions."""
+    """Issue 23: BVAE − VAE on MNIST with a 10-d latent over >= 3 paired seeds, judged by the signs of the per-seed
+    gaps with a margin, not by a threshold on one run. The label branch reshapes the latents so strongly that every
+    seed's k-means NMI / ACC / ARI gap is far above zero (a branch that does nothing gives gaps around 0, a broken
+    branch negative ones); the MLP-probe gap is smaller, so only its mean must exceed 1 point. The decisions are
+    stored with their seeds and come from `lvmcls.decisions.paired_decision` over the 4 metrics."""
     record = json.loads((ROOT / "results" / "06_branched_vae.json").read_text())
     m = record["metrics"]
     for key in REQUIRED_METRICS["06_branched_vae"]:
-        if not key.startswith(("recon_bce", "neg_elbo", "val_")):
+        if not key.startswith(("recon_bce", "neg_elbo", "val_", "paired_", "decision_")) and "_per_seed" not in key:
             assert 0 <= m[key] <= 1, f"{key} must be a fraction, got {m[key]}"
-    assert m["nn_acc_bvae"] >= 0.97
-    assert m["nn_acc_bvae"] > m["nn_acc_vae"]
-    assert m["nmi_bvae"] > m["nmi_vae"]
+    assert len(m["paired_seeds"]) >= 3 and len(set(m["paired_seeds"])) == len(m["paired_seeds"])
+    for k in ("nn_acc", "nmi", "cluster_acc", "ari"):
+        gaps = [b - v for b, v in zip(m[f"{k}_bvae_per_seed"], m[f"{k}_vae_per_seed"])]
+        assert gaps == pytest.approx(m[f"{k}_gap_per_seed"]) and len(gaps) == len(m["paired_seeds"])
+        d = m[f"decision_{k}"]
+        assert d["n"] == len(gaps) and d["comparisons"] == 4 and d["names"][1] == "VAE"
+        assert d["mean_difference"] == pytest.approx(sum(gaps) / len(gaps))
+    for k in ("nmi", "cluster_acc", "ari"):
+        assert min(m[f"{k}_gap_per_seed"]) > 0.1, (k, m[f"{k}_gap_per_seed"])
+    assert sum(m["nn_acc_gap_per_seed"]) / len(m["nn_acc_gap_per_seed"]) > 0.01, m["nn_acc_gap_per_seed"]
     assert record["paper"]["nn_acc_bvae"] == 0.985 and record["paper"]["knn_acc_weighted"] == 0.83
+    keys = {c["key"]: c for c in record["claims"]}
+    assert set(keys) >= {"bvae/probe", "bvae/clustering"}
+    assert keys["bvae/clustering"]["verdict"] == m["decision_nmi"]["verdict"]
 
 
 def test_chapter6_lambda_is_chosen_on_validation():
@@ -225,23 +313,57 @@ def test_chapter6_lambda_is_chosen_on_validation():
     (λ = 0, the fixed-output VAE) reports no accuracy."""
     m = json.loads((ROOT / "results" / "06_branched_vae.json").read_text())["metrics"]
     val = {float(k): v for k, v in m["val_branch_acc"].items()}
+    assert len(val) >= 2, "a validation choice needs at least two candidates"
     assert 0 not in val and m["lambda_bvae"] == max(val, key=val.get)
     assert "branch_acc" not in m["sweep_mnist_z10"]["0"] and "branch_acc" not in m["rot_vae"]
     assert "branch_acc" not in m["rot_fixed_output"] and 0 <= m["branch_acc_bvae"] <= 1
 
 
 def test_chapter7_semi_supervised_claims_hold():
-    """Chapter 7 (ci): M2 uses the unlabelled images (beats the same classifier trained on the labels alone), and
-    MIER lowers the test entropy while raising Î(y; x); α' is the one with the best MNIST *validation* accuracy; the
-    identities close. The accuracy gain of MIER is reported with its spread, not asserted."""
-    m = json.loads((ROOT / "results" / "07_semi_supervised_vae.json").read_text())["metrics"]
-    assert m["acc_m2_mnist_10pc"] > m["acc_supervised_only_mnist_10pc"]
+    """Chapter 7 (ci), issue 23: α' is the grid point with the best Fashion-MNIST *validation* accuracy, the grid holds
+    Kingma's 0.1 and 1, and every grid point is reported; MIER is decided over >= 5 label draws paired by draw with a
+    t-interval (n − 1 df, 3 comparisons), the ablation and the warm-up likewise; the verdicts are recorded as claims.
+    Implementation checks that could fail: both arms that subtract 5·H̄ end with a lower test entropy than M2 (a sign
+    error in the regulariser would raise it), M2 as tuned uses the unlabelled images (beats the same classifier on
+    the labels alone by a margin), the identities close, and the Bernoulli floor matches an independent measurement."""
+    record = json.loads((ROOT / "results" / "07_semi_supervised_vae.json").read_text())
+    m = record["metrics"]
+    val_acc = {float(k.removeprefix("val_acc_m2_fashion_alpha")): v for k, v in m.items()
+               if k.startswith("val_acc_m2_fashion_alpha")}
+    assert {0.1, 1.0} <= set(val_acc) and m["alpha_chosen"] == max(val_acc, key=val_acc.get)
+    assert {float(k.removeprefix("test_acc_m2_fashion_alpha")) for k in m
+            if k.startswith("test_acc_m2_fashion_alpha")} == set(val_acc)
+    assert m["acc_m2_fashion_100_kingma_alpha"] == m["test_acc_m2_fashion_alpha0.1"]
+    n = len(m["accuracy_m2_fashion_100_per_draw"])
+    assert n >= 5 and len(m["accuracy_mier_fashion_100_per_draw"]) == n
+    for key, names in (("decision_mier_acc", ["M2+MIER", "M2"]), ("decision_information_term", None),
+                       ("decision_warmup", ["with warm-up", "without"])):
+        d = m[key]
+        assert d["comparisons"] == 3 and d["confidence"] == pytest.approx(1 - 0.05 / 3)
+        assert names is None or d["names"] == names
+        assert d["interval"][0] < d["mean_difference"] < d["interval"][1] and d["minimum_detectable_effect"] > 0
+    assert m["decision_mier_acc"]["n"] == n and m["decision_warmup"]["n"] >= 3
+    assert m["mier_gain_fashion_100"] == pytest.approx(
+        sum(m["accuracy_mier_fashion_100_per_draw"]) / n - sum(m["accuracy_m2_fashion_100_per_draw"]) / n)
     assert m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
-    assert m["mi_mier_fashion"] > m["mi_m2_fashion"]
+    assert m["entropy_entropy_only_fashion"] < m["entropy_m2_fashion"]
+    # the supervised-only baseline reproduces Pyro's published 77.12 % within 5 points (a broken classifier or
+    # data split would not), and M2 as tuned does not fall below it by more than 2 points (its unlabelled term is
+    # a regulariser, not noise); M2 as defined is only reported
+    assert abs(m["acc_supervised_only_mnist_10pc"] - 0.7712) < 0.05
+    assert m["acc_m2_mnist_10pc_tuned"] > m["acc_supervised_only_mnist_10pc"] - 0.02
+    assert 0 <= m["acc_m2_mnist_10pc_kingma_alpha"] <= 1
+    assert m["weight_per_labelled_mnist_kingma_alpha"] == pytest.approx(
+        0.1 / m["alpha_chosen"] * m["weight_per_labelled_mnist_tuned"])
     # the Fashion-MNIST test set's Bernoulli floor, measured independently (anchors.md): checks the data the bounds use
     assert abs(m["bernoulli_floor_fashion"] - 189.86) < 0.01
-    val_acc = {float(k.removeprefix("val_acc_m2_mnist_alpha")): v for k, v in m.items()
-               if k.startswith("val_acc_m2_mnist_alpha")}
-    assert len(val_acc) >= 2 and m["alpha_chosen"] == max(val_acc, key=val_acc.get)
     assert 0 <= m["mi_m2_fashion"] <= math.log(10) and 0 <= m["mi_mier_fashion"] <= math.log(10)
     assert m["enumeration_vs_loop_max_abs"] < 1e-8 and m["eq2_vs_eq3_max_abs"] < 1e-8 and m["eq6_max_abs"] < 1e-10
+    claims = {c["key"]: c for c in record["claims"]}
+    assert set(claims) >= {"m2/acc100", "mier/acc", "mier/entropy"}
+    assert claims["mier/acc"]["verdict"] == m["decision_mier_acc"]["verdict"]
+    # the Pyro side-by-side is quoted from the file the bench wrote, not typed in
+    bench = (ROOT / "bench" / "pyro_m2_side_by_side.md").read_text()
+    side = json.loads(bench.split("```json", 1)[1].split("```", 1)[0])
+    assert m["bench_pyro_test_at_best_val"] == side["summary"]["pyro"]["test_at_best_val"]
+    assert m["bench_lvmcls_test_at_best_val"] == side["summary"]["lvmcls"]["test_at_best_val"]

@@ -108,3 +108,71 @@ def test_reweight_to_prior_is_bayes_rule():
     assert torch.allclose(moved, toy.posterior(x, [0.5, 0.5]), atol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         calibration.reweight_to_prior(toy.posterior(x), [0.0, 1.0], [0.5, 0.5])
+
+
+# --------------------------------------------------------------------------------------------
+# How precise an ECE is: the floor of a calibrated model and the paired bootstrap over test images (chapter 3)
+
+def _calibrated(n: int, seed: int, temperature: float = 1.0):
+    """Probabilities of a 10-class model and labels drawn from softmax(logits) (calibrated at T = 1); the
+    returned probabilities are softmax(logits · temperature) (over-confident for temperature > 1)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = 2.5 * torch.randn(n, 10, generator=g)
+    y = torch.multinomial(logits.softmax(1), 1, generator=g).squeeze(1)
+    return (logits * temperature).softmax(1), y
+
+
+def test_binned_gap_reproduces_the_metrics_ece():
+    from lvmcls import metrics
+    from lvmcls.calibration import _binned_gap
+
+    probs, y = _calibrated(3000, 0, temperature=1.7)
+    ece = float(_binned_gap(probs, y, 20).sum(0).abs().sum() / len(y))
+    assert ece == pytest.approx(metrics.expected_calibration_error(probs, y, 20), abs=1e-12)
+
+
+def test_ece_floor_shrinks_like_one_over_root_n_and_sits_below_a_real_miscalibration():
+    from lvmcls import metrics
+    from lvmcls.calibration import ece_floor
+
+    small = ece_floor(_calibrated(1000, 1)[0], draws=30)["mean"]
+    large = ece_floor(_calibrated(16000, 1)[0], draws=30)["mean"]
+    assert 2.5 < small / large < 5.5, (small, large)  # √16 = 4
+    probs, y = _calibrated(16000, 2, temperature=1.5)  # over-confident by a known temperature
+    assert metrics.expected_calibration_error(probs, y) > 5 * large
+
+
+def test_paired_ece_bootstrap_covers_zero_under_the_null_and_excludes_it_with_an_effect():
+    """Null: two arms whose probabilities are equally (mis)calibrated draws of the same kind; the 90 % interval
+    of the difference should cover 0 about 90 % of the time (checked within binomial noise over 60 experiments).
+    Effect: an arm over-confident by T = 1.6 against a calibrated one is told apart at 2,000 images."""
+    from lvmcls.calibration import paired_ece_bootstrap
+
+    covered = 0
+    for trial in range(60):
+        g = torch.Generator().manual_seed(100 + trial)
+        logits = 2.5 * torch.randn(1000, 10, generator=g)
+        y = torch.multinomial(logits.softmax(1), 1, generator=g).squeeze(1)
+        arm_a = [(logits + 0.3 * torch.randn(1000, 10, generator=g)).softmax(1) for _ in range(2)]
+        arm_b = [(logits + 0.3 * torch.randn(1000, 10, generator=g)).softmax(1) for _ in range(2)]
+        lo, hi = paired_ece_bootstrap(arm_a, arm_b, y, resamples=300, seed=trial, level=0.9)["interval"]
+        covered += lo <= 0 <= hi
+    assert 0.75 <= covered / 60 <= 1.0, covered
+    probs_hot, y = _calibrated(2000, 3, temperature=1.6)
+    probs_cal = _calibrated(2000, 3)[0]
+    out = paired_ece_bootstrap([probs_hot], [probs_cal], y, resamples=300)
+    assert out["interval"][0] > 0 and out["difference"] > 0.03, out
+
+
+def test_zero_gradient_share_sees_a_saturated_softmax():
+    from lvmcls.attacks import zero_gradient_share
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 1, 4, 4), torch.randint(0, 3, (64,))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    assert zero_gradient_share(net, x, y) == 0.0
+    with torch.no_grad():  # logits near (1e4, 0, −1e4): softmax is exactly one-hot in fp32, so inputs of class 0
+        # have an exactly zero gradient, the others a gradient Wᵀ(p − e_y) ≠ 0
+        net[1].bias.copy_(torch.tensor([1e4, 0.0, -1e4]))
+    share = zero_gradient_share(net, x, y)
+    assert share == pytest.approx((y == 0).float().mean().item())

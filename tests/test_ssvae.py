@@ -414,3 +414,56 @@ def test_paired_accuracy_difference_against_counts():
     diff, se = S.paired_accuracy_difference(Fixed(y), Fixed(wrong_b), split, batch_size=7)
     d = torch.cat([torch.ones(15), torch.zeros(45)])
     assert diff == pytest.approx(15 / 60) and se == pytest.approx((d.std() / math.sqrt(60)).item())
+
+
+# ---- bench/pyro_m2_side_by_side.py (Pyro's example beside lvmcls's M2); pyro is not a dependency: skipped without it
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "pyro_m2_side_by_side.py"
+    spec = importlib.util.spec_from_file_location("pyro_m2_side_by_side", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pyro_example_batching_takes_one_labelled_step_per_epoch_at_100_labels():
+    """The example's schedule (anchors.md): with 100 labels, batch 100 and 50,000 training images, batch i is
+    labelled when i % 500 == 1, so one labelled step (through both losses) against 499 unlabelled ones."""
+    bench = _bench_module()
+
+    class Counter:
+        def __init__(self):
+            self.labelled, self.unlabelled = [], 0
+
+        def step(self, xs, ys=None):
+            if ys is None:
+                self.unlabelled += 1
+            else:
+                self.labelled.append(int(ys.sum()))
+
+    basic, aux = Counter(), Counter()
+    x_l, y_l = torch.rand(100, 3), torch.arange(10).repeat(10)
+    bench.pyro_epoch([basic, aux], (x_l, y_l), torch.rand(49_900, 3), 100, torch.Generator().manual_seed(0), 100)
+    assert basic.labelled == [100] and aux.labelled == [100]  # one batch of 100 one-hot labels through both losses
+    assert basic.unlabelled == 499 and aux.unlabelled == 0
+
+
+def test_pyro_side_by_side_runs_one_epoch_and_writes_what_chapter_7_reads(tmp_path):
+    pytest.importorskip("pyro")
+    from lvmcls.paths import data_dir
+
+    if not (data_dir() / "MNIST").is_dir():
+        pytest.skip("needs the MNIST cache (make data)")
+    bench = _bench_module()
+    out = tmp_path / "side.md"
+    result = bench.main(["--epochs", "1", "--unlabelled-limit", "300", "--eval-limit", "200", "--out", str(out)])
+    read = bench.read_result(out)
+    assert read["summary"] == result["summary"] and read["epochs"] == 1
+    for side in ("pyro", "lvmcls"):
+        c = read["curves"][side]
+        assert len(c["test"]) == len(c["val"]) == len(c["seconds"]) == 1 and 0 <= c["test"][0] <= 1
+    assert read["time_ratio_pyro_over_lvmcls"] > 0
+    assert read["alpha_prime_lvmcls"] == pytest.approx(46 * 100 / 400)  # 100 labels among 400 images

@@ -407,3 +407,41 @@ def test_trainer_threads_apply_while_fitting_and_are_restored(toy_data):
             raise RuntimeError("inside")
     assert torch.get_num_threads() == before
     torch.set_num_threads(outer)
+
+
+def test_on_epoch_end_hook_is_called_logged_and_leaves_the_training_draws_alone(toy_split):
+    """A model's ``on_epoch_end(epoch, train)`` runs after every training epoch; what it returns is logged in
+    ``history.train``; it runs on a forked RNG, so a hook that draws random numbers (and touches no weights) leaves
+    the training run identical to one without the hook, while a hook that changes the weights does change it."""
+
+    class Noisy(Classifier):
+        def training_step(self, x, y):
+            return super().training_step(x + 0.1 * torch.randn_like(x), y)
+
+    class Hooked(Noisy):
+        calls: list
+
+        def on_epoch_end(self, epoch, train):
+            self.calls.append((epoch, len(train), self.training))
+            torch.randn(1000)  # draws from the global stream
+            return {"probe": float(epoch) * 2}
+
+    class Meddling(Hooked):
+        def on_epoch_end(self, epoch, train):
+            with torch.no_grad():
+                next(self.parameters()).mul_(0.5)
+            return None
+
+    runs = []
+    for cls in (Noisy, Hooked, Meddling):
+        torch.manual_seed(0)
+        model = cls(MLP(2, 3, hidden=16))
+        model.calls = []
+        history = Trainer(max_epochs=3, batch_size=64, progress=False).fit(model, toy_split[0], None)
+        runs.append((model, history))
+    (plain, h0), (hooked, h1), (meddled, h2) = runs
+    assert hooked.calls == [(0, len(toy_split[0]), True), (1, len(toy_split[0]), True),
+                            (2, len(toy_split[0]), True)]
+    assert h1.train["probe"] == [0.0, 2.0, 4.0] and "probe" not in h0.train
+    assert _same_weights(plain, hooked) and h0.train["loss"] == h1.train["loss"]
+    assert not _same_weights(plain, meddled)

@@ -354,17 +354,30 @@ def test_vc_class_prior_learns_only_from_log_p_pi_y(objective):
     assert not torch.allclose(*grads["gm"], atol=1e-3)
 
 
-def test_vc_prior_still_learns_from_the_likelihood_term():
-    """Algorithm 1, line 9: θ receives ∇θ λ log p(z|y) under "vc" (only the encoder's share is removed)."""
+@pytest.mark.parametrize("objective", ["vc", "vc_reference"])
+def test_vc_prior_gradient_is_algorithm_1_line_9(objective):
+    """Algorithm 1, line 9 at β ≠ λ: θ (the class means and variances) follows ∇θ [log p_θ(y|z) + λ log p_θ(z|y)]
+    with p_π entering p_θ(y|z) detached, and nothing of β T (T's parameters and the latents are no function of θ).
+    Checked against the gradient of that hand-written objective; a λ applied as β, or a missing or doubled
+    likelihood term, fails."""
     torch.manual_seed(0)
-    model = LatentClassifier.build("vc", MLP(4, 2, hidden=8), 3, 2, likelihood_weight=1.0)
-    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
-    z = model.encode(x)
-    with_lam = variational_classification(z, y, model.prior, model.ratio, "vc", 0.01, 1.0)["loss"]
-    without = variational_classification(z, y, model.prior, model.ratio, "vc", 0.01, 0.0)["loss"]
-    g1 = torch.autograd.grad(with_lam, model.prior.means)[0]
-    g0 = torch.autograd.grad(without, model.prior.means)[0]
-    assert not torch.allclose(g1, g0, atol=1e-4)
+    beta, lam = 0.3, 0.7
+    model = LatentClassifier.build(objective, MLP(4, 2, hidden=8), 3, 2, beta=beta, likelihood_weight=lam)
+    with torch.no_grad():
+        model.ratio.weight.normal_()
+        model.prior.means.normal_()
+        model.prior.class_logits.copy_(torch.tensor([0.5, -0.2, 0.1]))
+    x, y = torch.randn(32, 4), torch.tensor([0, 1, 2, 2] * 8)
+    z = model.encode(x).detach()  # θ's gradient does not pass through the encoder
+    theta = [model.prior.means, model.prior.raw_log_var]
+    loss = variational_classification(z, y, model.prior, model.ratio, objective, beta, lam)["loss"]
+    got = torch.autograd.grad(loss, theta)
+    logits = model.prior.log_prob_all(z) + model.prior.log_class_prior().detach()
+    hand = logits.log_softmax(1).gather(1, y[:, None]).squeeze(1) + lam * model.prior.log_prob(z, y)
+    want = torch.autograd.grad(-hand.mean(), theta, retain_graph=True)
+    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, want))
+    wrong = torch.autograd.grad(-(hand + (beta - lam) * model.prior.log_prob(z, y)).mean(), theta)
+    assert not all(torch.allclose(g, w, atol=1e-4) for g, w in zip(got, wrong)), "β and λ confused"
 
 
 @pytest.mark.parametrize("bad_split", ["train", "val"])
@@ -397,3 +410,56 @@ def test_fit_refuses_bad_labels_and_nan_inputs_in_a_later_batch(bad_split, bad):
     with pytest.raises(ValueError, match="class labels must lie|NaN or inf|integer class labels"):
         Trainer(batch_size=16, device="cpu", progress=False).evaluate(model, target)
 
+
+
+def test_train_vc_model_passes_the_prior_and_ratio_learning_rates(tmp_path, monkeypatch):
+    """`prior_lr` reaches the prior's optimiser group (the reference code trains the prior at 0.1 × the encoder's
+    rate) and changes the trained model; `ratio_lr` reaches the discriminator's."""
+    from lvmcls.data import Dataset, TensorSplit
+    from lvmcls.vc import train_vc_model
+
+    monkeypatch.setenv("LVMCLS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LVMCLS_PROGRESS", "0")
+    g = torch.Generator().manual_seed(0)
+    split = TensorSplit(torch.randn(64, 4, generator=g), torch.randint(0, 3, (64,), generator=g))
+    data = Dataset(name="toy", train=split, val=None, test=split, classes=("a", "b", "c"), source="synthetic")
+    runs = {}
+    for prior_lr in (None, 1e-4):
+        model, _ = train_vc_model("toy", data, "vc", lambda: MLP(4, 2, hidden=8), 3, 2, steps=5, lr=1e-2,
+                                  prior_lr=prior_lr, ratio_lr=3e-3, batch_size=16)
+        assert model.prior_lr == prior_lr and model.ratio_lr == 3e-3
+        groups = model.parameter_groups()
+        assert groups["prior"][1] == ({} if prior_lr is None else {"lr": prior_lr})
+        assert groups["ratio"][1]["lr"] == 3e-3
+        runs[prior_lr] = model.prior.means.detach().clone()
+    assert not torch.allclose(runs[None], runs[1e-4])
+
+
+def test_arms_of_one_seed_share_initial_encoder_weights_and_batches(tmp_path, monkeypatch):
+    """Chapter 3's pairing: for one seed, every objective starts from the same encoder weights (the encoder is built
+    first after seeding) and the Trainer draws the same batch order, so arms differ only in head and objective."""
+    from lvmcls.data import Dataset, TensorSplit
+    from lvmcls.train import Trainer, seed_everything
+
+    monkeypatch.setenv("LVMCLS_PROGRESS", "0")
+    inits = {}
+    for objective in ("ce", "ce_gaussian", "gm", "vc", "vc_reference"):
+        seed_everything(3)
+        model = LatentClassifier.build(objective, MLP(4, 2, hidden=8), 3, 2,
+                                       ratio_form="quadratic" if objective == "vc" else "linear")
+        inits[objective] = [p.detach().clone() for p in model.encoder.parameters()]
+    first = inits["ce"]
+    assert all(all(torch.equal(a, b) for a, b in zip(first, w)) for w in inits.values())
+    seed_everything(4)
+    assert not all(torch.equal(a, b) for a, b in zip(first, [p for p in MLP(4, 2, hidden=8).parameters()]))
+    g = torch.Generator().manual_seed(0)
+    split = TensorSplit(torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g))
+    seen = {}
+    for objective in ("ce", "vc"):
+        batches = []
+        model = LatentClassifier.build(objective, MLP(4, 2, hidden=8), 3, 2)
+        step = model.training_step
+        model.training_step = lambda x, y, step=step, batches=batches: (batches.append(y.clone()), step(x, y))[1]
+        Trainer(max_epochs=2, batch_size=8, device="cpu", seed=5, progress=False).fit(model, split, None)
+        seen[objective] = torch.cat(batches)
+    assert torch.equal(seen["ce"], seen["vc"])
