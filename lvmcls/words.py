@@ -3,7 +3,7 @@ test accuracy (fraction) · std over seeds · CE".
 
 A key is split at underscores and read left to right, each time taking the longest run of parts that `PHRASES`
 knows. The vocabulary is the book's: one entry per experiment, quantity, unit and arm. A part it does not know is
-shown as is (in italics), and `unknown_parts` lists them so a test can insist that every scorecard reads as words.
+shown as it is written, and `unknown_parts` lists them so a test can insist that every scorecard reads as words.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _read(key: str) -> list[tuple[str, bool]]:
             elif parts[i].isdigit():
                 out.append((parts[i], True))
             else:
-                out.append((f"*{parts[i]}*", False))
+                out.append((parts[i], False))
             i += 1
     return out
 
@@ -83,5 +83,5 @@ def describe(key: str) -> str:
 
 
 def unknown_parts(keys) -> set[str]:
-    """The parts of ``keys`` that `PHRASES` does not know (each would show in italics)."""
-    return {words.strip("*") for key in keys for words, known in _read(key) if not known}
+    """The parts of ``keys`` that `PHRASES` does not know (each would show as written)."""
+    return {words for key in keys for words, known in _read(key) if not known}

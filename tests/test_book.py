@@ -243,8 +243,8 @@ def _scorecard_keys(stem: str) -> list[str]:
              if "| quantity | key | paper |" in "".join(o.get("data", {}).get("text/markdown", ""))]
     assert len(cards) == 1, f"{stem}: the executed chapter printed {len(cards)} scorecards"
     table_rows = re.findall(r"^\| ([^|`]+?) \| `([^`]+)` \|.*\| ([^|]*) \|$", cards[0], flags=re.M)
-    raw = [key for words, key, _ in table_rows if words.strip() == key or "*" in words]
-    assert not raw, f"{stem}: scorecard rows named by a raw key or an unknown part (lvmcls.words): {raw[:5]}"
+    raw = [key for words, key, _ in table_rows if words.strip() == key]
+    assert not raw, f"{stem}: scorecard rows named by their raw key only (lvmcls.words): {raw[:5]}"
     rows = [(key, value) for _, key, value in table_rows]  # (key, this run's value)
     profile = nb["metadata"]["papermill"]["parameters"]["profile"]
     results = ROOT / "results" / ("" if profile == "ci" else profile) / f"{stem}.json"
