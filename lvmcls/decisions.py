@@ -53,6 +53,7 @@ class Decision:
     margin: float | None = None  # parity margin δ
     candidate: tuple[float, ...] = ()
     baseline: tuple[float, ...] = ()
+    unit: str = "paired seeds"  # what n counts, e.g. "paired label draws"
 
     def sentence(self, digits: int = 3, verdict: bool = True) -> str:
         """The verdict with its numbers, e.g. "supported: VC − CE = −0.012 [−0.018, −0.006] (ECE, 5 paired
@@ -62,7 +63,7 @@ class Decision:
         lo, hi = (f.format(v) for v in self.interval)
         rule = f"parity margin ±{self.margin:.{digits}g}; " if self.margin is not None else ""
         return (f"{self.verdict + ': ' if verdict else ''}{a} − {b} = {f.format(self.mean_difference)} [{lo}, {hi}] ({self.what}; "
-                f"{self.n} paired seeds; {100 * self.confidence:.4g} % interval; {rule}"
+                f"{self.n} {self.unit}; {100 * self.confidence:.4g} % interval; {rule}"
                 f"smallest detectable effect {self.minimum_detectable_effect:.{digits}g})")
 
     def to_dict(self) -> dict:
@@ -108,7 +109,7 @@ def _interval(candidate, baseline, tail: float):
 
 
 def paired_decision(candidate, baseline, *, direction: str, what: str, names: tuple[str, str] = ("candidate",
-                    "baseline"), alpha: float = 0.05, comparisons: int = 1) -> Decision:
+                    "baseline"), alpha: float = 0.05, comparisons: int = 1, unit: str = "paired seeds") -> Decision:
     """Decide "candidate is better than baseline" from per-seed numbers of paired arms (see the module docstring).
 
     ``direction``: "higher" when the paper claims the candidate's number is higher (accuracy, MI, active units),
@@ -127,7 +128,7 @@ def paired_decision(candidate, baseline, *, direction: str, what: str, names: tu
         verdict = "not resolved"
     return Decision(verdict, what, tuple(names), direction, len(a), float(a.mean()), float(b.mean()), mean, se,
                     (lo, hi), 1 - alpha / comparisons, mde, alpha, comparisons, None, tuple(a.tolist()),
-                    tuple(b.tolist()))
+                    tuple(b.tolist()), unit)
 
 
 def parity_decision(candidate, baseline, *, margin: float, what: str, names: tuple[str, str] = ("candidate",

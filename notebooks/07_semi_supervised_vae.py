@@ -515,8 +515,7 @@ def supervised_only(data, val):
 # Fashion-MNIST, 100 labels per class, the label draws `KNOBS["draws"]` (printed below), every arm at the same
 # $\alpha'$ (chosen first, on validation) and paired by draw. Metric: accuracy on the 10,000 Fashion-MNIST test images.
 # Three comparisons, each decided by `lvmcls.decisions.paired_decision` (a t-interval on the per-draw differences with
-# $n - 1$ degrees of freedom; its sentences say "paired seeds": here each seed is a label draw
-# with its own trainer seed; α = 0.05, Bonferroni over the **3** comparisons, so each interval is a 98.3 % one;
+# $n - 1$ degrees of freedom, counted in paired label draws, each with its own trainer seed; α = 0.05, Bonferroni over the **3** comparisons, so each interval is a 98.3 % one;
 # *supported* when it lies wholly on the claimed side, *contradicted* when wholly on the other, else *not resolved*;
 # the smallest effect each design detects with power 0.8 is printed beside it):
 #
@@ -643,6 +642,7 @@ dec_mier = paired_decision(
     what="Fashion-MNIST test accuracy, 100 labels per class",
     names=("M2+MIER", "M2"),
     comparisons=COMPARISONS,
+    unit="paired label draws",
 )
 metrics_["mier_gain_fashion_100"] = dec_mier.mean_difference
 metrics_["mier_gain_fashion_100_se"] = dec_mier.standard_error
@@ -682,6 +682,7 @@ dec_term = paired_decision(
     what="Fashion-MNIST test accuracy, 100 labels per class",
     names=("(γ, β) = (1, 5)", "(0, 6)"),
     comparisons=COMPARISONS,
+    unit="paired label draws",
 )
 metrics_["decision_information_term"] = dec_term.to_dict()
 mean_ = {
@@ -725,6 +726,7 @@ dec_warmup = paired_decision(
     what="Fashion-MNIST test accuracy of M2, 100 labels per class",
     names=("with warm-up", "without"),
     comparisons=COMPARISONS,
+    unit="paired label draws",
 )
 metrics_["acc_m2_fashion_100_no_warmup_per_draw"] = acc_no_warmup
 metrics_["decision_warmup"] = dec_warmup.to_dict()
