@@ -243,6 +243,20 @@ show(V.aggregate_posterior_terms)
 # hardly move with $z$ (`tests/test_vae.py` measures it). Glorot shrinks it much less
 # (with fan-in = fan-out, two-fold per ReLU layer).
 
+# %% [markdown]
+# (ch4-collapse)=
+# ### The check, fixed before the runs
+#
+# Table 1's claim is read as margins on the paper's metric (AU at Cov ≥ 0.01, Eq.
+# {eq}`ch4-au` below, test images), on the mean over the seeds at each depth: AU(1) −
+# AU(5) ≥ 10, AU(1) − AU(3) ≥ 5 and AU(3) − AU(5) ≥ 5 units, and each gap larger than
+# the spread (max − min) between the seeds of either depth it compares. The paper's own
+# numbers pass with room (gaps 15, 6 and 9); a flat profile fails
+# (`test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile`). A rank
+# statistic such as Spearman's ρ over five single-seed depths flips when two adjacent
+# depths lie within a unit or two of each other; margins between depths 1, 3 and 5 do
+# not.
+
 
 # %% tags=["hide-input"]
 def vae_trainer(s):
@@ -353,18 +367,6 @@ metrics_["au_depth_spearman"] = float(spearmanr(depths, au_by_depth).statistic)
 metrics_["collapse_check"] = check
 rho_paper = float(spearmanr(depths, [PAPER_AU[d] for d in depths]).statistic)
 markdown("\n".join(rows))
-
-# %% [markdown]
-# (ch4-collapse)=
-# **The check, fixed before the runs.** Table 1's claim is read as margins on the
-# paper's metric (AU at Cov ≥ 0.01, test images), on the mean over the seeds at each
-# depth: AU(1) − AU(5) ≥ 10, AU(1) − AU(3) ≥ 5 and AU(3) − AU(5) ≥ 5 units, and each
-# gap larger than the spread (max − min) between the seeds of either depth it compares.
-# The paper's own numbers pass with room (gaps 15, 6 and 9); a flat profile fails
-# (`test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile`). A rank
-# statistic such as Spearman's ρ over five single-seed depths flips when two adjacent
-# depths lie within a unit or two of each other; margins between depths 1, 3 and 5 do
-# not.
 
 # %% tags=["hide-input"]
 gap_text = "; ".join(
