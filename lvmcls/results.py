@@ -17,7 +17,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -204,27 +203,3 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
         parts.append(f"Full-profile run: {full['device']}, {full['wall_time_s']} s, data: {full['data_source']}; "
                      f"{describe_age(result_age(full, stem))}.")
     return "\n\n".join(parts)
-
-
-def verdict(candidate, baseline, *, lower_is_better: bool, what: str, names: tuple[str, str] = ("VC", "CE")) -> str:
-    """A hypothesis' verdict from per-seed numbers of two models: "supported", "not supported" or "not resolved".
-
-    ``candidate`` and ``baseline`` are the metric for each seed (equal seeds for both). The difference of the means
-    counts only if it exceeds the larger of the two standard deviations over seeds; with fewer than two seeds per
-    model there is no spread to judge by, and the verdict is "not resolved". The sentence carries the numbers.
-    """
-    a, b = [float(v) for v in candidate], [float(v) for v in baseline]
-    if not a or not b:
-        raise ValueError("verdict needs at least one number per model")
-    if any(not math.isfinite(v) for v in a + b):
-        raise ValueError(f"verdict got a NaN or inf among {a} and {b}")
-    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
-    n = min(len(a), len(b))
-    detail = f"{what}: {names[0]} {mean_a:.4g} vs {names[1]} {mean_b:.4g}, {n} seed{'s' if n != 1 else ''}"
-    if n < 2:
-        return f"not resolved ({detail}: one seed gives no spread to judge the difference by)"
-    spread = max(statistics.stdev(a), statistics.stdev(b))
-    if abs(mean_a - mean_b) <= spread:
-        return f"not resolved ({detail}; the difference {mean_a - mean_b:+.2g} is within the seed spread {spread:.2g})"
-    better = mean_a < mean_b if lower_is_better else mean_a > mean_b
-    return f"{'supported' if better else 'not supported'} ({detail}; seed spread {spread:.2g})"

@@ -348,7 +348,10 @@ def collapse_margins(au_by_depth: dict, margins=COLLAPSE_MARGINS) -> dict:
     (a single number counts as one seed). For each (a, b, m) of ``margins``: the gap of the seed means
     AU(a) - AU(b) must be at least m units and, with more than one seed, larger than the spread within either depth
     (max - min over its seeds). The paper's Table 1 (23, 21, 17, 12, 8 at depths 1-5) passes the default margins
-    (gaps 15, 6, 9); a flat profile fails them. Returns the means, spreads, each gap with its verdict, and ``pass``."""
+    (gaps 15, 6, 9, so AU(1) - AU(3) clears its margin by one unit); a flat profile fails them. ``verdict``:
+    "supported" when every gap passes; "contradicted" when the deepest depth keeps at least as many units as the
+    shallowest, by more than the spread within either (AU rises, or stays, beyond seed noise); else "not resolved".
+    Returns the means, spreads, each gap with its verdict, ``pass`` and ``verdict``."""
     seeds = {int(d): [float(v) for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
              for d, vs in au_by_depth.items()}
     missing = sorted({d for a, b, _ in margins for d in (a, b)} - set(seeds))
@@ -362,4 +365,9 @@ def collapse_margins(au_by_depth: dict, margins=COLLAPSE_MARGINS) -> dict:
         within = max(spread[a], spread[b])
         ok = gap >= m and (len(seeds[a]) < 2 and len(seeds[b]) < 2 or gap > within)
         gaps.append({"shallow": a, "deep": b, "gap": gap, "margin": m, "within_spread": within, "pass": bool(ok)})
-    return {"means": means, "spread": spread, "gaps": gaps, "pass": all(g["pass"] for g in gaps)}
+    passed = all(g["pass"] for g in gaps)
+    shallow, deep = min(seeds), max(seeds)
+    rise, within = means[deep] - means[shallow], max(spread[shallow], spread[deep])
+    contradicted = rise >= 0 and len(seeds[shallow]) > 1 and len(seeds[deep]) > 1 and rise > within
+    verdict = "supported" if passed else "contradicted" if contradicted else "not resolved"
+    return {"means": means, "spread": spread, "gaps": gaps, "pass": passed, "verdict": verdict}

@@ -5,13 +5,14 @@ The paper reads a softmax classifier as the latent-variable model y → z → x:
 - generative story: y ~ p_π(y) (a learned class prior), z ~ p_θ(z|y) = N(μ_y, diag σ²_y) (`GaussianClassPrior`);
   the inputs x are given (the model is discriminative in x);
 - inference: an encoder q_φ(z|x), a point mass δ(z − f_φ(x)) as in the paper (or a Gaussian, its future work);
-- the head p_θ(y|z) = p_θ(z|y) p_π(y) / Σ_y' p_θ(z|y') p_π(y')  (Bayes' rule, the paper's Eq. 3).
+- the head p_θ(y|z) = p_θ(z|y) p_π(y) / Σ_y' p_θ(z|y') p_π(y')  (Bayes' rule, the step marked (Bayes) in the
+  paper's proof of Eq. 6).
 
 With Gaussian class priors sharing one isotropic covariance σ²I, the head is exactly a linear softmax layer:
 log p_θ(z|y) + log p_π(y) = μ_yᵀz/σ² − |μ_y|²/(2σ²) + log π_y + (terms free of y), so W = μ/σ² and
 b_y = −|μ_y|²/(2σ²) + log π_y (the "equi-scale exponential family" case, Eq. 6).
 
-In this module: `GaussianClassPrior` (p_θ(z|y), p_π(y)), `ClassDensityRatio` (T_ψ, Eqs. 8–9),
+In this module: `GaussianClassPrior` (p_θ(z|y), p_π(y)), `ClassDensityRatio` (T_ψ, Eq. 9, for Eq. 7's KL term),
 `variational_classification` (the CE / GM / VC objectives of Algorithm 1), `LatentClassifier` (encoder + prior +
 ratio, the module the `Trainer` trains), `train_vc_model` (build and fit one through the cache) and the OOD scores.
 """
@@ -97,7 +98,8 @@ class GaussianClassPrior(nn.Module):
         return self.log_prob_all(z, checked).gather(1, y[:, None]).squeeze(1)
 
     def logits(self, z: torch.Tensor, checked: bool = True) -> torch.Tensor:
-        """log p_θ(z|y) + log p_π(y): the head's logits, so p_θ(y|z) = softmax(logits) (Bayes' rule, Eq. 3)."""
+        """log p_θ(z|y) + log p_π(y): the head's logits, so p_θ(y|z) = softmax(logits) (Bayes' rule, as in the
+        proof of the paper's Eq. 6)."""
         return self.log_prob_all(z, checked) + self.log_class_prior()
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None, checked: bool = True) -> torch.Tensor:
@@ -191,7 +193,8 @@ class ClassDensityRatio(nn.Module):
         return bce(logit_q, torch.ones_like(logit_q)) + bce(logit_p, torch.zeros_like(logit_p))
 
     def kl_estimate(self, z_q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """E_{q(z|y)} T^y(z), averaged over the batch: the estimate of KL(q(z|y) ‖ p(z|y)) (Eq. 8-9)."""
+        """E_{q(z|y)} T^y(z), averaged over the batch: the estimate of KL(q(z|y) ‖ p(z|y)) in Eq. 7 (T trained by
+        Eq. 9)."""
         return self(z_q, y).mean()
 
 
@@ -212,12 +215,14 @@ def variational_classification(z: torch.Tensor, y: torch.Tensor, prior, ratio=No
 
     - ``ce`` (MLE), the ELBO_VC of Eq. 5 with a point mass: log p_θ(y|z) + log p_π(y). With a prior of one shared
       isotropic covariance (what `LatentClassifier.build` gives "ce") the head is a plain linear softmax (Eq. 6),
-      the reference code's CE baseline; the paper's §5 calls its CE "equivalent to standard softmax cross-entropy".
+      the reference code's CE baseline; the paper's §5 calls its CE "equivalent to standard softmax cross-entropy
+      under the above assumptions" (which include Gaussian class priors), so this is one of two readings.
     - ``ce_gaussian``: the same loss on per-class diagonal Gaussians (a quadratic head), the other reading of §5's
       CE (its assumptions include Gaussian class priors); the reference code has no such head.
-    - ``gm`` (MAP, Wan et al. 2018): CE + λ log p_θ(z|y), every parameter receiving every term (λ = 0.1).
+    - ``gm`` (MAP; Wan et al. 2018 without their margin): CE + λ log p_θ(z|y), every parameter receiving every term (λ = 0.1).
     - ``vc``, Eq. 7 trained as Algorithm 1: CE + λ log p_θ(z|y) − β T^y_ψ(z), with E_q T^y ≈ KL(q_φ(z|y) ‖ p_θ(z|y))
-      (Eqs. 8–9; β = λ = 0.01). The gradients follow the algorithm's lines:
+      (Eq. 7's KL term, T trained by Eq. 9; β = λ = 0.01, the reference code's weights: the paper gives none).
+      The gradients follow the algorithm's lines:
         line 9   θ (the prior):    ∇θ [log p_θ(y|z) + λ log p_θ(z|y)]  (printed "β p_θ(z|y)"; we read the log and
                                    weight it by λ, the reference code's 0.01, equal to β by default)
         line 10  φ (the encoder):  ∇φ [log p_θ(y|z) − β T_ψ(z)]       (log p_θ(z|y) is taken at a detached z)
@@ -305,7 +310,8 @@ class LatentClassifier(nn.Module):
               **kwargs) -> "LatentClassifier":
         """Encoder + ``GaussianClassPrior`` (+ a ``ClassDensityRatio(form=ratio_form, hidden=ratio_hidden)`` for VC).
 
-        "ce" gets a prior with one shared isotropic covariance, i.e. a linear softmax head (the paper's CE);
+        "ce" gets a prior with one shared isotropic covariance, i.e. a linear softmax head (the reference code's CE,
+        one reading of the paper's);
         every other objective gets per-class diagonal Gaussians."""
         ratio = ClassDensityRatio(num_classes, latent_dim, form=ratio_form, hidden=ratio_hidden) \
             if objective in ("vc", "vc_reference") else None

@@ -29,26 +29,30 @@
 #
 # This chapter decides each claim with an experiment fixed before it runs (next section): paired seeds, one
 # metric per claim, a stated α and number of comparisons, and `lvmcls.decisions` as the rule. The paper compares
-# VC with a softmax CE; we add the two baselines that say *why* VC would win, if it does:
+# VC with a "CE" that it calls "equivalent to standard softmax cross-entropy under the above assumptions", and
+# those assumptions include diagonal Gaussian class priors: its CE can be read as the plain linear softmax (the
+# reference code's CE) or as CE on per-class Gaussians (chapter 2). We decide its claims against both readings
+# where the design has both, and add two baselines that say *why* VC would win, if it does (the second is also the
+# Gaussian reading of the paper's CE):
 #
 # - **CE + temperature scaling** (one scalar fitted on validation data {cite}`guo2017calibration`), the
 #   practical calibration baseline: if VC does not beat it, VC buys nothing a practitioner cannot get post hoc;
 # - **`ce_gaussian`**, CE on the same per-class Gaussian head as VC: the plain CE has a linear head, VC a
 #   quadratic one, so "VC − CE" mixes the head with the objective; "VC − `ce_gaussian`" isolates the objective.
 #
-# Chapter 2 showed that with the paper's *linear* discriminator $T$ the encoder's KL gradient is the same for every
-# latent of a class: it moves a class, never spreads it. So we also train a VC whose discriminator can see spread
+# With the paper's *linear* discriminator $T^y(z) = w_y^\top z + b_y$ the encoder's KL gradient is
+# $\nabla_z T^y(z) = w_y$, the same for every latent of a class (chapter 2): it moves a class, never spreads it. So we also train a VC whose discriminator can see spread
 # (`ClassDensityRatio(form="quadratic")`, the exact family for two diagonal Gaussians), and we measure every model's
 # latent spread: calibration is credited to "filling out the prior" only if the prior is filled out.
 #
-# **What differs from the paper.** The paper runs ResNet-50 / WideResNet on CIFAR-10/100 and Tiny-ImageNet for
-# hundreds of epochs. The `ci` profile (two CPU cores, a few minutes) moves the calibration, shift, FGSM and OOD
+# **What differs from the paper.** The paper runs ResNet-50 / WideResNet on CIFAR-10/100 and Tiny-ImageNet (it
+# does not say for how long; the reference code trains 90 epochs). The `ci` profile (two CPU cores, a few minutes) moves the calibration, shift, FGSM and OOD
 # questions to a regime a CPU can answer with seeds: **Fashion-MNIST** with an MLP encoder, trained on 10,000 images
 # until CE is measurably over-confident (chosen on validation data, below), tested on all 10,000 test images; the
 # shifts are corruptions "in the style of CIFAR-10-C" (`lvmcls.corruptions`) applied to Fashion-MNIST, the OOD set
 # is MNIST. Low data (H4) trains on 500 MNIST images with the same MLP (the paper does not name its MNIST network);
-# the CIFAR-10 low-data runs and the Figure 5 sweep are not in `ci` (a one-seed CIFAR run cannot resolve anything:
-# the time goes to seeds). The `full` profile (one GPU) asks H1–H3 on CIFAR-10 with ResNet-18, 3 seeds
+# the CIFAR-10 low-data runs and the Figure 5 sweep are not run in any profile (a one-seed CIFAR run cannot resolve
+# anything: the time goes to seeds). The `full` profile (one GPU) asks H1–H3 on CIFAR-10 with ResNet-18, 3 seeds
 # (its design is at the end). `smoke` runs the `full` code for a few steps on tiny subsets.
 
 # %% [markdown]
@@ -66,11 +70,14 @@ if importlib.util.find_spec("lvmcls") is None:
         [*pip, "lvmcls[shift] @ git+https://github.com/lvmcls/lvmcls"], check=True
     )
 
+import json
 import statistics
+import tempfile
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
+from scipy import stats
 
 from lvmcls import attacks, calibration, estimators, metrics, plots
 from lvmcls.corruptions import CIFAR_C_CORRUPTIONS, SEVERITIES, corrupt_images
@@ -81,9 +88,11 @@ from lvmcls.data import (
     load_dataset,
     load_ood_images,
 )
-from lvmcls.decisions import claim, paired_decision, parity_decision
+from lvmcls.decisions import POWER, claim, paired_decision, parity_decision
 from lvmcls.models import evaluate_classifier
-from lvmcls.notebook import figure, markdown, scorecard, setup, show
+from lvmcls.notebook import figure, markdown, setup, show
+from lvmcls.paths import results_dir
+from lvmcls.results import scorecard_markdown
 from lvmcls.train import pick_device
 from lvmcls.vc import ood_auroc, train_vc_model
 
@@ -96,9 +105,12 @@ latent_dim = 32
 beta = 0.01
 
 # %% tags=["hide-input"]
-# not measured: an estimate (see "What full decides" at the end); the previous design
-# ran in 5.6 min on one H100
-FULL_MINUTES_H100 = 8
+# estimate (see "What full decides" at the end): about 3 s per ResNet-18 epoch (the
+# previous design's measured run, results/full/03_vc_experiments.json: 334 s on one H100
+# for 75 epochs plus 1,500 low-data ResNet steps and about 40 small models); 3 arms x 3
+# seeds x 5 epochs = 45 epochs ≈ 135 s, H4's 15 MLP runs x 600 steps x 2.5 ms ≈ 25 s,
+# 70,000 corrupted images on the CPU ≈ 50 s, start-up, data and evaluation ≈ 25 s: 235 s
+FULL_MINUTES_H100 = 3.9
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The GPU recipe for CIFAR-10 (full and smoke): one-cycle SGD, on-device crop + flip,
 # bf16 (the Trainer's default on CUDA), channels-last; the class priors at 0.1 x the
@@ -127,7 +139,7 @@ FAST_CORRUPTIONS = (
     "pixelate",
     "jpeg_compression",
 )
-KNOBS = {
+PROFILES = {
     "ci": dict(
         data="fashion_mnist",
         encoder="mlp",
@@ -150,7 +162,7 @@ KNOBS = {
         data="cifar10",
         encoder="resnet18",
         train_images=None,
-        epochs=12,
+        epochs=5,
         seeds=3,
         arms=ARMS_GPU,
         vc_arm="vc_reference",
@@ -184,16 +196,20 @@ KNOBS = {
         lowdata_steps=4,
         subsets=dict(val=200, test=200),
     ),
-}[run.profile]
+}
+KNOBS = PROFILES[run.profile]
 SEEDS = [run.seed + i for i in range(KNOBS["seeds"])]
 TRAINED = KNOBS["arms"]
 VC = KNOBS["vc_arm"]
-ARMS = (
-    *TRAINED[:1],
-    "ce_ts",
-    *TRAINED[1:],
-    f"{VC}_ts",
-)  # every arm, post hoc ones included
+
+
+def all_arms(knobs):
+    """A profile's arms, the post hoc "+ TS" ones included."""
+    trained = knobs["arms"]
+    return (*trained[:1], "ce_ts", *trained[1:], f"{knobs['vc_arm']}_ts")
+
+
+ARMS = all_arms(KNOBS)
 ALPHA = 0.05
 OOD_MARGIN = (
     0.02  # parity band for AUROC: the largest CE-VC gap the paper calls comparable
@@ -223,7 +239,7 @@ def label(arm):
 # **Arms.** CE (linear softmax head); CE + TS (CE's logits divided by a temperature fitted on the validation split);
 # `ce_gaussian` (CE on per-class diagonal Gaussians); GM (CE + λ log p(z|y), λ = 0.1); VC as Algorithm 1 (β = λ =
 # 0.01, linear T); `vc_reference` (the reference scripts' gradient: the encoder also receives λ ∇ log p(z|y));
-# VC with a quadratic T; VC + TS. `full` trains CE, `ce_gaussian` and `vc_reference` (the candidate VC there). All
+# VC with a quadratic T; VC + TS. (β and λ are the reference code's weights: the paper gives none.) `full` trains CE and `vc_reference` (the candidate VC there). All
 # arms of one seed start from the **same initial encoder weights and see the same batches** (the seed fixes both,
 # `lvmcls.train.fit_cached`); they share the optimiser, schedule, epochs and data, and differ only in the head and
 # objective.
@@ -236,31 +252,65 @@ def label(arm):
 #
 # **Rule.** `lvmcls.decisions.paired_decision` on the per-seed differences, two-sided α = 0.05, Bonferroni over
 # every comparison in the table below (the count is printed with it): *supported* when the whole interval lies on
-# the side the paper claims, *contradicted* when on the other side, *not resolved* otherwise, with the smallest
-# effect the design detects with power 0.8. OOD is a parity claim: `parity_decision` (two one-sided tests) within
-# ±0.02 AUROC, the largest CE–VC gap the paper's Table 3 calls comparable (0.88 against 0.86). The ledger records the
-# comparison the paper makes (VC against CE) for each hypothesis; the others say why.
+# the side tested, *contradicted* when on the other side, *not resolved* otherwise. Each row also gives an MDE,
+# computed after the runs from the spread of the paired differences they show (`lvmcls.decisions`, "at the observed
+# spread"), not by a power analysis before them: the smallest difference a design with that spread would detect
+# with power 0.8. OOD is a parity claim: `parity_decision` (two one-sided tests) within ±0.02 AUROC, the largest
+# CE–VC gap the paper's Table 3 calls comparable (0.88 against 0.86). The last column marks the paper's own claims:
+# H1 against CE (Table 1), H2 against CE and CE + TS (Figure 3), H3 against CE (Figure 4), H4 (Table 4) and OOD
+# (Table 3), and, since its "CE" can also be read as `ce_gaussian` (chapter 2), the same claims against
+# `ce_gaussian` where the design has that row. The other rows are controls that say why; for them the side tested
+# is ours, not the paper's. The ledger records each claim with all of its rows.
 
 # %% tags=["hide-input"]
-# (hypothesis, metric, candidate, baseline, direction): every comparison decided
-COMPARISONS = [
-    ("H1", "ece", VC, "ce", "lower"),
-    ("H1", "ece", VC, "ce_ts", "lower"),
-    ("H1", "ece", VC, "ce_gaussian", "lower"),
-    ("H1", "ece", f"{VC}_ts", "ce_ts", "lower"),
-    ("H1", "ece", "vc_reference", "ce", "lower"),
-    ("H1", "ece", "vc_quadratic", "ce", "lower"),
-    ("H2", "shift_ece", VC, "ce", "lower"),
-    ("H2", "shift_ece", VC, "ce_ts", "lower"),
-    ("H3", "fgsm_acc", VC, "ce", "higher"),
-    ("H3", "fgsm_acc", VC, "ce_gaussian", "higher"),
-    ("H4", "lowdata_acc", "vc", "ce", "higher"),
-    ("OOD", "ood_auroc", VC, "ce", "parity"),
-]
-COMPARISONS = list(  # the comparisons whose arms this profile trains, once each
-    dict.fromkeys(c for c in COMPARISONS if c[0] == "H4" or {c[2], c[3]} <= {*ARMS})
-)
+
+
+def design(knobs):
+    """(hypothesis, metric, candidate, baseline, side tested): every comparison whose
+    arms the profile trains, once each."""
+    vc = knobs["vc_arm"]
+    rows = [
+        ("H1", "ece", vc, "ce", "lower"),
+        ("H1", "ece", vc, "ce_ts", "lower"),
+        ("H1", "ece", vc, "ce_gaussian", "lower"),
+        ("H1", "ece", f"{vc}_ts", "ce_ts", "lower"),
+        ("H1", "ece", "vc_reference", "ce", "lower"),
+        ("H1", "ece", "vc_quadratic", "ce", "lower"),
+        ("H2", "shift_ece", vc, "ce", "lower"),
+        ("H2", "shift_ece", vc, "ce_ts", "lower"),
+        ("H3", "fgsm_acc", vc, "ce", "higher"),
+        ("H3", "fgsm_acc", vc, "ce_gaussian", "higher"),
+        ("H4", "lowdata_acc", "vc", "ce", "higher"),
+        ("OOD", "ood_auroc", vc, "ce", "parity"),
+    ]
+    arms = {*all_arms(knobs)}
+    return list(dict.fromkeys(c for c in rows if c[0] == "H4" or {c[2], c[3]} <= arms))
+
+
+COMPARISONS = design(KNOBS)
 M = len(COMPARISONS)
+# the paper's own claims: its baselines per hypothesis (Figure 3 shows CE with and
+# without temperature scaling); ce_gaussian is the other reading of its "CE"
+PAPER_BASELINES = {
+    "H1": ("ce",),
+    "H2": ("ce", "ce_ts"),
+    "H3": ("ce",),
+    "H4": ("ce",),
+    "OOD": ("ce",),
+}
+CONTROL = "a control"
+
+
+def role(h, a, b):
+    """Whose claim a comparison decides: the paper's, or a control of ours."""
+    if a == ("vc" if h == "H4" else VC):
+        if b in PAPER_BASELINES[h]:
+            return "the paper's"
+        if b == "ce_gaussian":
+            return "the paper's, its CE read as `ce_gaussian`"
+    return CONTROL
+
+
 METRIC_WORDS = {
     "ece": "test ECE",
     "shift_ece": "ECE under shift, mean over corruption × severity cells",
@@ -269,10 +319,11 @@ METRIC_WORDS = {
     "ood_auroc": f"OOD AUROC of max p(y|x), {KNOBS['ood']} as OOD set",
 }
 markdown(
-    "| # | hypothesis | candidate | baseline | metric | paper's side |\n"
-    + "|---|---|---|---|---|---|\n"
+    "| # | hypothesis | candidate | baseline | metric | side tested | claim |\n"
+    + "|---|---|---|---|---|---|---|\n"
     + "\n".join(
-        f"| {i + 1} | {h} | {label(a)} | {label(b)} | {METRIC_WORDS[k]} | {d} |"
+        f"| {i + 1} | {h} | {label(a)} | {label(b)} | {METRIC_WORDS[k]} | {d} | "
+        f"{role(h, a, b)} |"
         for i, (h, k, a, b, d) in enumerate(COMPARISONS)
     )
     + f"\n\n{M} comparisons at α = {ALPHA}: each interval is at "
@@ -283,14 +334,15 @@ markdown(
 # %% [markdown]
 # ## The regime, chosen on validation data
 #
-# MNIST is the wrong place to ask H1: a CE MLP there is already calibrated to about twice the ECE floor of a
-# perfectly calibrated model, so there is nothing to improve. `bench/ch3_regime.py` chose the `ci` regime before
+# H1 needs a regime in which CE is measurably over-confident, or there is nothing for VC to improve.
+# `bench/ch3_regime.py` chose the `ci` regime before
 # any VC model was trained, looking at the plain CE arm's **validation** ECE only: among Fashion-MNIST training
 # subsets of 5,000 or 10,000 images trained 10 or 20 epochs, the largest subset, then the fewest epochs, with a CE
 # validation ECE of at least 3 % (its table is `bench/ch3_regime.md`: 10,000 images, 10 epochs). Everything else is
 # the library's default (Adam 1e-3, batch 128, the MLP encoder 2 × 256, latent 32, β = 0.01), fixed in advance, and
 # the class priors train at the encoder's rate (the reference code's 0.1× is used in `full`, where the recipe is
-# the reference's SGD). The temperatures are fitted on the validation split; no knob is chosen on test data.
+# the reference's SGD). The temperatures are fitted on the validation split; no knob of H1–H3 or OOD is chosen on
+# test data (for H4's settings, see its section).
 
 # %% tags=["hide-input"]
 source = load_dataset(KNOBS["data"], device=run.device)
@@ -427,8 +479,11 @@ for arm in ARMS:
     )
 floor = calibration.ece_floor(probs[("ce_ts", SEEDS[0])])
 metrics_["ece_floor_test"] = floor
-all_ratios = [r for v in spread.values() for r in v["spread_ratio"]]
-filled = [arm for arm, v in spread.items() if statistics.fmean(v["spread_ratio"]) > 0.5]
+# CE's prior is notional: its linear head is the same for every shared variance
+# σ² > 0, so its spread ratio is shown but left out of the range and the comparison
+ranked = {arm: v for arm, v in spread.items() if arm != "ce"}
+all_ratios = [r for v in ranked.values() for r in v["spread_ratio"]]
+filled = [arm for arm, v in ranked.items() if statistics.fmean(v["spread_ratio"]) > 0.5]
 markdown(
     "\n".join(h1_rows)
     + f"\n\nMeans over {len(SEEDS)} seeds (ECE ± its standard deviation over seeds). "
@@ -437,9 +492,15 @@ markdown(
     f"95th percentile {100 * floor['p95']:.2f} %. Spread ratio: tr Cov(z | y) over the "
     "trace of the class prior's covariance, averaged over classes (1 = the latents "
     "fill their prior; for CE the prior is the notional shared-isotropic Gaussian "
-    "behind its linear head). KL, kNN: KL(q(z|y) ‖ p(z|y)) by the Kozachenko–Leonenko "
-    "entropy (`estimators.latent_kl`); KL, T: the discriminator's own estimate E_q T. "
-    f"Across the {len(all_ratios)} trained models the spread ratio lies between "
+    "behind its linear head, whose variance the data do not determine: any σ² > 0 "
+    "gives the same head, so CE's ratio and KL depend on an arbitrary σ² and are left "
+    "out of the range below). KL, kNN: KL(q(z|y) ‖ p(z|y)) by the "
+    "Kozachenko–Leonenko entropy (`estimators.latent_kl`); in d = "
+    f"{latent_dim} with about {len(data.test) // 10:,} latents per class that "
+    "estimate is heavily biased, so read it as a rough comparison between arms, not "
+    "as a KL in nats. KL, T: the discriminator's own estimate E_q T. "
+    f"Across the {len(all_ratios)} trained models other than CE's the spread ratio "
+    "lies between "
     f"{min(all_ratios):.2f} and {max(all_ratios):.2f}: "
     + (
         ", ".join(label(a) for a in filled)
@@ -473,9 +534,12 @@ figure(
 # ## H2: calibration under shift
 #
 # Every test image of the first `shift_images` is corrupted by each corruption at severities 1–5
-# (`lvmcls.corruptions`, ImageNet-C code, cached; on Fashion-MNIST the grey images are repeated to RGB, corrupted
-# and averaged back). For each seed and arm the metric is the ECE averaged over the corruption × severity cells;
-# {numref}`fig-ch3-shift` draws the cells as boxes per severity, as the paper's Figure 3.
+# (`lvmcls.corruptions`, ImageNet-C code, cached; on Fashion-MNIST the grey 28 × 28 images are repeated to RGB,
+# zero-padded to 32 × 32, the size the corruptions are written for, corrupted, cropped back and averaged to grey).
+# The paper's Figure 3 pools 16 types of synthetic shift; we use fewer (`ci` the fastest of the package's
+# corruptions, `full` all but frost; the count is printed under the table). For each seed and arm the metric is
+# the ECE averaged over the corruption × severity cells; {numref}`fig-ch3-shift` draws the cells as boxes per
+# severity, as the paper's Figure 3.
 
 # %% tags=["hide-input"]
 n_shift = min(KNOBS["shift_images"], len(data.test))
@@ -541,7 +605,8 @@ markdown(
         f"{100 * statistics.fmean(per_seed[('shift_acc', arm)]):.2f} |"
         for arm in ARMS
     )
-    + f"\n\nMeans over {len(cells)} cells ({len(KNOBS['corruptions'])} corruptions × "
+    + f"\n\nMeans over {len(cells)} cells ({len(KNOBS['corruptions'])} corruptions "
+    "(the paper's Figure 3: 16 types) × "
     f"{len(SEVERITIES)} severities) of {n_shift:,} images and {len(SEEDS)} seeds. "
     f"{label(VC)} has the lower seed-mean ECE in {wins['ce']} of {len(cells)} cells "
     f"against CE and in {wins['ce_ts']} against CE + TS. ECE floor of one cell at "
@@ -579,7 +644,9 @@ figure(
 #
 # The fast gradient sign method perturbs each pixel by $\pm\varepsilon$ in the direction that increases the loss,
 # $x' = \operatorname{clip}_{[0,1]}(x + \varepsilon\,\operatorname{sign}\nabla_x \mathcal L(x, y))$, white-box through
-# each model's own $p(y\mid x)$ (the cross-entropy at the true label, the same $\mathcal L$ for every arm). A model can
+# each model's own $p(y\mid x)$ (the cross-entropy at the true label, the same $\mathcal L$ for every arm). The paper
+# takes $\mathcal L(x, y)$ to be "the model loss", which for GM and VC would include their prior and KL terms; we
+# depart from it so that every arm faces the same attack. A model can
 # look robust to FGSM because its softmax saturates in fp32: the input gradient is then exactly zero, sign(0) = 0,
 # and the attack does nothing (gradient masking). Gaussian heads with small variances produce huge logits, so we
 # report for every arm the share of inputs whose input gradient is exactly zero (`attacks.zero_gradient_share`);
@@ -642,9 +709,14 @@ figure(
 #
 # The paper trains on 500 MNIST images (Table 4: CE 93.1 ± 0.2, GM 94.4 ± 0.1, VC 94.2 ± 0.2, mean ± standard
 # error over 5 runs). Ours: a class-balanced draw of 500 training images per seed (the same draw for every arm of a
-# seed), the MLP encoder, Adam 1e-3, batch 64 and exactly the same number of optimiser steps for every arm
-# (`train_vc_model(..., steps=N)`), with no validation-based selection; every knob is the library's default, fixed
-# before the runs. Arms: CE, `ce_gaussian` and VC (Algorithm 1).
+# seed), the MLP encoder, Adam 1e-3 (the library's default), batch 64 and 600 optimiser steps, the same for every
+# arm (`train_vc_model(..., steps=N)`), with no validation-based selection. Batch 64 and 600 steps are our choices,
+# not defaults (the library's default batch is 128, and `steps` has none), and they are not independent of the test
+# set: an earlier search over MNIST-500 settings (`bench/lowdata_configs.md`: a ConvNet encoder, Adam 3e-3, other
+# schedules, weights and step counts) scored every row on **test** accuracy, and its rows include batch 64 and 600
+# steps. The settings here (a different encoder and learning rate) were fixed before these runs, but that search
+# was a look at the test set and H4 should be read with it in mind. Arms: CE, `ce_gaussian` and VC (Algorithm 1).
+# Our network is an MLP; the paper does not name its MNIST network.
 
 # %% tags=["hide-input"]
 LOWDATA_SEEDS = [run.seed + i for i in range(KNOBS["lowdata_seeds"])]
@@ -759,9 +831,9 @@ for h, key, a, b, direction in COMPARISONS:
             resamples=500,
         )
 rows = [
-    "| hypothesis | comparison | verdict | difference [interval] | MDE | "
+    "| hypothesis | comparison | claim | verdict | difference [interval] | MDE | "
     "bootstrap over images (ECE) |",
-    "|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|",
 ]
 for (h, key, a, b), d in decisions.items():
     lo, hi = d.interval
@@ -774,7 +846,8 @@ for (h, key, a, b), d in decisions.items():
     )
     scale, unit = (100, " pts") if key != "ood_auroc" else (1, "")
     rows.append(
-        f"| {h} | {label(a)} − {label(b)} ({METRIC_WORDS[key]}) | **{d.verdict}** | "
+        f"| {h} | {label(a)} − {label(b)} ({METRIC_WORDS[key]}) | {role(h, a, b)} | "
+        f"**{d.verdict}** | "
         f"{scale * d.mean_difference:+.2f}{unit} "
         f"[{scale * lo:+.2f}, {scale * hi:+.2f}] | "
         f"{scale * d.minimum_detectable_effect:.2f}{unit} | {bt_text} |"
@@ -785,36 +858,46 @@ markdown(
     f"paired seeds ({len(LOWDATA_SEEDS)} for H4), "
     f"{100 * (1 - ALPHA / M):.2f} % intervals ({M} comparisons; the parity row's "
     f"two one-sided tests give a {100 * (1 - 2 * ALPHA / M):.2f} % interval, margin "
-    f"±{OOD_MARGIN}). MDE: the smallest difference this design detects with power 0.8."
+    f"±{OOD_MARGIN}). MDE: (t at the interval's level + t at {POWER}) × the standard "
+    "error observed in this run, computed after the runs: the smallest difference a "
+    f"design with this spread detects with power {POWER}. On the parity row it is the "
+    "same quantity at the one-sided tests' level, the smallest departure from zero "
+    "such a test would detect; it is not the power of the equivalence test to show "
+    "parity. A verdict on a control row is about our question, not the paper's."
 )
 
 # %% tags=["hide-input"]
 LEDGER = {
     "H1": (
         "vc/h1-calibration",
-        "VC is better calibrated (lower ECE) than softmax CE, with comparable accuracy",
+        "VC is better calibrated (lower ECE) than softmax CE",
         "Table 1 (ECE %, mean ± std over 5 runs)",
         "CIFAR-10 ResNet-50: CE 3.8 ± 0.3, VC 3.2 ± 0.2; "
-        "WRN: CE 3.1 ± 0.2, VC 2.1 ± 0.2",
+        "CIFAR-10 WRN-28-10: CE 3.1 ± 0.2, VC 2.1 ± 0.2",
     ),
     "H2": (
         "vc/h2-shift",
-        "VC stays better calibrated than CE under synthetic distribution shift",
-        "Figure 3 (CIFAR-10-C ECE by severity; CE with and without "
-        "temperature scaling)",
-        "VC's ECE boxes below CE's at every severity (read from the figure)",
+        "VC stays better calibrated than CE, with and without temperature scaling, "
+        "under synthetic distribution shift",
+        "Figure 3 and §5.2 (ECE by severity on CIFAR-10-C, CIFAR-100-C and "
+        "Tiny-ImageNet-C, 16 shift types; CE with and without temperature scaling)",
+        '"the VC model has a consistently lower calibration error as the corruption '
+        'intensity increases" (no numbers)',
     ),
     "H3": (
         "vc/h3-fgsm",
         "VC keeps a higher accuracy than CE under FGSM attacks",
-        "Figure 4 (accuracy against ε, MNIST and CIFAR-10)",
-        "VC above CE at every ε (read from the figure)",
+        "Figure 4 and §5.3 (accuracy against ε, MNIST and CIFAR-10)",
+        '"the VC model is consistently more (FGSM) adversarially robust relative to '
+        'the standard CE model, across attack magnitudes on both datasets" '
+        "(no numbers)",
     ),
     "H4": (
         "vc/h4-lowdata",
         "VC classifies more accurately than CE from 500 MNIST training images",
         "Table 4 (accuracy %, mean ± s.e. over 5 runs)",
-        "MNIST-500: CE 93.1 ± 0.2, GM 94.4 ± 0.1, VC 94.2 ± 0.2",
+        "MNIST, 500 images (network not named): CE 93.1 ± 0.2, GM 94.4 ± 0.1, "
+        "VC 94.2 ± 0.2",
     ),
     "OOD": (
         "vc/ood-parity",
@@ -825,28 +908,42 @@ LEDGER = {
 }
 claims = []
 for h, (key, statement, source_, paper_value) in LEDGER.items():
-    primary = next(
-        (d for (h_, _, a, b), d in decisions.items() if h_ == h and b == "ce"), None
-    )
-    measured = (
-        {"decision": primary}
-        if primary is not None
-        else {
+    # every row that decides the paper's claim: its baselines, and ce_gaussian (the
+    # other reading of its "CE") where the design has it; one verdict only where all
+    # of them agree
+    rows_h = [
+        (b, d)
+        for (h_, _, a, b), d in decisions.items()
+        if h_ == h and role(h, a, b) != CONTROL
+    ]
+    verdicts = {d.verdict for _, d in rows_h}
+    if not rows_h:
+        measured = {
             "verdict": "not run (no OOD set on this machine)",
             "ours": "no measurement",
         }
+    elif len(rows_h) == 1:
+        measured = {"decision": rows_h[0][1]}
+    else:
+        measured = {
+            "verdict": verdicts.pop() if len(verdicts) == 1 else "not resolved",
+            "ours": "; ".join(f"against {label(b)}: {d.sentence()}" for b, d in rows_h),
+        }
+    row = claim(
+        key,
+        paper="vc",
+        statement=statement,
+        source=source_,
+        paper_value=paper_value,
+        section="ch3-decisions",
+        **measured,
     )
-    claims.append(
-        claim(
-            key,
-            paper="vc",
-            statement=statement,
-            source=source_,
-            paper_value=paper_value,
-            section="ch3-decisions",
-            **measured,
+    if rows_h and "ce_gaussian" not in {b for b, _ in rows_h}:
+        row["ours"] += (
+            " (not decided against `ce_gaussian`, the Gaussian reading of the "
+            "paper's CE: no such row in this design)"
         )
-    )
+    claims.append(row)
 markdown(
     "\n".join(
         f"- **{c['key']}** ({c['verdict']}): {c['statement']}. Ours: {c['ours']}."
@@ -859,25 +956,54 @@ markdown(
 #
 # `ci` cannot say whether the paper's claims hold *where the paper made them*. The `full` profile (one GPU) asks H1,
 # H2 and H3 on CIFAR-10 with ResNet-18 (the paper: ResNet-50 and WideResNet-28-10, so accuracies differ): 3 paired
-# seeds × {CE, CE + TS, `ce_gaussian`, `vc_reference`, `vc_reference` + TS} on all 45,000 training images, 12
-# epochs of one-cycle SGD (peak 0.2, Nesterov, weight decay 5e-4, batch 512, crop + flip on the GPU, bf16), the class
-# priors at 0.1 × the encoder's rate as in the reference code (`prior_lr` passes through `train_vc_model`); H1 on
-# the 10,000 test images; H2 on 1,000 test images under 14 corruptions × 5 severities (70 cells); H3 on 2,000;
-# OOD against SVHN when it can be downloaded; H4 as in `ci`. `vc_reference` is the candidate VC there (the gradient
-# of the reference scripts, plausibly what produced Table 1). Its cost is an estimate, not a measurement: the
-# previous design's `full` run took 5.6 minutes on one H100 for 75 ResNet-18 epochs plus about 40 small models, so
-# about 3 s per ResNet-18 epoch; 9 runs × 12 epochs ≈ 5.5 min, plus the corruptions (generated on the CPU) and
-# evaluation ≈ 2 min: `FULL_MINUTES_H100 = 8`, to be replaced by the measured time of the first run. With 3 seeds
-# the design resolves only effects larger than about 5 standard errors of the paired difference (the printed
-# MDE says how large): a gap like the paper's VC against CE (3.8 against 3.2 % ECE, Table 1) may well not resolve.
+# seeds × {CE, CE + TS, `ce_gaussian`, `vc_reference`, `vc_reference` + TS} on all 45,000 training images, 5 epochs of one-cycle
+# SGD (peak 0.2, Nesterov, weight decay 5e-4, batch 512, crop + flip on the GPU, bf16), the class priors at 0.1 × the
+# encoder's rate as in the reference code (`prior_lr` passes through `train_vc_model`); H1 on the 10,000 test
+# images; H2 on 1,000 test images under 14 corruptions × 5 severities (70 cells); H3 on 2,000; OOD against SVHN when it
+# can be downloaded; H4 as in `ci`. `vc_reference` is the candidate VC there (the gradient of the reference scripts,
+# plausibly what produced Table 1). `ce_gaussian`, the control that separates the head from the objective, is
+# trained there too, so "VC − `ce_gaussian`" isolates the objective. Within the book's one-GPU window (12 minutes
+# for all seven chapters) this chapter's share is 3.9 minutes, an estimate, not a measurement: the previous
+# design's `full` run took 5.6 minutes on one H100 for 75 ResNet-18 epochs plus about 40 small models, so about 3 s
+# per ResNet-18 epoch; 9 runs × 5 epochs ≈ 2.3 min, H4 ≈ 0.4 min, the 70,000 corrupted images (generated on the
+# CPU) ≈ 0.8 min, start-up and evaluation ≈ 0.4 min: `FULL_MINUTES_H100 = 3.9`,
+# to be replaced by the measured time of the first run. The paper does not say how long it trained (the reference
+# code trains 90 epochs); CE's over-confidence tends to grow with training, so five epochs may leave VC a smaller
+# gap to close. The candidate VC differs by profile (VC as Algorithm 1 in `ci`, `vc_reference` in `full`), so a
+# claim key of the ledger records a different arm in each profile; its sentences name the arm. How large an effect
+# `full`'s few seeds can resolve is computed below from its number of seeds and comparisons: a gap like the paper's
+# VC against CE on CIFAR-10 with ResNet-50 (3.8 against 3.2 % ECE, Table 1) may well not resolve.
+
+# %% tags=["hide-input"]
+
+
+def mde_in_se(m, n):
+    """A paired row's MDE in standard errors of the paired difference, for m
+    comparisons (Bonferroni) and n seeds: t_(1−α/2m, n−1) + t_(power, n−1)."""
+    return stats.t.ppf(1 - ALPHA / (2 * m), n - 1) + stats.t.ppf(POWER, n - 1)
+
+
+M_FULL, N_FULL = len(design(PROFILES["full"])), PROFILES["full"]["seeds"]
+t_full = stats.t.ppf(1 - ALPHA / (2 * M_FULL), N_FULL - 1)
+markdown(
+    f"`full`: {N_FULL} seeds and {M_FULL} comparisons, so t_(1−α/2M, {N_FULL - 1}) = "
+    f"{t_full:.2f} and a paired row resolves "
+    f"only effects larger than about {mde_in_se(M_FULL, N_FULL):.1f} standard errors "
+    f"of the paired difference (power {POWER}); this run's design ({run.profile}: "
+    f"{len(SEEDS)} seeds, {M} comparisons): {mde_in_se(M, len(SEEDS)):.1f}. H4 has its "
+    "own seeds; the MDE column above gives each row's value in its metric's units."
+)
 
 # %% [markdown]
 # ## Scorecard
 #
-# The paper's numbers beside ours where they measure the same thing: only the MNIST-500 accuracies of H4 (Table 4).
-# Its Tables 1–3 are measured on other networks and data (CIFAR with ResNet-50) and are in the decision ledger with
-# their sources, not here as if they were comparable. The `full` column comes from
-# `results/full/03_vc_experiments.json`.
+# The paper's numbers beside ours where they measure the same thing: only the MNIST-500 accuracies of H4 (Table 4;
+# our MLP against the paper's unnamed network). Its other tables are measured elsewhere and are in the decision
+# ledger with their sources, not here as if they were comparable: Table 1 on CIFAR-10, CIFAR-100 and Tiny-ImageNet
+# with ResNet-50 and WideResNet-28-10; Table 2 under natural shift, NLI (trained on SNLI, tested on MNLI) and
+# Camelyon17, networks not named; Table 3 by models trained on CIFAR-10, network not named. The `full` column comes
+# from `results/full/03_vc_experiments.json` when that file was written by this design; the sentence under the
+# table says which design wrote the committed file.
 
 # %% tags=["hide-input"]
 for (key, arm), values in per_seed.items():
@@ -925,7 +1051,42 @@ path = run.write_results(
     knobs={**KNOBS, "latent_dim": latent_dim, "beta": beta},
 )
 print(f"wrote {path.name} after {run.elapsed():.0f} s")
-scorecard(STEM, {k: metrics_[k] for k in SCORE_KEYS}, PAPER)
+# the committed full file: shown only if this design wrote it (its comparisons match)
+full_file = results_dir() / "full" / f"{STEM}.json"
+full_record = json.loads(full_file.read_text()) if full_file.is_file() else None
+full_design = [list(c) for c in design(PROFILES["full"])]
+this_design = bool(full_record) and (
+    full_record.get("design", {}).get("comparisons") == full_design
+)
+LOWDATA_WORDS = (
+    "low data, MNIST with 500 training images (ours: the MLP encoder; the paper's "
+    "network is not named) · test accuracy (fraction) · "
+)
+with tempfile.TemporaryDirectory() as no_full:  # an empty folder: no full column
+    card = scorecard_markdown(
+        STEM,
+        {k: metrics_[k] for k in SCORE_KEYS},
+        PAPER,
+        folder=None if this_design else no_full,
+        labels={f"lowdata_acc_{a}": LOWDATA_WORDS + label(a) for a in LOWDATA_ARMS},
+    )
+if full_record and not this_design:
+    shared = [k for k in SCORE_KEYS if k in full_record["metrics"]]
+    card += (
+        f"\n\nThe committed `{full_file.name}` "
+        f"(commit `{full_record['git_commit'][:7]}`, "
+        f"written {full_record['written'][:10]}) was not written by this design: it "
+        "records no design, or another one (other data, arms and knobs), so the "
+        "`full` design described above has no committed run and the full column is "
+        f"left empty. {len(shared)} of its metric keys have names of this scorecard's "
+        + (
+            f"({', '.join(f'`{k}`' for k in shared)}), but they come from that other "
+            "design (other data and models) and are not shown."
+            if shared
+            else "(none)."
+        )
+    )
+markdown(card)
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT

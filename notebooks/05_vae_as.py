@@ -93,19 +93,24 @@ n_train = None  # training images, so N sample indices (None: the profile's defa
 epochs = None
 
 # %% tags=["hide-input"]
-# an estimate, not a measurement (no GPU was available when the design changed):
-# 5 seeds x 3 arms + 2 grid points = 17 models x 6 epochs x 196 steps = 20,000 steps at
-# about 13 ms (the per-step rate of the last measured full run, 365 s for 12 models x
-# 2,350 steps with flat heads, estimators included) ≈ 4.3 min; the tree head's step
-# took 1.3x the flat one's at N = 50,000 on CPU (bench/tree_softmax.md): ≈ 5.7 min
-FULL_MINUTES_H100 = 7
+# an estimate, not a measurement (no GPU was available when the design changed), at
+# batch 512 (a step of these small networks costs about what it does at 256): 3 seeds x
+# 2 VAE-AS arms + 2 grid points = 8 models x 6 epochs x 98 steps = 4,704 steps at about
+# 13 ms (the last measured full run: 365 s for 12 models x 2,350 steps on one H100
+# shared with three chapters, estimators included) ≈ 61 s; 3 VAEs x 588 steps x 3.7 ms
+# (chapter 4's rate) ≈ 7 s; the classifier's refits, 8 x 2 x 150 online + 2,000 for
+# the estimators' figure = 4,400 steps of 1,024 at about 7 ms
+# (bench/index_classifier_scale.md) ≈ 31 s; start-up, gates, IW NLL and the exact
+# aggregate posterior ≈ 20 s: ≈ 2.0 min
+FULL_MINUTES_H100 = 2.0
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
 # The paper's Table 2 depths: MLP encoder, decoder and index classifier with 2, 5 and
 # 2 hidden layers (widths: the profile's `hidden`, the paper's 500 in `full` only).
 ENCODER_DEPTH, DECODER_DEPTH, CLASSIFIER_DEPTH = 2, 5, 2
 # tanh in the classifier (the paper gives tanh and ReLU as examples of g(·), §3.3, and
-# does not say which it used): with ReLU most of its units were dead by the end of
-# training, all of them at N = 50,000 (bench/index_classifier_scale.md)
+# does not say which it used): with ReLU units most of the classifier's units were dead
+# by the end of training, all of them at N = 50,000 at learning rate 3e-3 (0.92 at 1e-3,
+# 0.69 at 3e-4; bench/index_classifier_scale.md)
 CLASSIFIER_ACTIVATION = "tanh"
 CI_GRID = [
     (1.0, 0.2),
@@ -153,25 +158,27 @@ PROFILES = {
         "epochs": 6,
         "hidden": 500,
         "classifier_hidden": 500,
-        "seeds": 5,
+        "seeds": 3,  # the fewest a paired decision should rest on (the window's budget)
         "grid": FULL_GRID,
         "classifier_samples": 2,
         # with ReLU units 3e-3 killed every unit of the classifier at N = 50,000; with
-        # tanh none was constant, and 3e-3 gave a higher online Î than 1e-3
-        # (bench/index_classifier_scale.md; the training points, no test data)
+        # tanh none was constant, and 3e-3 gave a higher online Î than 1e-3, though a
+        # higher training loss and a lower refit MI (bench/index_classifier_scale.md;
+        # the training points, no test data)
         "classifier_lr": 3e-3,
-        "online_every": 2,
-        "online_steps": 500,
+        "online_every": 3,
+        "online_steps": 150,
         "tree": True,
-        "refit_steps": 20_000,
+        "refit_steps": 2000,
         "refit_batch": 1024,
         "refit_lr": 1e-2,
         "mc_samples": [100, 1000, 10_000],
         "mc_repeats": 3,
         "exact_draws": 1,
         "iw_k": 1000,
-        "iw_images": 5000,
-        "batch": 256,
+        "iw_images": 2000,
+        "batch": 512,
+        "lr": 1.4e-3,  # encoder and decoder: VAE_LR x sqrt(2) at the doubled batch
         "amp": False,
         "subsets": None,
     },
@@ -263,7 +270,7 @@ markdown(
     f"importance samples (the paper: 4096) on the first "
     f"{min(KNOBS['iw_images'], len(data.test.x)):,} of the {len(data.test.x):,} "
     f"test images (the paper: all 10,000); a {head} softmax head. Adam with "
-    f"learning rate {VAE_LR:g} for "
+    f"learning rate {KNOBS.get('lr', VAE_LR):g} for "
     f"encoder and decoder and {KNOBS['classifier_lr']:g} for the classifier, and "
     f"{KNOBS['classifier_samples']} draws of z per example for the classifier's "
     "step, are the book's choices: the paper states none of them."
@@ -416,8 +423,10 @@ show(AS.BinaryTreeSoftmax.entropy)
 # the gradient of the posterior's entropy over the indices with the $z$ held where they are. So even with a perfect
 # classifier VAE-AS (1, 1) does not train the VAE: its encoder gradient is the ELBO's plus
 # $\nabla I_q - \nabla B$, the gradient of the true mutual information (which the ELBO penalises) minus that of the
-# frozen classifier's entropy along the moving $z$. This gradient is the only way VAE-AS (1, 1) can train differently
-# from the VAE. `test_alpha_beta_one_term_vanishes_in_value_but_not_in_its_encoder_gradient` checks it through
+# frozen classifier's entropy along the moving $z$. With an exact classifier this gradient is the only way VAE-AS
+# (1, 1) can train differently from the VAE; with an inexact one (this chapter's, see the gate below) the mismatch
+# term's own value and gradient act as well. The gradient is non-zero in general, not always: it vanishes where the
+# posteriors do not overlap ($H(q(\cdot\mid z)) = 0$ for every $z$ that is drawn). `test_alpha_beta_one_term_vanishes_in_value_but_not_in_its_encoder_gradient` checks it through
 # `VAEAS.training_step` on a 1-d Gaussian model (value ≈ 0, gradient equal to the quadrature of Eq.
 # {eq}`eq-vaeas-grad` and far from 0).
 
@@ -428,8 +437,10 @@ show(AS.VAEAS.training_step)
 # (ch5-decision)=
 # ## The question, fixed before the runs
 #
-# The paper's Table 2 claims that VAE-AS (1, 1) beats the VAE: more mutual information between $x$ and $z$, more
-# active units (8 → 11) and a better test likelihood (NLL 100.99 → 96.32). This chapter decides it as follows,
+# The paper's Table 2 reports that VAE-AS (1, 1) beats the VAE on active units (8 → 11) and test likelihood (NLL
+# 100.99 → 96.32); that it does so through more mutual information between $x$ and $z$ is the paper's argument
+# (§2.2 and the abstract: preventing collapse needs more mutual information, which VAE-AS controls), not a Table 2
+# number (Table 2 gives no MI for the VAE). This chapter decides it as follows,
 # written before any of the runs below:
 #
 # - **Arms.** The VAE (the plain negative ELBO); VAE-AS (1, 1); and a **placebo**, VAE-AS (1, 1) whose classifier
@@ -451,12 +462,21 @@ show(AS.VAEAS.training_step)
 #   placebo agrees: a claim is *supported* (or *contradicted*) only when both comparisons are, otherwise *not
 #   resolved* (an intersection of two tests, which needs no further correction).
 # - **The classifier gate.** The objective is the paper's only if the index classifier that trains the encoder
-#   is close to the exact posterior: per seed, its Eq. 9/13 estimate Î (measured on the classifier as it stood
-#   through the last block of training, before its refit) over the exact MI must be ≥ 0.8 at the end of training.
-#   Where a seed fails, the page says that seed compared a weaker objective.
-# - **Knobs.** None was chosen on test data: the classifier's learning rate and activation come from
-#   `bench/index_classifier_scale.md` (its training cross-entropy and Î against the exact MI on the training points),
-#   the refit cadence was set once from the cost of a refit, not tuned on any outcome; the VAE's are Chapter 4's.
+#   is close to the exact posterior: per seed, at the end of training and on the classifier as it stood through
+#   the last block of training (before its refit), its Eq. 9/13 estimate Î must lie within 20 % of the exact MI
+#   (0.8 ≤ Î / exact ≤ 1.2) *and* its cross-entropy bound $\log N - \mathrm{SC}$ must reach 0.8 of the exact MI.
+#   Where a seed fails, the page says that seed compared a weaker objective, and the claims ledger records the
+#   paper's claim as not resolved. *Amended after the first run:* the gate first read Î / exact ≥ 0.8 alone, which
+#   an over-confident classifier passes (its plug-in Î overshoots: `bench/index_classifier_online.md` has ratios
+#   of 0.95–2.0 with a cross-entropy bound below zero); the page prints below whether the amendment changes any
+#   seed's outcome.
+# - **Knobs.** None was chosen on test data. The classifier's activation and learning rate come from
+#   `bench/index_classifier_scale.md` on the training points: tanh, because ReLU units died; 3e-3, because it gave
+#   the higher online Î of the two rates tried with tanh (1.15 vs 0.86 nats at N = 50,000) — by its training
+#   cross-entropy and its refit MI, 1e-3 was the better rate, and online Î is the estimate an over-confident
+#   classifier inflates. The refit cadence was set once from the cost of a refit, not tuned on any outcome. The
+#   VAE's networks and initialisation are Chapter 4's; its optimiser settings are this chapter's own (the profile's
+#   batch and a constant learning rate, where Chapter 4's `ci` trains at batch 256 with a step schedule).
 
 # %% [markdown]
 # ## Training: the three arms over seeds, and part of the $\alpha/\beta$ grid
@@ -472,7 +492,7 @@ def trainer_for(s):
     return Trainer(
         max_epochs=epochs,
         batch_size=KNOBS["batch"],
-        lr=VAE_LR,
+        lr=KNOBS.get("lr", VAE_LR),
         device=run.device,
         seed=s,
         amp=KNOBS["amp"],
@@ -556,7 +576,8 @@ for alpha, beta in KNOBS["grid"]:
 # test and training sets, AU (active units, $\mathrm{Cov}_x \mathbb E_q[z_d] \ge 0.01$), NLL$_\text{train}$ the
 # reconstruction error $-\mathbb E_q \log p_\theta(x\mid z)$ on the training set (the paper's definition, not a
 # likelihood), and for VAE-AS the classifier's MI (Eq. {eq}`eq-vaeas-mi`), MD (Eq. {eq}`eq-vaeas-md`) and SC, read
-# on the training samples from the classifier as trained. Not in the paper: AU$_\text{clear}$, the active units at
+# on the training samples from the classifier as trained (after the refit that closes its last block of
+# training, so slightly better than the classifier that trained the encoder). Not in the paper: AU$_\text{clear}$, the active units at
 # $\mathrm{Cov} \ge 0.1$ (the decision's metric), and MI$_\text{exact}$, the mutual information of the exact aggregate
 # posterior over the $N$ training points, for every model; the placebo rows are the control arm.
 
@@ -658,6 +679,8 @@ ARMS = {
     "placebo": [rows_placebo[s] for s in SEEDS],
 }
 # metric key: (words, the paper's direction for VAE-AS, claim key, paper's value)
+# the paper's Table 2 differences, VAE-AS (1, 1) - VAE
+PAPER_EFFECT = {"nll_test": 96.32 - 100.99, "au_clear": 11 - 8}
 METRICS = {
     "mi_exact": (
         "exact MI of the aggregate posterior over the N training points, nats",
@@ -702,10 +725,18 @@ def combined(k):
     return a if a == b and a != "not resolved" else "not resolved"
 
 
-# the classifier gate, per seed: Î (Eq. 9/13) / exact MI at the last measurement
+# the classifier gate, per seed, at the last measurement: Î (Eq. 9/13) / exact MI within
+# [0.8, 1.2] and the cross-entropy bound log N - SC at least 0.8 of the exact MI
 GATE = 0.8
 gate_end = {s: gate[("vaeas", s)]["ratio"][-1] for s in SEEDS}
-gate_pass = {s: bool(r >= GATE) for s, r in gate_end.items()}
+gate_bound = {
+    s: (LOG_N - gate[("vaeas", s)]["sc"][-1]) / gate[("vaeas", s)]["mi_exact"][-1]
+    for s in SEEDS
+}
+gate_pass = {
+    s: bool(GATE <= gate_end[s] <= 2 - GATE and gate_bound[s] >= GATE) for s in SEEDS
+}
+gate_pass_first_rule = {s: bool(r >= GATE) for s, r in gate_end.items()}
 objective = (
     "the paper's objective"
     if all(gate_pass.values())
@@ -731,6 +762,14 @@ markdown(
         f"**Combined: {combined(k)}.**"
         for k, (what, *_) in METRICS.items()
     )
+    + "\n\nThe paper's effects beside what this design could detect (MDE against "
+    f"the VAE, power 0.8): NLL {PAPER_EFFECT['nll_test']:+.2f} nats (MDE "
+    f"{decisions[('nll_test', 'VAE')].minimum_detectable_effect:.2f}); active units "
+    f"{PAPER_EFFECT['au_clear']:+d} at Cov ≥ 0.01 (this design counts at Cov ≥ "
+    f"{AU_CLEAR:g}; MDE {decisions[('au_clear', 'VAE')].minimum_detectable_effect:.1f})"
+    "; the paper reports no MI difference. Where the MDE exceeds the paper's effect, "
+    "*not resolved* is what this design should be expected to return even if the "
+    "paper is right."
 )
 
 # %% tags=["hide-input"]
@@ -758,8 +797,20 @@ markdown(
     + "\n".join(gate_rows)
     + "\n\nAt the end of training Î / exact is "
     + ", ".join(f"{gate_end[s]:.2f} (seed {s})" for s in SEEDS)
-    + f" for VAE-AS: {sum(gate_pass.values())} of {len(SEEDS)} seeds reach "
-    f"{GATE:g}, so the comparison above is of {objective}."
+    + " and the cross-entropy bound over the exact MI "
+    + ", ".join(f"{gate_bound[s]:.2f}" for s in SEEDS)
+    + f" for VAE-AS: {sum(gate_pass.values())} of {len(SEEDS)} seeds pass the gate "
+    f"({GATE:g} ≤ Î / exact ≤ {2 - GATE:g} and bound / exact ≥ {GATE:g}), so the "
+    f"comparison above is of {objective}. The first rule (Î / exact ≥ {GATE:g} alone) "
+    + (
+        "gives the same outcome on every seed."
+        if gate_pass_first_rule == gate_pass
+        else "would have passed seeds "
+        + ", ".join(
+            str(s) for s in SEEDS if gate_pass_first_rule[s] and not gate_pass[s]
+        )
+        + "."
+    )
 )
 
 # %% tags=["hide-input"]
@@ -792,6 +843,9 @@ markdown(
 # ## Figures 2–3: the estimators against the exact aggregate posterior
 #
 # {numref}`fig-ch5-estimators` sets each estimator of the paper's Figures 2–3 against the exact aggregate posterior.
+# The paper draws its Figures 2–3 with the §5.2 model (encoder, decoder and classifier of 2, 3 and 2 layers, 120
+# epochs at mini-batch 100, and a variant on V = 10,000 images); this chapter uses its Table 2 (1, 1) model instead,
+# so that the figure and the decision share one set of trained models.
 
 # %% tags=["hide-input"]
 markdown(
@@ -998,9 +1052,13 @@ what = (
     else f"α = {small[0]:g} and {large[0]:g} at β = 1, the paper's Figure 4 shows "
     "α = 0.2 and 5.0"
     if varied == "α"
-    else "not the paper's Figure 4, which varies α: this run's grid has no "
-    f"α ≠ 1 (the `full` profile has α = {', '.join(f'{a:g}' for a in full_alphas)})"
-    ", so it varies β at α = 1"
+    else "not the paper's Figure 4, which varies α: this run's grid has no α ≠ 1 ("
+    + (
+        f"the `full` profile has α = {', '.join(f'{a:g}' for a in full_alphas)}"
+        if full_alphas
+        else "nor has the `full` profile's"
+    )
+    + "), so it varies β at α = 1"
 )
 # The paper's Table 2 at the grid's extremes, transcribed: (NLL_test, NLL_train)
 PAPER_NLL = {
@@ -1037,7 +1095,8 @@ markdown(
 # %% tags=["hide-input"]
 markdown(
     f"`nll_*`, `au_*`, `mi_exact_*` and `mi_vae_as`, `md_vae_as`, `sc_vae_as` "
-    f"(the classifier as trained) are means over seeds {SEEDS}, their spread in "
+    f"(the classifier as trained, after the refit at the end of its last block of "
+    f"training) are means over seeds {SEEDS}, their spread in "
     f"`*_std`; the `*_classifier*`, `*_mc*`, `*_bound*` and `top1_error` rows are "
     f"VAE-AS (1, 1) at seed {run.seed} (the estimators' figure). MI, MD and SC all "
     f"depend on N: the paper's refer to N = {PAPER_N:,}, which no profile's default "
@@ -1078,6 +1137,7 @@ metrics_.update(
             for (k, b), d in decisions.items()
         },
         "gate_ratio_by_seed": {str(s): gate_end[s] for s in SEEDS},
+        "gate_bound_ratio_by_seed": {str(s): gate_bound[s] for s in SEEDS},
         "gate_pass_by_seed": {str(s): gate_pass[s] for s in SEEDS},
         "gate_threshold": GATE,
         "gate_history": {f"{a}_s{s}": g for (a, s), g in gate.items()},
@@ -1089,18 +1149,38 @@ claims = [
         key,
         paper="vae-as",
         statement=statement,
-        source="Table 2, rows VAE and VAE-AS (1, 1); §5.3",
+        source=source,
         paper_value=paper_value,
         section="ch5-decision",
-        verdict=combined(k),
-        ours=f"against the VAE: {decisions[(k, 'VAE')].sentence(verdict=False)}; "
+        # the paper's claim is decided only where its objective ran (every seed
+        # passes the gate); otherwise the weaker objective's verdict is reported
+        verdict=combined(k) if all(gate_pass.values()) else "not resolved",
+        ours=(
+            ""
+            if all(gate_pass.values())
+            else f"the paper's objective did not run (the gate failed), so not "
+            f"resolved; the weaker objective that ran: {combined(k)}, "
+        )
+        + f"against the VAE: {decisions[(k, 'VAE')].sentence(verdict=False)}; "
         f"against the placebo: {decisions[(k, 'placebo')].sentence(verdict=False)}; "
         f"this compares {objective}",
     )
-    for k, (key, statement) in {
-        "mi_exact": ("vae-as/mi", "VAE-AS (1, 1) has more mutual information I(z; x)"),
-        "au_clear": ("vae-as/au", "VAE-AS (1, 1) has more active units than the VAE"),
-        "nll_test": ("vae-as/nll", "VAE-AS (1, 1) has a lower test NLL than the VAE"),
+    for k, (key, statement, source) in {
+        "mi_exact": (
+            "vae-as/mi",
+            "VAE-AS (1, 1) has more mutual information I(z; x)",
+            "§2.2 and the abstract (Table 2 gives no MI for the VAE)",
+        ),
+        "au_clear": (
+            "vae-as/au",
+            "VAE-AS (1, 1) has more active units than the VAE",
+            "Table 2, rows VAE and VAE-AS (1, 1); §5.3",
+        ),
+        "nll_test": (
+            "vae-as/nll",
+            "VAE-AS (1, 1) has a lower test NLL than the VAE",
+            "Table 2, rows VAE and VAE-AS (1, 1); §5.3",
+        ),
     }.items()
     for paper_value in [METRICS[k][3]]
 ]
@@ -1135,7 +1215,14 @@ path = run.write_results(
 )
 print(f"wrote {path.name}")
 # the per-seed values, the decisions and the gate's history are shown above
-LONG = ("table", "per_seed", "decisions", "gate_history", "minimum_detectable_effect")
+LONG = (
+    "table",
+    "per_seed",
+    "decisions",
+    "verdicts",
+    "gate_history",
+    "minimum_detectable_effect",
+)
 scorecard(STEM, {k: v for k, v in metrics_.items() if k not in LONG}, PAPER)
 
 # %% tags=["hide-input"]
@@ -1157,8 +1244,10 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 # %% tags=["hide-input"]
 markdown(
     "- The extra term's value vanishes for an exact classifier, but its encoder "
-    "gradient does not (Eq. {eq}`eq-vaeas-grad`): that gradient is what makes "
-    "VAE-AS (1, 1) train differently from the VAE.\n"
+    "gradient in general does not (Eq. {eq}`eq-vaeas-grad`): with an exact classifier "
+    "that gradient is what makes VAE-AS (1, 1) train differently from the VAE. This "
+    "run's classifier is not exact (the gate), so its mismatch term acts too, and the "
+    "seed comparison cannot tell the two apart.\n"
     + "".join(
         f"- {METRICS[k][2]}: **{combined(k)}** over {len(SEEDS)} paired seeds "
         f"(against the VAE {decisions[(k, 'VAE')].verdict}, against the placebo "
@@ -1166,10 +1255,14 @@ markdown(
         f"{decisions[(k, 'VAE')].minimum_detectable_effect:.3g}).\n"
         for k in METRICS
     )
-    + f"- The index classifier reached Î / exact ≥ {GATE:g} on "
-    f"{sum(gate_pass.values())} of {len(SEEDS)} seeds: this run compares "
-    f"{objective}.\n"
-    "- Against the exact aggregate posterior, Monte Carlo over $S < N$ points is "
+    + f"- The index classifier passed the gate on {sum(gate_pass.values())} of "
+    f"{len(SEEDS)} seeds: this run compares {objective}"
+    + (
+        ".\n"
+        if all(gate_pass.values())
+        else ", so the claims ledger records the paper's claims as not resolved.\n"
+    )
+    + "- Against the exact aggregate posterior, Monte Carlo over $S < N$ points is "
     "capped at $\\log S$. The classifier as trained is "
     f"{abs(gap_online):.2f} nats {side(gap_online)} the exact mutual information "
     f"({near(gap_online)} 0.1·log N = {tol:.2f}); refit on the final encoder it is "

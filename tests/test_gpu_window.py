@@ -71,3 +71,12 @@ def test_a_window_runs_stalest_first_skips_what_does_not_fit_and_resumes(chapter
     third = {e["stem"]: e for e in run_window(60, tmp_path / "out3", notebooks=notebooks, folder=folder,
                                              python=sys.executable, profile="smoke")}
     assert all(third[s]["action"] == "skipped: current" for s in ("01_a", "03_c", "04_slow"))
+
+
+def test_the_books_full_profiles_fit_one_window():
+    """Issue 24: every chapter declares its full-profile estimate, and the seven fit one 15-minute device window with
+    start-up: at most 12 minutes (720 s) on one H100 together."""
+    books = sorted((ROOT / "notebooks").glob("0*.py"))
+    assert len(books) == 7
+    total = sum(chapter_estimate_s(p) for p in books)
+    assert total <= 720, f"the full profiles add up to {total:.0f} s > 720 s: cut a chapter's full knobs"

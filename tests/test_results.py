@@ -136,21 +136,3 @@ def test_profiles(monkeypatch):
         resolve_profile("auto")
     with pytest.raises(ValueError, match="profile must be one of"):
         resolve_profile("fast")
-
-
-def test_verdicts_reach_all_three_outcomes():
-    from lvmcls.results import verdict
-
-    # VC lower ECE by far more than the seed spread: supported; the mirror image: not supported
-    assert verdict([0.01, 0.012, 0.011], [0.05, 0.052, 0.049], lower_is_better=True, what="ECE").startswith(
-        "supported")
-    assert verdict([0.05, 0.052, 0.049], [0.01, 0.012, 0.011], lower_is_better=True, what="ECE").startswith(
-        "not supported")
-    # the same means with a spread larger than the difference: not resolved
-    assert verdict([0.0, 0.022, 0.011], [0.02, 0.0, 0.04], lower_is_better=True, what="ECE").startswith(
-        "not resolved")
-    # one seed: no spread to judge by
-    text = verdict([0.9], [0.8], lower_is_better=False, what="acc")
-    assert text.startswith("not resolved") and "one seed" in text
-    with pytest.raises(ValueError, match="NaN"):
-        verdict([float("nan")], [0.1], lower_is_better=True, what="ECE")

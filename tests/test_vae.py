@@ -566,3 +566,13 @@ def test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile():
     assert not V.collapse_margins({1: [40, 24], 3: [30, 12], 5: [14, 10]})["pass"]  # spread within > gaps
     with pytest.raises(ValueError, match="depths \\[5\\]"):
         V.collapse_margins({1: 3, 3: 2})
+
+
+def test_collapse_check_can_say_contradicted():
+    """The check has three outcomes: AU that rises with depth beyond the seed spread contradicts Table 1; a flat
+    profile within seed noise, or one that falls short of a margin, is not resolved."""
+    assert V.collapse_margins({1: 23, 2: 21, 3: 17, 4: 12, 5: 8})["verdict"] == "supported"
+    assert V.collapse_margins({1: [10, 12], 3: [20, 22], 5: [30, 31]})["verdict"] == "contradicted"
+    assert V.collapse_margins({1: [20, 25], 3: [21, 24], 5: [22, 24]})["verdict"] == "not resolved"  # within noise
+    assert V.collapse_margins({1: [30, 31], 3: [27, 28], 5: [22, 23]})["verdict"] == "not resolved"  # falls, short
+    assert V.collapse_margins({1: 10, 3: 20, 5: 30})["verdict"] == "not resolved"  # one seed: no spread to judge

@@ -284,9 +284,9 @@ def test_gaussian_posterior_option_samples_by_reparameterisation():
 
 
 def test_the_ce_head_is_linear_in_z():
-    """The paper's CE baseline is a linear softmax head: its logits are affine in z up to a term shared by all
-    classes (−|z|²/2σ², which softmax ignores), so the logit differences of a convex combination of latents are
-    the same combination of logit differences (a per-class Gaussian head fails this)."""
+    """The reference code's CE baseline (one reading of the paper's) is a linear softmax head: its logits are affine
+    in z up to a term shared by all classes (−|z|²/2σ², which softmax ignores), so the logit differences of a convex
+    combination of latents are the same combination of logit differences (a per-class Gaussian head fails this)."""
     torch.manual_seed(0)
     z1, z2 = torch.randn(16, 3), torch.randn(16, 3)
     for objective, affine in (("ce", True), ("ce_gaussian", False)):
