@@ -1,4 +1,5 @@
-"""Pyro's published M2 example beside lvmcls's M2, same configuration, same data, same epochs, one run.
+"""A reproduction of Pyro's published M2 example beside lvmcls's M2: same model configuration, same data, same
+epochs, different batching (below), one run.
 
     pip install pyro-ppl        # the bench only: pyro is NOT a dependency of lvmcls
     python bench/pyro_m2_side_by_side.py --epochs 3 [--threads 2] [--out bench/pyro_m2_side_by_side.md]
@@ -22,7 +23,10 @@ the accuracy can be read after every epoch. The two sides alternate epoch by epo
 epoch 1, Pyro's epoch 2, ...), and the time per epoch is the median over the epochs, so that a change of load on a
 shared machine hits both alike. The batching differs by design: lvmcls puts ``--labelled-per-batch``
 labelled rows in every batch (cycled), Pyro one labelled batch per epoch; both estimate the same objective per
-epoch (every labelled example's bound once, every unlabelled one once, the classification term × 46).
+epoch (every labelled example's bound once, every unlabelled one once, the classification term × 46), but the
+optimisation is not the same: with 10 labelled rows per batch of 100, lvmcls takes a gradient step on each of the
+100 labels about 55 times per epoch (555 steps × 10 / 100), Pyro's example once, which alone can make lvmcls learn
+faster in the first epochs. The side-by-side is therefore not a comparison at equal optimisation settings.
 
 **The data**, identical for both: `lvmcls.data.load_dataset("mnist")` (grey levels in [0, 1]; 50,000 training
 images, the last 10,000 of the official training set as validation, the 10,000 test images), a class-balanced draw

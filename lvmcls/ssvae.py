@@ -335,7 +335,8 @@ def bernoulli_floor(x: torch.Tensor) -> float:
 
 def greyscale(split: TensorSplit) -> TensorSplit:
     """RGB (N, 3, H, W) in [0, 1] to grey (N, 1, H, W) with ITU-R 601-2 luma, 0.299 R + 0.587 G + 0.114 B
-    (PIL's "L"), as the MIER paper converts CIFAR-10 and SVHN."""
+    (PIL's "L"). The formula is our choice: the MIER paper says only that it converted the colour images (CIFAR-10,
+    SVHN) to grayscale."""
     if split.x.dim() != 4 or split.x.shape[1] != 3:
         raise ValueError(f"greyscale expects RGB images (N, 3, H, W), got {tuple(split.x.shape)}")
     weights = torch.tensor([0.299, 0.587, 0.114], device=split.x.device, dtype=split.x.dtype)

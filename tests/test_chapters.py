@@ -8,8 +8,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from scipy import stats as scipy_stats
 
-from lvmcls.results import _fmt, verdict
+from lvmcls.results import _fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "executed" / "notebooks"
@@ -182,7 +183,7 @@ def test_chapter4_active_units_fall_with_decoder_depth():
     """Issue 21: Table 1's trend judged by margins fixed in advance, not a rank statistic at its boundary: 2 seeds at
     decoder depths 1, 3, 5; the check (mean AU(1) - AU(5) >= 10, AU(1) - AU(3) >= 5, AU(3) - AU(5) >= 5, each gap
     larger than the spread between the seeds of a depth) is recomputed from the per-seed counts and must match the
-    record and the ledger's verdict ("supported" only when it passes). Whatever the verdict, the widest margin must
+    record and the ledger's verdict (supported / contradicted / not resolved, `collapse_margins`). Whatever the verdict, the widest margin must
     hold with room: mean AU(1) - AU(5) >= 10 (a flat profile fails it; the paper's Table 1 has 15). The paper passes
     every margin and a flat profile fails (test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile);
     random images drive the KL to ~0."""
@@ -199,7 +200,7 @@ def test_chapter4_active_units_fall_with_decoder_depth():
     assert m4["collapse_check"]["pass"] == check["pass"]
     assert [g["gap"] for g in m4["collapse_check"]["gaps"]] == [g["gap"] for g in check["gaps"]]
     (c,) = [c for c in record["claims"] if c["key"] == "vae/collapse-depth"]
-    assert c["verdict"] == ("supported" if check["pass"] else "not resolved") and c["section"] == "ch4-collapse"
+    assert c["verdict"] == check["verdict"] and c["section"] == "ch4-collapse"
     assert check["means"][1] - check["means"][5] >= 10, check["means"]
     assert m4["random_images_final_kl"] < 1.0
 
@@ -249,24 +250,31 @@ def test_chapter5_design_is_paired_controlled_and_decided_by_the_rule():
             verdicts.append(again.verdict)
         expected = verdicts[0] if verdicts[0] == verdicts[1] != "not resolved" else "not resolved"
         assert m["verdicts"][k] == expected
-    claims = {c["key"]: c for c in record["claims"]}
-    for k, key in (("mi_exact", "vae-as/mi"), ("au_clear", "vae-as/au"), ("nll_test", "vae-as/nll")):
-        assert claims[key]["verdict"] == m["verdicts"][k] and claims[key]["section"] == "ch5-decision"
+    # the gate, recomputed from the classifier's history: 0.8 <= Î / exact <= 1.2 and (log N - SC) / exact >= 0.8
+    t = m["gate_threshold"]
     assert set(m["gate_ratio_by_seed"]) == {str(s) for s in seeds}
-    assert all(m["gate_pass_by_seed"][s] == (r >= m["gate_threshold"]) for s, r in m["gate_ratio_by_seed"].items())
+    for s in seeds:
+        g = m["gate_history"][f"vaeas_s{s}"]
+        ratio, bound = g["mi"][-1] / g["mi_exact"][-1], (m["log_n"] - g["sc"][-1]) / g["mi_exact"][-1]
+        assert m["gate_pass_by_seed"][str(s)] == (t <= ratio <= 2 - t and bound >= t), s
+    # the paper's claim is decided only where its objective ran (every seed passes the gate)
+    claims = {c["key"]: c for c in record["claims"]}
+    gate_ok = all(m["gate_pass_by_seed"].values())
+    for k, key in (("mi_exact", "vae-as/mi"), ("au_clear", "vae-as/au"), ("nll_test", "vae-as/nll")):
+        assert claims[key]["verdict"] == (m["verdicts"][k] if gate_ok else "not resolved")
+        assert claims[key]["section"] == "ch5-decision"
 
 
 def test_chapter5_the_classifier_that_trained_the_encoder_learned_the_indices():
     """The classifier used in training (not a refit): at every seed's last measurement its cross-entropy bound
-    log N - SC is positive by a clear margin and lies below the exact MI (a bound for any classifier, so only the
-    first is a test of this one); and its Eq. 9/13 estimate is not above log N."""
+    log N - SC is positive by a clear margin (a classifier that learned nothing has 0) and lies below the exact MI
+    (a bound for any classifier: a check of the SC estimator and the exact mixture, not of this classifier)."""
     m = _chapter5()["metrics"]
     log_n = m["log_n"]
     for name, g in m["gate_history"].items():
         mi_ce = log_n - g["sc"][-1]
         assert mi_ce >= 0.25 * g["mi_exact"][-1], (name, mi_ce, g["mi_exact"][-1])
         assert mi_ce <= g["mi_exact"][-1] + 0.1, (name, mi_ce, g["mi_exact"][-1])
-        assert g["mi"][-1] <= log_n + 1e-6
 
 
 def test_chapter5_estimators_against_the_exact_aggregate_posterior():
@@ -309,8 +317,11 @@ def test_chapter6_bvae_beats_the_vae_on_mnist():
 
 
 def test_chapter6_lambda_is_chosen_on_validation():
-    """λ of "the BVAE" is the λ > 0 with the best validation branch accuracy (not a test score); an untrained branch
-    (λ = 0, the fixed-output VAE) reports no accuracy."""
+    """A consistency check of the design, not an independent test: the chapter computes λ of "the BVAE" as the argmax
+    of the validation branch accuracies it records, so `lambda_bvae == argmax(val)` holds by construction; it guards
+    against a later edit that picks λ some other way (on a test score, or including λ = 0). The checks that could
+    fail on their own: at least two candidates, λ = 0 not among them, and an untrained branch (λ = 0, the
+    fixed-output VAE) reports no accuracy."""
     m = json.loads((ROOT / "results" / "06_branched_vae.json").read_text())["metrics"]
     val = {float(k): v for k, v in m["val_branch_acc"].items()}
     assert len(val) >= 2, "a validation choice needs at least two candidates"
@@ -320,12 +331,15 @@ def test_chapter6_lambda_is_chosen_on_validation():
 
 
 def test_chapter7_semi_supervised_claims_hold():
-    """Chapter 7 (ci), issue 23: α' is the grid point with the best Fashion-MNIST *validation* accuracy, the grid holds
-    Kingma's 0.1 and 1, and every grid point is reported; MIER is decided over >= 5 label draws paired by draw with a
-    t-interval (n − 1 df, 3 comparisons), the ablation and the warm-up likewise; the verdicts are recorded as claims.
-    Implementation checks that could fail: both arms that subtract 5·H̄ end with a lower test entropy than M2 (a sign
-    error in the regulariser would raise it), M2 as tuned uses the unlabelled images (beats the same classifier on
-    the labels alone by a margin), the identities close, and the Bernoulli floor matches an independent measurement."""
+    """Chapter 7 (ci), issue 23. Consistency checks of the design (they hold by construction of the chapter's code and
+    guard against later edits): α' is recorded as the grid point with the best Fashion-MNIST *validation* accuracy,
+    the grid holds Kingma's 0.1, and 1, and every grid point is reported. Checks that could fail: each decision's
+    t-interval (n − 1 df, Bonferroni over 3 comparisons) and verdict, recomputed here from the per-draw accuracies
+    the record holds; the per-labelled-example weights, recomputed from the split sizes; both arms that subtract 5·H̄
+    end with a lower test entropy than M2 (a sign error in the regulariser would raise it); the supervised-only
+    baseline lands near Pyro's published 77.12 %; M2 as tuned does not fall more than 2 points below it (a broken M2,
+    near chance at 0.1, fails this; it is not a claim that M2 beats the baseline, which one label draw of a few
+    epochs cannot support); the identities close; and the Bernoulli floor matches an independent measurement."""
     record = json.loads((ROOT / "results" / "07_semi_supervised_vae.json").read_text())
     m = record["metrics"]
     val_acc = {float(k.removeprefix("val_acc_m2_fashion_alpha")): v for k, v in m.items()
@@ -336,25 +350,47 @@ def test_chapter7_semi_supervised_claims_hold():
     assert m["acc_m2_fashion_100_kingma_alpha"] == m["test_acc_m2_fashion_alpha0.1"]
     n = len(m["accuracy_m2_fashion_100_per_draw"])
     assert n >= 5 and len(m["accuracy_mier_fashion_100_per_draw"]) == n
+    draws, warmup_draws = record["knobs"]["draws"], record["knobs"]["warmup_draws"]
+    m2_on_warmup_draws = [m["accuracy_m2_fashion_100_per_draw"][draws.index(d)] for d in warmup_draws]
+    arms = {  # the decisions' (candidate, baseline) from the record's per-draw accuracies, not from the decisions
+        "decision_mier_acc": (m["accuracy_mier_fashion_100_per_draw"], m["accuracy_m2_fashion_100_per_draw"]),
+        "decision_information_term": (m["accuracy_mier_fashion_100_per_draw"],
+                                      m["accuracy_entropy_only_fashion_100_per_draw"]),
+        "decision_warmup": (m2_on_warmup_draws, m["acc_m2_fashion_100_no_warmup_per_draw"]),
+    }
     for key, names in (("decision_mier_acc", ["M2+MIER", "M2"]), ("decision_information_term", None),
                        ("decision_warmup", ["with warm-up", "without"])):
         d = m[key]
         assert d["comparisons"] == 3 and d["confidence"] == pytest.approx(1 - 0.05 / 3)
         assert names is None or d["names"] == names
-        assert d["interval"][0] < d["mean_difference"] < d["interval"][1] and d["minimum_detectable_effect"] > 0
+        diffs = [a - b for a, b in zip(*arms[key], strict=True)]
+        k = len(diffs)
+        mean = sum(diffs) / k
+        se = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (k - 1) / k)
+        t = scipy_stats.t.ppf(1 - 0.05 / (2 * 3), k - 1)
+        assert d["n"] == k and d["mean_difference"] == pytest.approx(mean, abs=1e-9)
+        assert d["interval"] == pytest.approx([mean - t * se, mean + t * se], abs=1e-9), key
+        lo, hi = d["interval"]
+        assert d["verdict"] == ("supported" if lo > 0 else "contradicted" if hi < 0 else "not resolved"), key
+        assert d["minimum_detectable_effect"] > 0
     assert m["decision_mier_acc"]["n"] == n and m["decision_warmup"]["n"] >= 3
     assert m["mier_gain_fashion_100"] == pytest.approx(
         sum(m["accuracy_mier_fashion_100_per_draw"]) / n - sum(m["accuracy_m2_fashion_100_per_draw"]) / n)
     assert m["entropy_mier_fashion"] < m["entropy_m2_fashion"]
     assert m["entropy_entropy_only_fashion"] < m["entropy_m2_fashion"]
     # the supervised-only baseline reproduces Pyro's published 77.12 % within 5 points (a broken classifier or
-    # data split would not), and M2 as tuned does not fall below it by more than 2 points (its unlabelled term is
-    # a regulariser, not noise); M2 as defined is only reported
+    # data split would not), and M2 as tuned does not fall below it by more than 2 points (a broken M2 near chance,
+    # 0.1, or an unlabelled term that wrecks the classifier would); no margin above it is claimed. M2 as defined is
+    # only reported
     assert abs(m["acc_supervised_only_mnist_10pc"] - 0.7712) < 0.05
     assert m["acc_m2_mnist_10pc_tuned"] > m["acc_supervised_only_mnist_10pc"] - 0.02
     assert 0 <= m["acc_m2_mnist_10pc_kingma_alpha"] <= 1
-    assert m["weight_per_labelled_mnist_kingma_alpha"] == pytest.approx(
-        0.1 / m["alpha_chosen"] * m["weight_per_labelled_mnist_tuned"])
+    # the weight per labelled example is α' N / N_l, with N_l = 100 labels and N = 100 + the unlabelled images the
+    # profile keeps (all 49,900 of MNIST's 50,000 training images when `unlabelled` is None)
+    kept = record["knobs"]["unlabelled"]
+    n_total = 100 + (49_900 if kept is None else min(kept, 49_900))
+    assert m["weight_per_labelled_mnist_kingma_alpha"] == pytest.approx(0.1 * n_total / 100)
+    assert m["weight_per_labelled_mnist_tuned"] == pytest.approx(m["alpha_chosen"] * n_total / 100)
     # the Fashion-MNIST test set's Bernoulli floor, measured independently (anchors.md): checks the data the bounds use
     assert abs(m["bernoulli_floor_fashion"] - 189.86) < 0.01
     assert 0 <= m["mi_m2_fashion"] <= math.log(10) and 0 <= m["mi_mier_fashion"] <= math.log(10)

@@ -195,18 +195,42 @@ def test_gamma_beta_zero_is_m2_loss_and_gradients():
 
 
 def test_mier_expansion_per_example_and_marginal_entropy():
-    """Batch mean of M = mean Σ_y q L + (1 - γ - β) mean H(q(y|x)) + γ H(q(y))."""
+    """Batch mean of M = U + γ I - β H (Eq. 7, from the model's batched bound and `mier_regulariser`) against the
+    expansion mean Σ_y q L + (1 - γ - β) mean H(q(y|x)) + γ H(q(y)), whose terms are computed here independently of
+    the library's bookkeeping: L(x, y) by one `labelled_bound` call per class with the same noise, the entropies by
+    hand from q = exp(log q(y|x)), H(q(y)) from the batch average of q. Then a case with known values: with the
+    classifier's last layer zeroed, q is uniform, so H = H(q(y)) = log K, I = 0 and the regulariser is -β log K."""
     model = small_m2()
-    x = grey_batch(20)
-    noise = torch.randn(20, 3, 2, dtype=torch.float64)
-    u, log_q = model.unlabelled_bound(x, noise)
-    t = model.bound_terms(x, noise)
-    expected_l = (log_q.exp() * (t["log_lik"] + model.log_prior - t["kl_z"])).sum(1).mean()
-    info = S.label_information(log_q)
-    for gamma, beta in [(1.0, 5.0), (0.0, 6.0), (2.0, 0.0)]:
-        m = u.mean() + S.mier_regulariser(log_q, gamma, beta)
-        expanded = expected_l + (1 - gamma - beta) * info["entropy"] + gamma * info["marginal_entropy"]
-        assert m.item() == pytest.approx(expanded.item(), abs=1e-10)
+    n, k = 20, model.num_classes
+    x = grey_batch(n)
+    noise = torch.randn(n, k, model.latent_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        # an untrained classifier is near uniform and gives every image the same q: redraw its weights (the first
+        # layer centred on grey 0.5) so that q(y|x) varies with x and I(y; x) > 0
+        g = torch.Generator().manual_seed(4)
+        first, last = model.classifier[0], model.classifier[-1]
+        for layer in (first, last):
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=g, dtype=torch.float64))
+        first.bias.copy_(-0.5 * first.weight.sum(1))
+        u, log_q = model.unlabelled_bound(x, noise)
+        bound_y = torch.stack([model.labelled_bound(x, torch.full((n,), c), noise[:, c]) for c in range(k)], 1)
+        q = model.classify(x).exp()
+        h_each = -(q * q.log()).sum(1)
+        q_bar = q.mean(0)
+        h_marginal = -(q_bar * q_bar.log()).sum()
+        assert h_marginal.item() > h_each.mean().item() + 0.05  # I > 0 on this batch: the γ term is not idle
+        for gamma, beta in [(1.0, 5.0), (0.0, 6.0), (2.0, 0.0)]:
+            m = u.mean() + S.mier_regulariser(log_q, gamma, beta)
+            expanded = (q * bound_y).sum(1).mean() + (1 - gamma - beta) * h_each.mean() + gamma * h_marginal
+            assert m.item() == pytest.approx(expanded.item(), abs=1e-10), (gamma, beta)
+        last = model.classifier[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        log_uniform = model.classify(x)
+        assert torch.allclose(log_uniform, torch.full_like(log_uniform, -math.log(k)))
+        for gamma, beta in [(1.0, 5.0), (0.0, 6.0), (2.0, 0.0)]:
+            reg = S.mier_regulariser(log_uniform, gamma, beta).item()
+            assert reg == pytest.approx(-beta * math.log(k), abs=1e-12), (gamma, beta)
 
 
 def test_alpha_weights_the_labelled_log_likelihood_of_the_classifier():
