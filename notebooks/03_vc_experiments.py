@@ -239,7 +239,7 @@ def label(arm):
 # **Arms.** CE (linear softmax head); CE + TS (CE's logits divided by a temperature fitted on the validation split);
 # `ce_gaussian` (CE on per-class diagonal Gaussians); GM (CE + λ log p(z|y), λ = 0.1); VC as Algorithm 1 (β = λ =
 # 0.01, linear T); `vc_reference` (the reference scripts' gradient: the encoder also receives λ ∇ log p(z|y));
-# VC with a quadratic T; VC + TS. (β and λ are the reference code's weights: the paper gives none.) `full` trains CE and `vc_reference` (the candidate VC there). All
+# VC with a quadratic T; VC + TS. (β and λ are the reference code's weights: the paper gives none.) `full` trains CE, `ce_gaussian` and `vc_reference` (the candidate VC there). All
 # arms of one seed start from the **same initial encoder weights and see the same batches** (the seed fixes both,
 # `lvmcls.train.fit_cached`); they share the optimiser, schedule, epochs and data, and differ only in the head and
 # objective.

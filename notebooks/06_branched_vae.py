@@ -81,8 +81,8 @@ per_class = (
 # 3's ResNet-18) finished 35,190 steps at batch 128 and their probes in 530 s, which
 # bounds a step at 15 ms; unshared, a small VAE's step is about 3.7 ms (chapter 4's
 # measured rate; costs about the same at batch 512), so 4 ms. At batch 512 (98 steps an
-# epoch): λ sweep 4 x 10 epochs + paired seeds 2 x 2 x 10 + 2-d 4 x 5 + rotated 3 x 5 +
-# input weighting 3 x 5 = 130 epochs = 12,740 steps x 4 ms ≈ 51 s; 15 probe reports
+# epoch): λ sweep 4 x 10 epochs + paired seeds 2 x 2 x 10 + 2-d 4 x 5 + rotated 4 x 5 +
+# input weighting 3 x 5 = 135 epochs = 13,230 steps x 4 ms ≈ 53 s; 16 probe reports
 # (MLP, kNN, forest, k-means on 10,000 latents, CPU) x 2.5 s ≈ 40 s; start-up ≈ 15 s
 FULL_MINUTES_H100 = 1.8
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
@@ -130,7 +130,7 @@ KNOBS = {
         "rf_trees": 100,
         "kmeans_n_init": 10,
         "weighting": [("mnist", 10)],
-        "fixed_targets": ["templates"],
+        "fixed_targets": ["templates", "blobs"],
         "batch_size": 512,
         "lr": 2e-3,  # 1e-3 at batch 128, x sqrt(4) for the 4x batch
     },
