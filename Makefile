@@ -16,7 +16,7 @@ LIBRARY  := $(wildcard lvmcls/*.py)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
-.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge gpu-pack full-gpu clean
+.PHONY: help install data pairs execute smoke book test unit sync bench sweep merge long long-power gpu-pack full-gpu clean
 help:
 	@echo "make install   create $(VENV) and install lvmcls with the book and test extras (CI pins: constraints/ci.txt)"
 	@echo "make data      fetch MNIST, Fashion-MNIST and CIFAR-10 into the data cache (LVMCLS_DATA)"
@@ -30,6 +30,8 @@ help:
 	@echo "make bench     the speed benchmarks in bench/"
 	@echo "make sweep     run a grid of chapter executions (GRID=file.toml, SWEEP=\"options\"), locally or on Slurm"
 	@echo "make merge     mean ± std over the sweep's seeds into results/full/ (the scorecards' full column)"
+	@echo "make long      the powered decisions on 2 CPU cores, resumable, each seed's record committed at once"
+	@echo "               (CHAPTERS=03 for one chapter; results/long/); make long-power: the seeds, from the ci pilot"
 	@echo "make gpu-pack  .pack/: the data, the corruption wheel and the commit a GPU machine without network needs"
 	@echo "               (there: bash bench/full_profiles.sh STEM ...; see results/full/README.md)"
 	@echo "make full-gpu  on the GPU machine (BUDGET_S=600): the full profiles, stalest first, each if it fits"
@@ -123,6 +125,15 @@ sweep: install data
 	$(BIN)/python -m lvmcls.sweep run $(GRID) $(SWEEP)
 merge: install
 	$(BIN)/python -m lvmcls.sweep merge $(GRID) $(SWEEP)
+
+# The long profile (lvmcls.long): each chapter's registry design, one seed per run, every finished seed's record
+# committed at once; then the merged verdicts. Run it when nothing else heavy runs (2 threads per chapter run).
+CHAPTERS ?=
+long: install data
+	$(BIN)/python -m lvmcls.long run --commit $(if $(CHAPTERS),--chapters $(CHAPTERS),)
+# The seeds each claim needs, from the ci pilot's paired SD (results/<stem>.json, written by make execute)
+long-power: install
+	$(BIN)/python -m lvmcls.long power $(if $(CHAPTERS),--chapters $(CHAPTERS),)
 
 # What a GPU machine without network needs to run chapters' full profiles (bench/full_profiles.sh): the data
 # (lvmcls.data pack), the one wheel its image lacks (chapter 3's corruptions) and the commit the results record.

@@ -1,6 +1,7 @@
 """Chapter set-up shared by every notebook: resolve the profile, seed, pick the device, show code and text.
 
-Profiles: ``ci`` (a few minutes on two CPU cores: the published book), ``full`` (one GPU: the papers' networks,
+Profiles: ``ci`` (a few minutes on two CPU cores: the published book and the pilot of every decision), ``long``
+(one seed of a chapter's powered design on two CPU cores, run by `lvmcls.long`), ``full`` (one GPU: the papers' networks,
 schedules within about 8 minutes on an H100), ``smoke`` (the ``full`` networks for a few steps, on any machine:
 CI runs it so that the GPU path's code is exercised), and ``auto`` = ``full`` on a CUDA GPU, else ``ci``.
 Outside papermill, ``auto`` also reads the environment variable ``LVMCLS_PROFILE``, so a chapter runs as a plain
@@ -25,14 +26,14 @@ import torch
 from .results import scorecard_markdown, write_results
 from .train import pick_device, seed_everything
 
-PROFILES = ("auto", "ci", "full", "smoke")
+PROFILES = ("auto", "ci", "long", "full", "smoke")
 # CPU threads for chapter training, fixed so that a machine with more cores computes the same numbers as CI's two.
-CPU_THREADS = {"ci": 2, "smoke": 2}
+CPU_THREADS = {"ci": 2, "long": 2, "smoke": 2}
 
 
 @dataclass
 class Setup:
-    profile: str  # "ci", "full" or "smoke", never "auto"
+    profile: str  # "ci", "long", "full" or "smoke", never "auto"
     seed: int
     device: torch.device
     started: float

@@ -83,8 +83,8 @@ def write_results(stem: str, *, profile: str, device, seeds, data_source, metric
                   wall_time_s: float, folder: str | Path | None = None, **extra) -> Path:
     """Write ``<folder>/<stem>.json`` atomically and return its path. Default folder: ``results/`` for the
     ``ci`` profile, ``results/full/`` (committed GPU runs) and ``results/smoke/`` (not committed) for the others."""
-    if profile not in ("ci", "full", "smoke"):
-        raise ValueError(f"profile must be 'ci', 'full' or 'smoke' (resolve 'auto' first), got {profile!r}")
+    if profile not in ("ci", "long", "full", "smoke"):
+        raise ValueError(f"profile must be 'ci', 'long', 'full' or 'smoke' (resolve 'auto' first), got {profile!r}")
     record = {
         "stem": stem, "profile": profile, "device": describe_device(device),
         "seeds": list(seeds) if isinstance(seeds, (list, tuple)) else [seeds],
@@ -97,6 +97,11 @@ def write_results(stem: str, *, profile: str, device, seeds, data_source, metric
         path = Path(folder)
     else:
         path = results_dir() if profile == "ci" else results_dir() / profile
+    if profile == "long":  # one record per seed (lvmcls.long): long/<stem>/long-seed<s>.json
+        if len(record["seeds"]) != 1:
+            raise ValueError(f"a long record holds one seed (lvmcls.long merges them), got {record['seeds']}")
+        return atomic_write_text(path / stem / f"long-seed{record['seeds'][0]}.json",
+                                 json.dumps(record, indent=1) + "\n")
     return atomic_write_text(path / f"{stem}.json", json.dumps(record, indent=1) + "\n")
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .paths import atomic_write_text, project_root, results_dir
 
-PROFILES = ("smoke", "ci", "full")  # a sweep names one; "auto" would resolve differently on each node
+PROFILES = ("smoke", "ci", "long", "full")  # a sweep names one; "auto" would resolve differently on each node
 SLURM_ONLY = ("partition", "cpus", "mem_gb", "array_parallelism")  # options that mean nothing locally
 IN_FLIGHT = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
 
@@ -187,7 +187,9 @@ def execute(run: Run) -> str:
         papermill.execute_notebook(run.notebook, str(run.path(".ipynb")), parameters=run.parameters,
                                    cwd=str(Path(run.notebook).parent), kernel_name="python3", log_output=True,
                                    progress_bar=False)
-        written = [scratch / f"{run.stem}.json", scratch / run.profile / f"{run.stem}.json"]  # ci / full, smoke
+        # ci: <stem>.json; full, smoke: <profile>/<stem>.json; long: long/<stem>/long-seed<s>.json
+        written = [scratch / f"{run.stem}.json", scratch / run.profile / f"{run.stem}.json",
+                   scratch / run.profile / run.stem / f"{run.profile}-seed{run.seed}.json"]
         found = [p for p in written if p.is_file()]
         if not found:
             raise RuntimeError(f"{run.stem} ran but wrote no results file (expected one of {written})")
@@ -247,10 +249,10 @@ def _last_line(log: Path, error: Exception) -> str:
     return next((line for line in reversed(text.splitlines()) if line.strip()), "no log").strip()
 
 
-def submit(grid: Grid, wait: bool | None = None, echo=print) -> dict:
+def submit(grid: Grid, wait: bool | None = None, echo=print, on_done=None) -> dict:
     """Run the grid's missing runs; return ``{"done", "skipped", "failed", "submitted"}`` lists of run-ids
     (``failed``: ``(run_id, log)``). Local sweeps wait for their jobs; Slurm sweeps return once submitted
-    unless ``wait``."""
+    unless ``wait``. ``on_done(run, json_path)`` is called as each run finishes (`lvmcls.long` commits there)."""
     runs = plan(grid)
     folder = (Path(grid.runs) if grid.runs else results_dir() / "runs") / ".submitit"
     wait = grid.executor == "local" if wait is None else wait
@@ -286,6 +288,8 @@ def submit(grid: Grid, wait: bool | None = None, echo=print) -> dict:
                 job.result()
                 report["done"].append(run.run_id)
                 echo(f"done    {run.stem}/{run.run_id}")
+                if on_done is not None:
+                    on_done(run, str(run.path(".json")))
             except Exception as error:
                 report["failed"].append((f"{run.stem}/{run.run_id}", str(run.path(".log"))))
                 echo(f"FAILED  {run.stem}/{run.run_id}: {_last_line(run.path('.log'), error)[:200]}\n"

@@ -1,0 +1,285 @@
+"""The ``long`` profile: the registry's powered decisions, run on two CPU cores for hours, one seed at a time.
+
+Each run is one chapter executed (through `lvmcls.sweep`, local processes or Slurm) in its ``long`` profile for
+one seed with *all* the arms of that seed. It leaves one record per seed, committed as soon as it is written::
+
+    results/long/<stem>/long-seed<s>.json     {"per_seed": {arm: {metric: [value]}}, "seeds": [s],
+                                               "registry": {claim key: entry hash}, commit, CPU, threads, torch, …}
+
+so a run spread over sessions or machines loses nothing and resumes where it stopped (a seed whose record exists
+is skipped). `merge` pairs the arms by seed over every record and decides each claim through
+`lvmcls.registry.decide` — the very code path a chapter's ``ci`` run uses — into ``results/long/<stem>.json``
+(its ``claims`` rows are what the ledger shows). A claim whose registry entry changed after its first ``long``
+record is not decided: it reads "design changed after the data". Records are never deleted when code changes;
+the ledger shows their age::
+
+    python -m lvmcls.long power            # the ci pilot's paired SDs -> the seeds each claim needs (registry)
+    python -m lvmcls.long run --chapters 03 --commit   # resumable; each finished seed committed at once
+    python -m lvmcls.long merge            # decide from the committed per-seed records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import registry
+from .paths import atomic_write_text, project_root, results_dir
+
+DESIGN_CHANGED = "design changed after the data"
+
+
+def long_dir() -> Path:
+    return results_dir() / "long"
+
+
+def seed_records(stem: str, folder: str | Path | None = None) -> list[dict]:
+    """The per-seed records of a chapter, in seed order (one seed may appear once only)."""
+    folder = Path(folder) if folder is not None else long_dir()
+    records = []
+    for path in sorted((folder / stem).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as err:
+            raise ValueError(f"{path} is not a readable long record ({err}); delete it and run the seed again") from err
+        if "per_seed" not in record:
+            raise ValueError(f"{path} holds no per_seed values: not a long record of this library")
+        record["_path"] = str(path)
+        records.append(record)
+    records.sort(key=lambda r: r["seeds"][0])
+    seen: dict[int, str] = {}
+    for r in records:
+        for s in r["seeds"]:
+            if s in seen:
+                raise ValueError(f"seed {s} of {stem} appears in {seen[s]} and {r['_path']}: keep one")
+            seen[s] = r["_path"]
+    return records
+
+
+def pair(records: list[dict]) -> tuple[list[int], dict[str, dict[str, list]]]:
+    """Concatenate the records' per-seed values: (seeds, {arm: {metric: [value per seed]}}), keeping only the arms
+    and metrics every record holds (so every list is in the same seed order)."""
+    if not records:
+        return [], {}
+    arms = set.intersection(*(set(r["per_seed"]) for r in records))
+    per_seed: dict[str, dict[str, list]] = {}
+    for arm in sorted(arms):
+        metrics = set.intersection(*(set(r["per_seed"][arm]) for r in records))
+        per_seed[arm] = {m: [v for r in records for v in r["per_seed"][arm][m]] for m in sorted(metrics)}
+    return [s for r in records for s in r["seeds"]], per_seed
+
+
+def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict:
+    """The merged long record of a chapter: every paired claim decided on the paired seeds (or marked "design
+    changed after the data"), as ``claims`` rows for the ledger."""
+    from .decisions import claim as claim_row
+
+    seeds, per_seed = pair(records)
+    decided = registry.decide(stem, per_seed, folder=registry_folder) if len(seeds) >= 2 else {}
+    rows, changed = [], []
+    for c in registry.claims_of(stem, registry_folder):
+        if c["kind"] == "check":
+            continue
+        now = registry.entry_hash(c)
+        hashes = {r.get("registry", {}).get(c["key"]) for r in records} - {None}
+        text = dict(paper=c["paper"], statement=c["statement"], source=c["source"], paper_value=c["paper_values"],
+                    section=c["section"])
+        if hashes and hashes != {now}:
+            changed.append(c["key"])
+            rows.append(claim_row(c["key"], verdict=f"not run: {DESIGN_CHANGED}",
+                                  ours=f"entry {now} now; the records were run under {sorted(hashes)}", **text))
+        elif c["key"] in decided:
+            made = decided[c["key"]]
+            row = claim_row(c["key"], decision=made["decisions"][0], **text) if len(made["decisions"]) == 1 else \
+                claim_row(c["key"], verdict=made["verdict"], ours="; ".join(
+                    f"against {d.names[1]}: {d.sentence()}" for d in made["decisions"]), **text)
+            row.update(hash=made["hash"], level=made["level"], family_size=made["family_size"],
+                       decisions=[d.to_dict() for d in made["decisions"]])
+            rows.append(row)
+    last = max(records, key=lambda r: r.get("written", "")) if records else {}
+    return {"stem": stem, "profile": "long", "seeds": seeds, "n_records": len(records),
+            "git_commit": last.get("git_commit", "unknown"), "written": last.get("written"),
+            "commits": sorted({r.get("git_commit", "unknown") for r in records}),
+            "device": "; ".join(dict.fromkeys(str(r.get("device")) for r in records)),
+            "wall_time_s": round(sum(r.get("wall_time_s") or 0 for r in records), 1),
+            "design_changed": changed, "per_seed": per_seed, "claims": rows}
+
+
+def merge(stems=None, folder=None, echo=print) -> list[Path]:
+    """Decide every chapter that has long records; write ``results/long/<stem>.json``."""
+    folder = Path(folder) if folder is not None else long_dir()
+    stems = stems or sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    out = []
+    for stem in stems:
+        records = seed_records(stem, folder)
+        if not records:
+            echo(f"{stem}: no long records yet")
+            continue
+        merged = decide_records(stem, records)
+        out.append(atomic_write_text(folder / f"{stem}.json", json.dumps(merged, indent=1) + "\n"))
+        verdicts = ", ".join(f"{r['key']}: {r['verdict']}" for r in merged["claims"])
+        echo(f"{stem}: {len(merged['seeds'])} seeds -> {verdicts}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Power from the pilot
+
+
+def chapter_pilot(stem: str) -> dict[str, dict[str, list]]:
+    """The ci pilot's per-seed values (``per_seed`` in ``results/<stem>.json``)."""
+    path = results_dir() / f"{stem}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the chapter's ci profile first (make execute), the pilot")
+    record = json.loads(path.read_text())
+    if "per_seed" not in record:
+        raise ValueError(f"{path} has no per_seed values: the chapter does not record its pilot yet")
+    return record
+
+
+def plan_power(stems=None, write: bool = True, echo=print) -> dict[str, dict]:
+    """For every paired claim with a `[claims.long]` design whose chapter has a ci pilot: the pilot's paired SD,
+    its upper 80 % bound and the seeds `long` needs (`lvmcls.registry.power_plan`); written into the claim's
+    ``[claims.long]`` table (``seeds`` and ``pilot``) with tomlkit, formatting kept."""
+    import tomlkit
+
+    table = registry.claims()
+    plans: dict[str, dict] = {}
+    stems = stems or sorted({c["chapter"] for c in table.values() if c["kind"] != "check" and "long" in c})
+    for stem in stems:
+        try:
+            record = chapter_pilot(stem)
+        except (FileNotFoundError, ValueError) as err:
+            echo(f"{stem}: {err}")
+            continue
+        per_seed = record["per_seed"]
+        for c in registry.claims_of(stem):
+            if c["kind"] == "check" or "long" not in c:
+                continue
+            worst = None
+            for b in registry.baselines(c):
+                if c["candidate"] not in per_seed or b not in per_seed:
+                    continue
+                d = [x - y for x, y in zip(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]])]
+                plan = registry.power_plan(c, d)
+                if worst is None or (plan["seeds"] or 10**9) > (worst["seeds"] or 10**9):
+                    worst = plan
+            if worst is None:
+                echo(f"{c['key']}: the pilot has no arms {c['candidate']} / {c['baseline']}")
+                continue
+            worst["commit"] = str(record.get("git_commit", "unknown"))[:12]
+            plans[c["key"]] = worst
+            echo(f"{c['key']}: pilot n = {worst['n']}, paired SD {worst['sd']:.4g} (upper 80 % {worst['sd_upper80']:.4g})"
+                 f" -> {worst['seeds'] or 'more than 200'} seeds for power 0.8 at "
+                 f"{c.get('margin') if c['kind'] == 'parity' else c['effect']}")
+    if write and plans:
+        by_file: dict[str, list] = {}
+        for key, plan in plans.items():
+            by_file.setdefault(table[key]["_file"], []).append((key, plan))
+        for name, items in by_file.items():
+            path = registry.FOLDER / name
+            doc = tomlkit.parse(path.read_text())
+            for key, plan in items:
+                entry = next(c for c in doc["claims"] if c["key"] == key)
+                long_table = entry["long"]
+                long_table["seeds"] = plan["seeds"] if plan["seeds"] is not None else 200
+                pilot = tomlkit.inline_table()
+                pilot.update({"n": plan["n"], "sd": round(plan["sd"], 6), "sd_upper80": round(plan["sd_upper80"], 6),
+                              "alpha_per_test": round(plan["alpha_per_test"], 6), "commit": plan["commit"]})
+                long_table["pilot"] = pilot
+            atomic_write_text(path, tomlkit.dumps(doc))
+        registry._load_all.cache_clear()
+    return plans
+
+
+def seeds_needed(stem: str) -> int:
+    """The seeds the chapter's long run needs: the largest ``[claims.long] seeds`` among its claims."""
+    wanted = [c["long"].get("seeds") for c in registry.claims_of(stem) if "long" in c and c["long"].get("seeds")]
+    if not wanted:
+        raise ValueError(f"{stem}: no claim has [claims.long] seeds yet: run `python -m lvmcls.long power` after the "
+                         "ci pilot")
+    return max(wanted)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _commit(paths: list[str], message: str, echo=print) -> None:
+    root = project_root()
+    try:
+        subprocess.run(["git", "add", "--", *paths], cwd=root, check=True, capture_output=True, timeout=60)
+        out = subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root, capture_output=True,
+                             text=True, timeout=60)
+        echo(f"committed {', '.join(Path(p).name for p in paths)}" if out.returncode == 0 else
+             f"warning: git commit failed: {out.stderr.strip()[:200]}")
+    except (OSError, subprocess.SubprocessError) as err:
+        echo(f"warning: could not commit {paths}: {err}")
+
+
+def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=print) -> dict:
+    """Run the missing seeds of each chapter's long design (`lvmcls.sweep`), one process at a time, committing each
+    finished seed's record at once when ``commit``; then merge."""
+    from .sweep import Grid, submit
+
+    report = {}
+    for stem in stems:
+        wanted = list(seeds) if seeds is not None else list(range(seeds_needed(stem)))
+        grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor, runs=str(long_dir()),
+                    parallel=1)
+        hook = (lambda run, path: _commit([path], f"long: {run.stem} seed {run.seed}", echo)) if commit else None
+        started = time.perf_counter()
+        report[stem] = submit(grid, echo=echo, on_done=hook)
+        echo(f"{stem}: {time.perf_counter() - started:.0f} s")
+        merged = merge([stem], echo=echo)
+        if commit and merged:
+            _commit([str(p) for p in merged], f"long: {stem} merged", echo)
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lvmcls.long", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("power", help="the seeds each claim needs, from the ci pilot, into the registry")
+    p.add_argument("--chapters", nargs="+")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write the registry")
+    p = sub.add_parser("run", help="run the missing seeds (resumable)")
+    p.add_argument("--chapters", nargs="+", help="stems or prefixes (default: every chapter with a long design)")
+    p.add_argument("--seeds", nargs="+", type=int, help="default: 0 .. the registry's seeds − 1")
+    p.add_argument("--commit", action="store_true", help="git-commit each finished seed's record at once")
+    p.add_argument("--executor", default="local", help="local | slurm")
+    p = sub.add_parser("merge", help="decide from the per-seed records")
+    p.add_argument("--chapters", nargs="+")
+    args = parser.parse_args(argv)
+    from .sweep import GridError, find_chapter
+
+    def stems(names):
+        if not names:
+            return None
+        return [find_chapter(n, project_root() / "notebooks").stem for n in names]
+
+    try:
+        if args.command == "power":
+            plan_power(stems(args.chapters), write=not args.dry_run)
+        elif args.command == "merge":
+            merge(stems(args.chapters))
+        else:
+            chosen = stems(args.chapters) or sorted({c["chapter"] for c in registry.claims().values()
+                                                     if c.get("long", {}).get("seeds")})
+            report = run(chosen, args.seeds, commit=args.commit, executor=args.executor)
+            return 1 if any(r["failed"] for r in report.values()) else 0
+    except (GridError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    from lvmcls.long import main as long_main
+
+    sys.exit(long_main())

@@ -1,0 +1,231 @@
+"""The design of every experiment, fixed before its data: one registry file per paper (``lvmcls/registry/*.toml``).
+
+A claim's entry says what is asked and how it will be decided, before any run of the design::
+
+    [[claims]]
+    key = "vc/h1-calibration"          # unique across the book
+    paper = "vc"                        # a key of `lvmcls.decisions.PAPERS` (the ledger's section)
+    chapter = "03_vc_experiments"       # the chapter that runs it
+    section = "ch3-decisions"           # the MyST label of the section that decides it
+    statement = "VC is better calibrated (lower ECE) than softmax CE"
+    source = "Table 1, CIFAR-10 ResNet-50 rows CE and VC"
+    paper_values = "CE 3.8 ± 0.3, VC 3.2 ± 0.2 (ECE %)"
+    kind = "difference"                 # difference | parity | check (not a paired comparison: a rule in words)
+    family = "primary"                  # primary | secondary | check (a key of [families])
+    metric = "ece"                      # the per-seed value's key in the chapter's records
+    what = "test ECE"                   # the metric in words
+    direction = "lower"                 # the side the paper claims: higher | lower (difference only)
+    candidate = "vc"                    # arm names in the chapter's per-seed records
+    baseline = "ce"                     # or a list: an intersection-union test, supported only against all
+    split = "test"
+    effect = -0.006                     # the effect of interest, signed, in the metric's units
+    effect_source = "Table 1, CIFAR-10 ResNet-50: 3.8 → 3.2 % (the paper's smallest CIFAR-10 gain)"
+    margin = 0.02                       # parity only: the band ±δ
+    unit = "paired seeds"               # what n counts
+    rule = "..."                        # check only: the rule in words
+
+    [claims.long]                       # the powered design run by `make long`
+    regime = "Fashion-MNIST, the ci networks"
+    seeds = 40                          # written by `python -m lvmcls.registry power` from the pilot (below)
+    pilot = {n = 5, sd = 0.0069, sd_upper80 = 0.0098, commit = "…"}
+
+``[families.<name>]`` holds ``alpha`` and ``correction`` (``holm`` over the family's claims, or ``none``). A claim
+whose baseline is a list is decided as an intersection-union test: supported only when it is supported against every
+baseline, each at the family's level, and needs no further correction.
+
+Every results record that decides a claim carries `entry_hash` of its entry; `lvmcls.long` refuses to decide a claim
+whose entry changed after its first ``long`` record ("design changed after the data").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from scipy import stats
+
+from . import decisions
+from .decisions import PAPERS, seeds_for_power
+
+FOLDER = Path(__file__).with_name("registry")
+KINDS = ("difference", "parity", "check")
+CORRECTIONS = ("holm", "none")
+REQUIRED = ("key", "paper", "chapter", "section", "statement", "source", "paper_values", "kind", "family")
+PAIRED_REQUIRED = ("metric", "what", "candidate", "baseline", "split", "effect", "effect_source")
+DERIVED = ("pilot",)  # written after the pilot: part of the entry (it fixes the seeds), shown in the hash
+# the long design's pilot: the ci run's paired SD, bounded above at this one-sided confidence
+PILOT_CONFIDENCE = 0.8
+
+
+class RegistryError(ValueError):
+    """A registry file that does not describe a design; says which file and claim, and what to write."""
+
+
+def _check_claim(claim: dict, families: dict, where: str) -> None:
+    missing = [k for k in REQUIRED if k not in claim]
+    if missing:
+        raise RegistryError(f"{where}: claim {claim.get('key', '?')!r} lacks {missing}; see lvmcls.registry's docstring")
+    if claim["paper"] not in PAPERS:
+        raise RegistryError(f"{where}: claim {claim['key']!r}: paper must be one of {sorted(PAPERS)}")
+    if claim["kind"] not in KINDS:
+        raise RegistryError(f"{where}: claim {claim['key']!r}: kind must be one of {KINDS}, got {claim['kind']!r}")
+    if claim["family"] not in families:
+        raise RegistryError(f"{where}: claim {claim['key']!r}: family {claim['family']!r} is not among "
+                            f"[families.*] ({sorted(families)})")
+    if claim["kind"] == "check":
+        if "rule" not in claim:
+            raise RegistryError(f"{where}: check claim {claim['key']!r} needs a `rule` (the rule in words)")
+        return
+    missing = [k for k in PAIRED_REQUIRED if k not in claim]
+    if missing:
+        raise RegistryError(f"{where}: claim {claim['key']!r} ({claim['kind']}) lacks {missing}")
+    if claim["kind"] == "difference":
+        if claim.get("direction") not in ("higher", "lower"):
+            raise RegistryError(f"{where}: claim {claim['key']!r}: direction must be 'higher' or 'lower'")
+        if not (isinstance(claim["effect"], (int, float)) and claim["effect"] != 0):
+            raise RegistryError(f"{where}: claim {claim['key']!r}: effect must be a non-zero number")
+        if (claim["effect"] > 0) != (claim["direction"] == "higher"):
+            raise RegistryError(f"{where}: claim {claim['key']!r}: effect {claim['effect']} points against its "
+                                f"direction {claim['direction']!r}; give the paper's effect with its sign")
+    if claim["kind"] == "parity" and not (isinstance(claim.get("margin"), (int, float)) and claim["margin"] > 0):
+        raise RegistryError(f"{where}: parity claim {claim['key']!r} needs a margin > 0")
+
+
+def load_file(path: str | Path) -> dict:
+    """One registry file, checked: ``{"paper": {...}, "families": {...}, "claims": [...]}``."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise RegistryError(f"{path} is not valid TOML: {err}") from err
+    families = data.get("families", {})
+    for name, family in families.items():
+        if not (0 < family.get("alpha", 0) < 0.5) or family.get("correction") not in CORRECTIONS:
+            raise RegistryError(f"{path}: [families.{name}] needs alpha in (0, 0.5) and correction in {CORRECTIONS}")
+    claims = data.get("claims", [])
+    if not claims:
+        raise RegistryError(f"{path} has no [[claims]]")
+    for claim in claims:
+        _check_claim(claim, families, str(path))
+    return data
+
+
+@lru_cache(maxsize=4)
+def _load_all(folder: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    seen: dict[str, str] = {}
+    for path in sorted(Path(folder).glob("*.toml")):
+        data = load_file(path)
+        for claim in data["claims"]:
+            if claim["key"] in seen:
+                raise RegistryError(f"claim {claim['key']!r} appears in {seen[claim['key']]} and {path.name}")
+            seen[claim["key"]] = path.name
+            out[claim["key"]] = {**claim, "_file": path.name, "_families": data["families"]}
+    return out
+
+
+def claims(folder: str | Path | None = None) -> dict[str, dict]:
+    """Every claim of the book by key (in file order), each with ``_file`` and its file's ``_families``."""
+    return _load_all(str(folder or FOLDER))
+
+
+def claims_of(chapter: str, folder: str | Path | None = None) -> list[dict]:
+    """The claims a chapter (by stem) decides."""
+    return [c for c in claims(folder).values() if c["chapter"] == chapter]
+
+
+def entry_hash(claim: dict) -> str:
+    """sha256 (first 12 hex digits) of the claim's entry as written (its canonical JSON, the family included)."""
+    plain = {k: v for k, v in claim.items() if not k.startswith("_")}
+    plain["_family"] = claim["_families"][claim["family"]] if "_families" in claim else None
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def baselines(claim: dict) -> list[str]:
+    b = claim["baseline"]
+    return list(b) if isinstance(b, (list, tuple)) else [b]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Deciding a chapter's claims from its per-seed values: the one code path of `ci` (in the chapter) and `long` (merge)
+
+
+def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, keys=None) -> dict[str, dict]:
+    """Decide every paired claim of ``chapter`` whose arms ``per_seed`` holds.
+
+    ``per_seed[arm][metric]`` is the list of per-seed values, in the same seed order for every arm. Returns, per
+    claim key, ``{"verdict", "decisions": [Decision, ...] (one per baseline), "claim", "hash"}``. Families: Holm
+    over the claims of a family that are decided here (`lvmcls.decisions.holm_levels`); a claim with several
+    baselines is an intersection-union test at its Holm level. Claims of kind "check", or whose arms are missing,
+    are left out (the chapter reports them in words).
+    """
+    todo = [c for c in claims_of(chapter, folder) if c["kind"] != "check" and (keys is None or c["key"] in keys)]
+    todo = [c for c in todo if c["candidate"] in per_seed and c["metric"] in per_seed[c["candidate"]]
+            and all(b in per_seed and c["metric"] in per_seed[b] for b in baselines(c))]
+    out: dict[str, dict] = {}
+    for family in dict.fromkeys(c["family"] for c in todo):
+        members = [c for c in todo if c["family"] == family]
+        spec = members[0]["_families"][family]
+        # Holm: order the claims by their p-values, the i-th smallest tested at α / (m − i); the level of each
+        # claim is fixed by that order, and the step-down stops at the first claim that is not decided
+        pvalues = [max(decisions.p_value(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]], c)
+                       for b in baselines(c)) for c in members]
+        levels = decisions.holm_levels(pvalues, spec["alpha"]) if spec["correction"] == "holm" \
+            else [spec["alpha"]] * len(members)
+        for c, level in zip(members, levels):
+            made = [decisions.decide_claim(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]], c,
+                                           level=level, baseline_name=b) for b in baselines(c)]
+            out[c["key"]] = {"verdict": decisions.intersection_union([d.verdict for d in made]),
+                             "decisions": made, "claim": c, "hash": entry_hash(c), "level": level,
+                             "family_size": len(members)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Power from the pilot: the seeds `long` needs, written into the registry before `long` runs
+
+
+def pilot_sd_upper(sd: float, n: int, confidence: float = PILOT_CONFIDENCE) -> float:
+    """The upper one-sided ``confidence`` bound of a normal SD from n values: sd · √((n−1) / χ²_{1−c, n−1})."""
+    if n < 2 or not math.isfinite(sd):
+        raise ValueError(f"a pilot SD needs at least 2 paired values, got n = {n}")
+    return sd * math.sqrt((n - 1) / stats.chi2.ppf(1 - confidence, n - 1))
+
+
+def power_plan(claim: dict, differences, *, comparisons: int | None = None, cap: int = 200) -> dict:
+    """The pilot's paired SD, its upper 80 % bound, and the seeds that give power ≥ 0.8 at the claim's effect of
+    interest (parity: at the margin, assuming no true difference) at the family's first Holm level (α / m: the
+    conservative end) — `lvmcls.decisions.seeds_for_power`."""
+    d = [float(v) for v in differences]
+    n = len(d)
+    mean = sum(d) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
+    upper = pilot_sd_upper(sd, n)
+    family = claim["_families"][claim["family"]]
+    m = comparisons or sum(1 for c in claims().values() if c["chapter"] == claim["chapter"]
+                           and c["family"] == claim["family"] and c["kind"] != "check")
+    alpha = family["alpha"] / (m if family["correction"] == "holm" else 1)
+    target = claim["margin"] if claim["kind"] == "parity" else abs(claim["effect"])
+    seeds = seeds_for_power(target, upper, alpha=alpha, kind=claim["kind"], cap=cap)
+    return {"n": n, "sd": sd, "sd_upper80": upper, "alpha_per_test": alpha, "seeds": seeds}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check"]:
+        table = claims()
+        print(f"{len(table)} claims in {len({c['_file'] for c in table.values()})} registry files: all valid")
+        for key, c in table.items():
+            print(f"  {key:24s} {c['kind']:10s} {c['family']:9s} {entry_hash(c)}")
+        return 0
+    print("usage: python -m lvmcls.registry check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The `long` profile (`lvmcls.long`): per-seed records written one at a time, paired by seed and decided through
+the registry's one code path; a design changed after its data is not decided; a duplicated seed is refused; the
+sweep finds a long run's record; and the committed `long` verdicts are recomputed here from the committed per-seed
+values and the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lvmcls import long, registry
+from lvmcls.results import write_results
+from tests.test_registry import FAKE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "fake.toml").write_text(FAKE)
+    monkeypatch.setattr(registry, "FOLDER", folder)
+    registry._load_all.cache_clear()
+    yield tmp_path
+    registry._load_all.cache_clear()
+
+
+def _write(tmp_path, seed, values, hashes=None):
+    table = registry.claims()
+    hashes = hashes if hashes is not None else {k: registry.entry_hash(c) for k, c in table.items()}
+    return write_results("99_fake", profile="long", device="cpu", seeds=[seed], data_source="synthetic",
+                         metrics={}, wall_time_s=1.0, folder=tmp_path / "long",
+                         per_seed={arm: {m: [v] for m, v in ms.items()} for arm, ms in values.items()},
+                         registry=hashes)
+
+
+def _values(rng):
+    b = float(rng.normal(0.8, 0.02))
+    return {"a": {"acc": b + 0.2 + float(rng.normal(0, 0.01)), "auroc": b + float(rng.normal(0, 0.002))},
+            "b": {"acc": b, "auroc": b}, "c": {"acc": b + 0.05 + float(rng.normal(0, 0.01))}}
+
+
+def test_records_pair_by_seed_and_decide_as_the_registry_does(fake):
+    rng = np.random.default_rng(0)
+    values = {s: _values(rng) for s in (3, 0, 1, 2, 4, 5)}
+    for s, v in values.items():
+        path = _write(fake, s, v)
+        assert path.name == f"long-seed{s}.json" and path.parent.name == "99_fake"
+    records = long.seed_records("99_fake", fake / "long")
+    seeds, per_seed = long.pair(records)
+    assert seeds == [0, 1, 2, 3, 4, 5]
+    assert per_seed["a"]["acc"] == [values[s]["a"]["acc"] for s in seeds]
+    merged = long.decide_records("99_fake", records)
+    rows = {r["key"]: r for r in merged["claims"]}
+    direct = registry.decide("99_fake", per_seed)
+    assert rows["fake/up"]["verdict"] == direct["fake/up"]["verdict"] == "supported"
+    assert rows["fake/same"]["verdict"] == direct["fake/same"]["verdict"] == "supported"
+    assert "fake/identity" not in rows  # a check is reported by its chapter
+    assert merged["seeds"] == seeds and merged["n_records"] == 6
+
+
+def test_a_design_changed_after_the_data_is_not_decided(fake):
+    rng = np.random.default_rng(1)
+    hashes = {k: registry.entry_hash(c) for k, c in registry.claims().items()}
+    _write(fake, 0, _values(rng), dict(hashes, **{"fake/up": "000000000000"}))
+    for s in (1, 2, 3):
+        _write(fake, s, _values(rng))
+    rows = {r["key"]: r for r in long.decide_records("99_fake", long.seed_records("99_fake", fake / "long"))["claims"]}
+    assert rows["fake/up"]["verdict"] == f"not run: {long.DESIGN_CHANGED}"
+    assert rows["fake/same"]["verdict"] == "supported"
+
+
+def test_a_seed_recorded_twice_is_refused(fake):
+    rng = np.random.default_rng(2)
+    _write(fake, 0, _values(rng))
+    path = _write(fake, 1, _values(rng))
+    record = json.loads(path.read_text())
+    record["seeds"] = [0]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="appears in"):
+        long.seed_records("99_fake", fake / "long")
+
+
+def test_a_long_record_holds_one_seed(tmp_path):
+    with pytest.raises(ValueError, match="one seed"):
+        write_results("x", profile="long", device="cpu", seeds=[0, 1], data_source="s", metrics={},
+                      wall_time_s=0.0, folder=tmp_path)
+
+
+def test_merge_writes_the_chapter_file(fake, monkeypatch):
+    monkeypatch.setenv("LVMCLS_RESULTS", str(fake))
+    rng = np.random.default_rng(3)
+    for s in range(4):
+        _write(fake, s, _values(rng))
+    [path] = long.merge()
+    assert path == fake / "long" / "99_fake.json"
+    merged = json.loads(path.read_text())
+    assert {r["key"] for r in merged["claims"]} == {"fake/up", "fake/same"}
+    assert long.merge() == [path]  # the merged file is not mistaken for a chapter folder
+
+
+def test_seeds_needed_reads_the_registry(fake):
+    assert long.seeds_needed("99_fake") == 12
+
+
+def _committed():
+    folder = ROOT / "results" / "long"
+    return sorted(p for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("merged", _committed(), ids=lambda p: p.stem)
+def test_committed_long_verdicts_follow_from_the_committed_seeds(merged):
+    """Every committed merged verdict is what the committed per-seed values and today's registry decide."""
+    record = json.loads(merged.read_text())
+    again = long.decide_records(merged.stem, long.seed_records(merged.stem, merged.parent))
+    assert again["seeds"] == record["seeds"], "records were added or removed: run python -m lvmcls.long merge"
+    old = {r["key"]: r for r in record["claims"]}
+    new = {r["key"]: r for r in again["claims"]}
+    assert set(old) == set(new)
+    for key in old:
+        assert new[key]["verdict"] == old[key]["verdict"], key
+        if "decisions" in old[key]:
+            for a, b in zip(old[key]["decisions"], new[key]["decisions"]):
+                assert b["interval"] == pytest.approx(a["interval"], rel=1e-9, abs=1e-12), key
