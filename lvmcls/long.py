@@ -80,26 +80,19 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
 
     seeds, per_seed = pair(records)
     decided = registry.decide(stem, per_seed, folder=registry_folder) if len(seeds) >= 2 else {}
-    rows, changed = [], []
+    changed = []
     for c in registry.claims_of(stem, registry_folder):
-        if c["kind"] == "check":
-            continue
-        now = registry.entry_hash(c)
         hashes = {r.get("registry", {}).get(c["key"]) for r in records} - {None}
-        text = dict(paper=c["paper"], statement=c["statement"], source=c["source"], paper_value=c["paper_values"],
-                    section=c["section"])
-        if hashes and hashes != {now}:
+        if c["kind"] != "check" and hashes and hashes != {registry.entry_hash(c)}:
             changed.append(c["key"])
-            rows.append(claim_row(c["key"], verdict=f"not run: {DESIGN_CHANGED}",
-                                  ours=f"entry {now} now; the records were run under {sorted(hashes)}", **text))
-        elif c["key"] in decided:
-            made = decided[c["key"]]
-            row = claim_row(c["key"], decision=made["decisions"][0], **text) if len(made["decisions"]) == 1 else \
-                claim_row(c["key"], verdict=made["verdict"], ours="; ".join(
-                    f"against {d.names[1]}: {d.sentence()}" for d in made["decisions"]), **text)
-            row.update(hash=made["hash"], level=made["level"], family_size=made["family_size"],
-                       decisions=[d.to_dict() for d in made["decisions"]])
-            rows.append(row)
+    rows = registry.claim_rows(stem, {k: v for k, v in decided.items() if k not in changed}, folder=registry_folder)
+    for key in changed:
+        c = registry.claims(registry_folder)[key]
+        hashes = sorted({r.get("registry", {}).get(key) for r in records} - {None})
+        rows.append(claim_row(key, paper=c["paper"], statement=c["statement"], source=c["source"],
+                              paper_value=c["paper_values"], section=c["section"],
+                              verdict=f"not run: {DESIGN_CHANGED}",
+                              ours=f"entry {registry.entry_hash(c)} now; the records were run under {hashes}"))
     last = max(records, key=lambda r: r.get("written", "")) if records else {}
     return {"stem": stem, "profile": "long", "seeds": seeds, "n_records": len(records),
             "git_commit": last.get("git_commit", "unknown"), "written": last.get("written"),

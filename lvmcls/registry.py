@@ -146,6 +146,11 @@ def entry_hash(claim: dict) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def hashes(chapter: str, folder=None) -> dict[str, str]:
+    """``{claim key: entry_hash}`` of a chapter's claims: every results record that decides them carries it."""
+    return {c["key"]: entry_hash(c) for c in claims_of(chapter, folder)}
+
+
 def baselines(claim: dict) -> list[str]:
     b = claim["baseline"]
     return list(b) if isinstance(b, (list, tuple)) else [b]
@@ -184,6 +189,66 @@ def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, k
                              "decisions": made, "claim": c, "hash": entry_hash(c), "level": level,
                              "family_size": len(members)}
     return out
+
+
+def claim_rows(chapter: str, decided: dict[str, dict], *, folder=None, include_checks=False) -> list[dict]:
+    """The ledger rows (`lvmcls.decisions.claim`) of a chapter's decided claims, text from the registry: one
+    decision's sentence, or one per baseline for an intersection-union claim. Each row also keeps the entry
+    ``hash``, its Holm ``level`` and ``family``, and every decision as a dict."""
+    rows = []
+    for c in claims_of(chapter, folder):
+        if c["key"] not in decided:
+            continue
+        made = decided[c["key"]]
+        text = dict(paper=c["paper"], statement=c["statement"], source=c["source"], paper_value=c["paper_values"],
+                    section=c["section"])
+        if len(made["decisions"]) == 1:
+            row = decisions.claim(c["key"], decision=made["decisions"][0], **text)
+        else:
+            row = decisions.claim(c["key"], verdict=made["verdict"], ours="; ".join(
+                f"against {d.names[1]}: {d.sentence()}" for d in made["decisions"]), **text)
+        row.update(hash=made["hash"], level=made["level"], family=c["family"], family_size=made["family_size"],
+                   decisions=[d.to_dict() for d in made["decisions"]])
+        rows.append(row)
+    return rows
+
+
+def check_row(key: str, *, verdict: str, ours: str, folder=None) -> dict:
+    """The ledger row of a registry claim of kind "check" (a rule stated in words, decided by the chapter)."""
+    c = claims(folder)[key]
+    row = decisions.claim(key, paper=c["paper"], statement=c["statement"], source=c["source"],
+                          paper_value=c["paper_values"], section=c["section"], verdict=verdict, ours=ours)
+    row.update(hash=entry_hash(c), family=c["family"])
+    return row
+
+
+def _number(value, unit_scale: float = 1.0) -> str:
+    return f"{value * unit_scale:+.4g}" if isinstance(value, (int, float)) else str(value)
+
+
+def design_table(chapter: str, *, folder=None, scale: dict[str, float] | None = None) -> str:
+    """The chapter's registered design as a Markdown table, for its page: claim, family, comparison, metric, the
+    paper's effect of interest (and its source), and the seeds `long` needs from the pilot (with the pilot's SD).
+    ``scale``: per metric, a factor for display (e.g. 100 for fractions shown in points)."""
+    scale = scale or {}
+    head = ("| claim | family | comparison | metric | the paper's effect (source) | `long`: seeds for power 0.8 "
+            "(pilot SD, upper 80 %) |\n|---|---|---|---|---|---|")
+    lines = [head]
+    for c in claims_of(chapter, folder):
+        if c["kind"] == "check":
+            lines.append(f"| `{c['key']}` | check | — | — | {c['paper_values']} | rule: {c['rule']} |")
+            continue
+        k = scale.get(c["metric"], 1.0)
+        fam = c["_families"][c["family"]]
+        comparison = f"{c['candidate']} − {' and '.join(baselines(c))}"
+        effect = f"±{c['margin'] * k:.4g} (parity margin)" if c["kind"] == "parity" else _number(c["effect"], k)
+        long_ = c.get("long", {})
+        pilot = long_.get("pilot")
+        seeds = (f"{long_['seeds']} (SD {pilot['sd'] * k:.3g}, ≤ {pilot['sd_upper80'] * k:.3g}; pilot n = "
+                 f"{pilot['n']})" if pilot else ("not planned yet" if long_ else "no long design"))
+        lines.append(f"| `{c['key']}` | {c['family']} ({fam['correction']}, α = {fam['alpha']}) | {comparison} | "
+                     f"{c['what']} | {effect} ({c['effect_source']}) | {seeds} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------
