@@ -32,6 +32,11 @@ Infrastructure
 - `lvmcls.results`       `results/<stem>.json` and the scorecard table
 - `lvmcls.notebook`      chapter set-up: profile (ci / full / smoke / auto), seed, device, `show`
 - `lvmcls.sweep`         grids of chapter runs (submitit: local or Slurm) and their merge over seeds
+- `lvmcls.decisions`     verdicts (supported / contradicted / smaller than the paper's effect / not resolved),
+                          noncentral-t power and MDE, Holm, parity
+- `lvmcls.registry`      every claim's design as data (`lvmcls/registry/*.toml`), fixed before its data; the one
+                          code path that decides a chapter's claims; seeds from the pilot
+- `lvmcls.long`          the `long` profile: one seed per chapter run, per-seed records committed, merged verdicts
 - `lvmcls.paths`         cache and results folders, atomic writes
 """
 

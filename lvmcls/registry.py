@@ -226,17 +226,24 @@ def _number(value, unit_scale: float = 1.0) -> str:
     return f"{value * unit_scale:+.4g}" if isinstance(value, (int, float)) else str(value)
 
 
-def design_table(chapter: str, *, folder=None, scale: dict[str, float] | None = None) -> str:
+def design_table(chapter: str, *, folder=None, scale: dict[str, float] | None = None,
+                 full_seeds: int | None = None) -> str:
     """The chapter's registered design as a Markdown table, for its page: claim, family, comparison, metric, the
     paper's effect of interest (and its source), and the seeds `long` needs from the pilot (with the pilot's SD).
-    ``scale``: per metric, a factor for display (e.g. 100 for fractions shown in points)."""
+    ``scale``: per metric, a factor for display (e.g. 100 for fractions shown in points). ``full_seeds``: the
+    seeds of the chapter's ``full`` (GPU) design; a column then gives its power at the paper's effect with the ci
+    pilot's SD bound standing in for the GPU regime's (which no pilot has measured), and the seeds that would
+    reach 0.8."""
     scale = scale or {}
-    head = ("| claim | family | comparison | metric | the paper's effect (source) | `long`: seeds for power 0.8 "
-            "(pilot SD, upper 80 %) |\n|---|---|---|---|---|---|")
-    lines = [head]
+    head = ["claim", "family", "comparison", "metric", "the paper's effect (source)",
+            "`long`: seeds for power 0.8 (pilot SD, upper 80 %)"]
+    if full_seeds:
+        head.append(f"`full` ({full_seeds} seeds): power at the paper's effect, with the pilot's SD")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in claims_of(chapter, folder):
         if c["kind"] == "check":
-            lines.append(f"| `{c['key']}` | check | — | — | {c['paper_values']} | rule: {c['rule']} |")
+            lines.append(_cells(f"| `{c['key']}` | check | — | — | {c['paper_values']} | rule: {c['rule']} |"
+                                + (" — |" if full_seeds else "")))
             continue
         k = scale.get(c["metric"], 1.0)
         fam = c["_families"][c["family"]]
@@ -246,9 +253,24 @@ def design_table(chapter: str, *, folder=None, scale: dict[str, float] | None = 
         pilot = long_.get("pilot")
         seeds = (f"{long_['seeds']} (SD {pilot['sd'] * k:.3g}, ≤ {pilot['sd_upper80'] * k:.3g}; pilot n = "
                  f"{pilot['n']})" if pilot else ("not planned yet" if long_ else "no long design"))
-        lines.append(f"| `{c['key']}` | {c['family']} ({fam['correction']}, α = {fam['alpha']}) | {comparison} | "
-                     f"{c['what']} | {effect} ({c['effect_source']}) | {seeds} |")
+        row = (f"| `{c['key']}` | {c['family']} ({fam['correction']}, α = {fam['alpha']}) | {comparison} | "
+               f"{c['what']} | {effect} ({c['effect_source']}) | {seeds} |")
+        if full_seeds:
+            if pilot:
+                target = c["margin"] if c["kind"] == "parity" else abs(c["effect"])
+                pw = decisions.power(target, pilot["sd_upper80"], full_seeds, pilot["alpha_per_test"], c["kind"])
+                need = seeds_for_power(target, pilot["sd_upper80"], alpha=pilot["alpha_per_test"], kind=c["kind"])
+                row += f" {pw:.2f}; {need or 'over 200'} seeds would reach 0.8 |"
+            else:
+                row += " no pilot |"
+        lines.append(_cells(row))
     return "\n".join(lines)
+
+
+def _cells(row: str) -> str:
+    """A table row whose cell texts may hold "|" (p(y|x)): escaped, the separators kept."""
+    inner = row[2:-2].split(" | ")
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in inner) + " |"
 
 
 # ---------------------------------------------------------------------------------------------------------------
