@@ -122,3 +122,33 @@ class FixedOutputVAE(BranchedVAE):
 
     def reconstruction_target(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.targets[y]
+
+
+class CEOnlyBranch(BranchedVAE):
+    """The BVAE's control without a decoder: the same encoder q_φ(z|x) and branch c_ψ, trained by the branch's
+    cross-entropy alone on a reparameterised sample z = μ_φ(x) + σ_φ(x) ⊙ ε,
+
+        L = -log p_ψ(y|z)        (no reconstruction, no KL),
+
+    so that, beside a BVAE of the same seed, the difference is what the decoder and the prior add to the latents.
+    It is built exactly as a `BranchedVAE` (same modules in the same order: the same seed gives the encoder and the
+    branch the same initial weights); the decoder exists but receives no gradient (a tested fact), and ``lam`` only
+    scales the loss (1 by default; Adam is nearly scale-free). Its image bounds mean nothing: the decoder is untrained.
+    """
+
+    def __init__(self, vae: VAE, num_classes: int = 10, lam: float = 1.0, branch_hidden: int | None = 128):
+        if not (math.isfinite(lam) and lam > 0):
+            raise ValueError(f"lam (the cross-entropy's weight) must be > 0 for the CE-only control, got {lam}")
+        super().__init__(vae, num_classes, lam=lam, alpha=1.0, branch_hidden=branch_hidden)
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L = λ CE(c_ψ(z), y), z ~ q_φ(z|x); the KL is reported (detached), not optimised."""
+        check_unit_interval(x)
+        self._check_labels(x, y)
+        mean, log_var = self.vae.encode(x)
+        z = self.vae.reparameterise(mean, log_var)
+        logits = self.classifier(z)
+        ce = F.cross_entropy(logits.float(), y)
+        acc = (logits.argmax(1) == y).float().mean()
+        kl = kl_to_standard_normal_sum(mean, log_var).mean().detach()
+        return {"loss": self.lam * ce, "kl": kl, "ce": ce, "branch_acc": acc}

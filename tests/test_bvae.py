@@ -359,3 +359,31 @@ def test_negative_elbo_bounds_the_importance_weighted_nll():
     assert losses == pytest.approx(neg_elbo, rel=2e-3)
     with pytest.raises(ValueError, match="samples must be >= 1"):
         V.negative_elbo(vae, x, samples=0)
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_ce_only_control_is_the_branch_cross_entropy_and_leaves_the_decoder_untouched(conv):
+    """The BVAE's CE-only control (issue 31): built as a BVAE (same seed, same encoder and branch weights), its loss
+    is λ times the branch's cross-entropy on the same reparameterised sample, its gradient reaches the encoder and
+    the branch but not the decoder, and a BVAE's loss minus its VAE part is that same cross-entropy."""
+    x, y = _images()
+    torch.manual_seed(3)
+    bvae = B.BranchedVAE(_vae(conv=conv), lam=7.0)
+    torch.manual_seed(3)
+    ce = B.CEOnlyBranch(_vae(conv=conv), lam=7.0)
+    for (k, a), (_, b) in zip(bvae.state_dict().items(), ce.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    torch.manual_seed(11)
+    out = ce.training_step(x, y)
+    torch.manual_seed(11)
+    mean, log_var = ce.vae.encode(x)
+    z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+    expected = torch.nn.functional.cross_entropy(ce.classifier(z), y)
+    assert out["loss"].item() == pytest.approx(7.0 * expected.item(), rel=1e-6)
+    ce.zero_grad()
+    out["loss"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in ce.vae.decoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in ce.vae.encoder.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ce.classifier.parameters())
+    with pytest.raises(ValueError, match="lam"):
+        B.CEOnlyBranch(_vae(conv=conv), lam=0.0)
