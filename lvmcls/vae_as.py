@@ -14,8 +14,13 @@ T(φ) = E_{e, z~q_φ(z|x_e)}[H(s(·|z)) + log s(e|z)] has T(φ0) = 0 but
 
     ∇φ T(φ0) = -E_{z~q_φ0(z)} ∇φ H(q_φ(·|z))      (the z held where they are, only the posterior moving),
 
-so L_{1,1}'s gradient is the ELBO's plus that of the mutual information I = log N - E H(q(·|z)) minus that of the
-frozen classifier's entropy E_{z~q_φ(z)} H(s(·|z)) (tests/test_vae.py checks it by quadrature on a 1-d model).
+so L_{1,1}'s encoder gradient is the ELBO's plus ∇I + ∇B: that of the mutual information I = log N - E H(q(·|z))
+(which the ELBO penalises) plus that of B = E_{z~q_φ(z)} H(s(·|z)), the frozen classifier's entropy along the moving z
+(tests/test_vae.py checks ∇T = ∇I + ∇B, and ∇T itself, by quadrature on a 1-d model). With the exact posterior and its
+*full* gradient (``posterior="exact_full"``) T(φ) = 0 for every φ, so L_{1,1} is the ELBO in value and in expected
+gradient (Eq. 3 = ELBO; tested); the paper's algorithm holds the classifier fixed during the encoder step
+(``posterior="exact"``: the exact posterior, detached), and only that detached gradient, or the classifier's error
+(``posterior="classifier"``), can make VAE-AS (1, 1) train differently from the VAE.
 log N + E log s_ω(e|z) (the cross-entropy bound) is a lower bound on I. The binary-tree softmax (§3.5) makes the
 cross-entropy step O(d log N) instead of O(d N); the entropy over all N indices that Eq. 9/13 puts in every training
 step stays O(d N) for the tree too (bench/tree_softmax.md measures both).
@@ -223,16 +228,59 @@ def index_marginal_divergence(kl: torch.Tensor, log_s: torch.Tensor, n: int) -> 
     return kl.mean() - index_mi_cross_entropy_bound(log_s, n)
 
 
+def exact_index_log_posterior(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log q(e|z) = log q(z|x_e) - log Σ_e' q(z|x_e') for all N indices e (VAE-AS Eq. 10, exact): (B, N), from the
+    posterior parameters ``mean``, ``log_var`` (N, d) of all N training points. Gradients reach z and, unless they
+    are detached, the N points' parameters. One (B, d) x (d, N) product per term, no (B, N, d) tensor."""
+    if z.dim() != 2 or mean.shape != log_var.shape or z.shape[1] != mean.shape[1]:
+        raise ValueError(f"need z (B, d) and mean, log_var (N, d), got {tuple(z.shape)}, {tuple(mean.shape)}")
+    inv_var = (-log_var).exp()
+    # Σ_d (z_d - m_d)² / v_d = z² · 1/v - 2 z · m/v + Σ_d m_d² / v_d
+    quad = (z * z) @ inv_var.T - 2 * z @ (mean * inv_var).T + (mean * mean * inv_var).sum(1)
+    log_q = -0.5 * (quad + log_var.sum(1))  # the constant (d/2) log 2π cancels in the normalisation
+    return log_q - torch.logsumexp(log_q, 1, keepdim=True)
+
+
+def exact_index_terms(z: torch.Tensor, index: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact posterior over indices in the index classifier's place: log q(e|z) of the true index and the
+    entropy H(q(·|z)) over all N indices, per example: (B,) each (`exact_index_log_posterior`)."""
+    log_post = exact_index_log_posterior(z, mean, log_var)
+    return log_post.gather(1, index[:, None]).squeeze(1), -(log_post.exp() * log_post).sum(1)
+
+
+POSTERIORS = ("classifier", "exact", "exact_full")
+
+
 class VAEAS(nn.Module):
     """A VAE trained with L = E log p(x|z) - α Î - β MD̂ (VAE-AS Eq. 3), Î by Eq. 9/13 (the entropy of an
     `IndexClassifier` over all N training indices) and MD̂ by Eq. 14.
 
     -L = -E log p(x|z) + α (log N - E H(s(·|z))) + β (E KL - log N - E log s(e|z)); at α = β = 1 it is the negative
     ELBO minus T = E[H(s(·|z)) + log s(e|z)], the classifier's mismatch: zero in value for s = q(·|z) (and e.g. for
-    a uniform s), but with a non-zero encoder gradient even there, -E_z ∇φ H(q_φ(·|z)) (module docstring). The
-    encoder's gradient flows through z into Î and MD̂ (the classifier's parameters detached); the classifier is
+    a uniform s), but with a non-zero encoder gradient even there when s is held fixed, ∇I + ∇B (module docstring).
+    The encoder's gradient flows through z into Î and MD̂ (the classifier's parameters detached); the classifier is
     trained only by its own cross-entropy (Eq. 12) on ``classifier_samples`` detached draws of z per example. The
     batch must carry each example's index e in [0, N) as its label.
+
+    ``posterior`` (the arms of chapter 5): "classifier", the paper's algorithm with the learned s_ω; "exact", the same
+    algorithm with a perfect classifier, s = q_φ(·|z) computed exactly from all N training points' posteriors and
+    held fixed (detached) during the encoder step; "exact_full", the exact posterior with its full gradient, which
+    makes L_{1,1} Eq. 3 itself, the ELBO (a control of the code). The exact modes need the N training images: the
+    `Trainer`'s `check_data` call hands them over (the split whose labels are 0 .. N - 1), or `attach_training_data`.
+    They do not train the classifier.
+
+    ``classifier_steps``: the classifier's optimiser steps per encoder step. 1: one step on the same batch, taken by
+    the `Trainer`'s optimiser together with the encoder's (the classifier that the encoder term sees is the one
+    before the step). k > 1: k Adam steps (the model's own, its moments kept as buffers so that checkpoints resume
+    exactly) on fresh draws of z for the batch, *before* the encoder's term is computed with the updated classifier
+    held fixed (alternating, as the paper's algorithm trains s_ω(e|z) towards q(x|z) for the current encoder); flat
+    head only.
+
+    The random draws: the VAE's ε comes from the global generator (which the `Trainer` seeds), and nothing else in
+    a training step draws from it: the classifier's draws come from the model's own generator, seeded per step from
+    ``noise_seed`` (drawn at construction) and a step counter kept as a buffer. So every arm of a seed (the VAE
+    included) sees the same ε on the same batches: common random numbers.
 
     ``placebo``: the control arm. Everything is computed as in VAE-AS (the classifier, its steps, refits and random
     draws are identical), but the α/β terms reach the encoder with weight 0: the VAE trains on the plain negative
@@ -240,21 +288,27 @@ class VAEAS(nn.Module):
 
     ``refit_every`` (epochs; 0: never): `on_epoch_end`, called by the `Trainer` between epochs, first measures the
     classifier as it stood through the block just trained (Î by Eq. 9/13, SC, and the exact mutual information of the
-    aggregate posterior over the N training points: the quality gate), then refits it on the current encoder for
-    ``refit_steps`` steps (`fit_index_classifier`, continuing from its weights) so that it follows the moving
-    encoder.
+    aggregate posterior over the N training points: the quality gate, in nats), then, if ``refit_steps`` > 0, refits
+    it on the current encoder for that many steps (`fit_index_classifier`, continuing from its weights).
     """
 
     def __init__(self, vae: VAE, num_samples: int, alpha: float = 1.0, beta: float = 1.0, hidden: int = 500,
                  tree: bool = True, classifier_lr: float = 1e-2, classifier_depth: int = 2,
                  classifier_samples: int = 1, classifier_activation: str = "relu", placebo: bool = False,
-                 refit_every: int = 0, refit_steps: int = 200, refit_batch: int = 512, refit_lr: float = 3e-3):
+                 refit_every: int = 0, refit_steps: int = 200, refit_batch: int = 512, refit_lr: float = 3e-3,
+                 posterior: str = "classifier", classifier_steps: int = 1):
         super().__init__()
-        if refit_every < 0 or refit_steps < 1 or refit_batch < 1 or not refit_lr > 0:
-            raise ValueError(f"need refit_every >= 0, refit_steps >= 1, refit_batch >= 1 and refit_lr > 0, got "
+        if refit_every < 0 or refit_steps < 0 or refit_batch < 1 or not refit_lr > 0:
+            raise ValueError(f"need refit_every >= 0, refit_steps >= 0, refit_batch >= 1 and refit_lr > 0, got "
                              f"{refit_every}, {refit_steps}, {refit_batch}, {refit_lr}")
+        if posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
+        if classifier_steps < 1 or (classifier_steps > 1 and tree):
+            raise ValueError(f"classifier_steps must be >= 1 (and 1 with the tree head, whose sparse rows the "
+                             f"Trainer's SparseAdam steps), got {classifier_steps} with tree={tree}")
         self.placebo, self.refit_every, self.refit_steps = bool(placebo), refit_every, refit_steps
         self.refit_batch, self.refit_lr = refit_batch, refit_lr
+        self.posterior, self.classifier_steps = posterior, classifier_steps
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
         if classifier_samples < 1:
@@ -264,56 +318,136 @@ class VAEAS(nn.Module):
         self.classifier_lr, self.classifier_samples = classifier_lr, classifier_samples
         self.classifier = IndexClassifier(vae.latent_dim, num_samples, hidden, tree, classifier_depth,
                                           classifier_activation)
+        # the classifier's own random stream (common random numbers: the global one is left to the VAE's ε)
+        self.noise_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
+        self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        if classifier_steps > 1:  # Adam's moments of the inner classifier steps, as buffers (checkpointed)
+            for i, p in enumerate(self.classifier.parameters()):
+                self.register_buffer(f"adam_m{i}", torch.zeros_like(p))
+                self.register_buffer(f"adam_v{i}", torch.zeros_like(p))
+            self.register_buffer("adam_t", torch.zeros((), dtype=torch.long))
+        self._train_x = None
+
+    def attach_training_data(self, x: torch.Tensor) -> None:
+        """The N training images (in index order) that the exact posterior over indices sums over."""
+        if len(x) != self.num_samples:
+            raise ValueError(f"need all N = {self.num_samples} training images, got {len(x)}")
+        self._train_x = x
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        g = torch.Generator(device=device)
+        g.manual_seed(self.noise_seed * 1_000_003 + int(self.draws))
+        self.draws += 1
+        return g
+
+    def _classifier_draws(self, mean: torch.Tensor, log_var: torch.Tensor, index: torch.Tensor):
+        k = self.classifier_samples
+        g = self._generator(mean.device)
+        eps = torch.randn(k, *mean.shape, device=mean.device, generator=g)
+        return (mean + (0.5 * log_var).exp() * eps).detach().flatten(0, 1), index.repeat(k)
+
+    def _inner_classifier_steps(self, mean: torch.Tensor, log_var: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``classifier_steps`` Adam steps (β = 0.9, 0.999, ε = 1e-8, as torch's) of the classifier's cross-entropy
+        on fresh draws of z for the batch; returns the last step's loss."""
+        params = list(self.classifier.parameters())
+        mean, log_var = mean.detach(), log_var.detach()
+        b1, b2 = 0.9, 0.999
+        for _ in range(self.classifier_steps):
+            z, e = self._classifier_draws(mean, log_var, index)
+            with torch.enable_grad():
+                loss = -self.classifier(z, e).mean()
+                grads = torch.autograd.grad(loss, params)
+            self.adam_t += 1
+            t = int(self.adam_t)
+            with torch.no_grad():
+                for i, (p, g) in enumerate(zip(params, grads)):
+                    m, v = getattr(self, f"adam_m{i}"), getattr(self, f"adam_v{i}")
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    step = self.classifier_lr / (1 - b1 ** t)
+                    p.addcdiv_(m, (v / (1 - b2 ** t)).sqrt().add_(1e-8), value=-step)
+        return loss.detach()
 
     def index_terms(self, z: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """log s_ω(e|z) and H(s_ω(·|z)) per example, gradients reaching z but not the classifier's parameters."""
-        params = {k: v.detach() for k, v in self.classifier.named_parameters()}
-        return torch.func.functional_call(self.classifier, params, (z, index), {"entropy": True})
+        """log s(e|z) and H(s(·|z)) per example, gradients reaching z: from the classifier (its parameters
+        detached) or, in the exact modes, from the exact posterior over the N training points (its parameters
+        detached in "exact", carrying their gradient in "exact_full")."""
+        if self.posterior == "classifier":
+            params = {k: v.detach() for k, v in self.classifier.named_parameters()}
+            return torch.func.functional_call(self.classifier, params, (z, index), {"entropy": True})
+        if self._train_x is None:
+            raise RuntimeError("the exact posterior over indices needs the N training images: fit through the "
+                               "Trainer (its check_data hands them over) or call attach_training_data(x)")
+        if self.posterior == "exact":
+            with torch.no_grad():
+                mean, log_var = self.vae.encode(self._train_x)
+        else:
+            mean, log_var = self.vae.encode(self._train_x)
+        return exact_index_terms(z, index, mean, log_var)
 
     def check_data(self, split) -> None:
-        """`VAE.check_data` of the wrapped VAE: called by `Trainer.fit` once per split."""
+        """`VAE.check_data` of the wrapped VAE: called by `Trainer.fit` once per split. The split whose labels are
+        the indices 0 .. N - 1, in order, is the training set: the exact modes keep its images."""
         self.vae.check_data(split)
+        y = getattr(split, "y", None)
+        if y is not None and len(y) == self.num_samples and torch.equal(
+                y.cpu(), torch.arange(self.num_samples)):
+            self._train_x = split.x
 
     def training_step(self, x: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if index.shape != (len(x),):
             raise ValueError(f"VAE-AS needs each example's sample index as its label, shape ({len(x)},)")
         t = self.vae.elbo_terms(x)
+        learned = self.posterior == "classifier"
+        inner = learned and self.classifier_steps > 1 and self.training
+        if inner:  # alternating: the classifier's steps first, then the encoder's term with it held fixed
+            classifier_loss = self._inner_classifier_steps(t["mean"], t["log_var"], index)
         log_s, entropy = self.index_terms(t["z"], index)
         mi = index_mi_plugin(entropy, self.num_samples)
         md = index_marginal_divergence(t["kl"], log_s, self.num_samples)
         objective = -t["rec"].mean() + self.alpha * mi + self.beta * md
         if self.placebo:  # the same terms, computed and logged, reaching the VAE with weight 0
             objective = -t["rec"].mean() + t["kl"].mean() + 0.0 * objective
-        k = self.classifier_samples
-        z = (t["mean"] + (0.5 * t["log_var"]).exp() * torch.randn(k, *t["mean"].shape, device=x.device)).detach()
-        classifier_loss = -self.classifier(z.flatten(0, 1), index.repeat(k)).mean()
-        return {"loss": objective + classifier_loss, "objective": objective, "rec": t["rec"].mean(),
+        if learned and not inner:
+            z, e = self._classifier_draws(t["mean"], t["log_var"], index)
+            classifier_loss = -self.classifier(z, e).mean()
+            loss = objective + classifier_loss
+        else:
+            loss = objective
+            if not learned:
+                classifier_loss = torch.zeros((), device=x.device)
+        return {"loss": loss, "objective": objective, "rec": t["rec"].mean(),
                 "kl": t["kl"].mean(), "mi": mi.detach(), "md": md.detach(),
                 "mi_ce_bound": index_mi_cross_entropy_bound(log_s, self.num_samples).detach(),
-                "classifier_loss": classifier_loss}
+                "classifier_loss": classifier_loss.detach()}
 
     def on_epoch_end(self, epoch: int, train) -> dict[str, float] | None:
-        """The `Trainer`'s hook (every ``refit_every`` epochs): measure the classifier as trained through the block
-        against the exact mutual information, then refit it on the current encoder. ``train`` must hold all N
-        training samples with their indices as labels, in order. Returns what the history logs: ``gate_epoch``,
-        ``gate_mi`` (Eq. 9/13), ``gate_mi_exact``, ``gate_ratio`` (their ratio; NaN when the exact MI is below 0.05
-        nats, a collapsed encoder), ``gate_sc`` (SC, nats)."""
-        if not self.refit_every or (epoch + 1) % self.refit_every:
+        """The `Trainer`'s hook (every ``refit_every`` epochs; never in the exact modes): measure the classifier as
+        trained through the block against the exact mutual information, then refit it on the current encoder if
+        ``refit_steps`` > 0. ``train`` must hold all N training samples with their indices as labels, in order.
+        Returns what the history logs: ``gate_epoch``, ``gate_mi`` (Eq. 9/13), ``gate_mi_exact``, ``gate_sc`` (SC,
+        nats), the lag in nats, ``gate_gap`` = Î - exact and ``gate_bound_gap`` = (log N - SC) - exact (≤ 0 up to
+        Monte Carlo error: the cross-entropy bound), and ``gate_ratio`` (Î / exact; NaN below 0.05 nats)."""
+        if self.posterior != "classifier" or not self.refit_every or (epoch + 1) % self.refit_every:
             return None
         terms = index_classifier_terms(self, train.x, train.y, top1_subset=1, seed=epoch)
         mean, log_var = posterior_params(self.vae, train.x)
         exact = exact_aggregate_posterior_terms(mean, log_var, draws=1, seed=epoch)["mi"]
-        fit_index_classifier(self, train.x, steps=self.refit_steps, batch_size=self.refit_batch, lr=self.refit_lr,
-                             seed=epoch, fresh=False)
+        if self.refit_steps:
+            fit_index_classifier(self, train.x, steps=self.refit_steps, batch_size=self.refit_batch,
+                                 lr=self.refit_lr, seed=epoch, fresh=False)
         return {"gate_epoch": epoch + 1, "gate_mi": terms["mi"], "gate_mi_exact": exact,
-                "gate_ratio": terms["mi"] / exact if exact > 0.05 else float("nan"), "gate_sc": terms["sc"]}
+                "gate_ratio": terms["mi"] / exact if exact > 0.05 else float("nan"), "gate_sc": terms["sc"],
+                "gate_gap": terms["mi"] - exact, "gate_bound_gap": terms["mi_ce_bound"] - exact}
 
     def parameter_groups(self) -> dict:
         head = self.classifier.head
         sparse = isinstance(head, BinaryTreeSoftmax)
+        own = self.classifier_steps > 1 or self.posterior != "classifier"  # no Trainer steps for the classifier
         return {"vae": (list(self.vae.parameters()), {}),
-                "classifier_body": (list(self.classifier.body.parameters()), {"lr": self.classifier_lr}),
-                "classifier_head": (list(head.parameters()),
+                "classifier_body": ([] if own else list(self.classifier.body.parameters()),
+                                    {"lr": self.classifier_lr}),
+                "classifier_head": ([] if own else list(head.parameters()),
                                     {"optimizer": "sparse_adam" if sparse else "adam", "lr": self.classifier_lr})}
 
 
