@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -57,21 +57,20 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from lvmcls import plots
+from lvmcls import plots, registry
 from lvmcls import ssvae as S
 from lvmcls.data import load_dataset
-from lvmcls.decisions import claim, paired_decision
-from lvmcls.notebook import figure, markdown, setup, show
-from lvmcls.paths import project_root
+from lvmcls.decisions import paired_decision
+from lvmcls.notebook import display, figure, markdown, setup, show
+from lvmcls.paths import project_root, results_dir
+from lvmcls.results import describe_age, result_age
 from lvmcls.notebook import scorecard
 from lvmcls.train import Trainer, fit_cached, pick_device
 
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = (
-    "auto"  # "auto" | "ci" | "full" | "smoke"  ("auto" also reads $LVMCLS_PROFILE)
-)
+profile = "auto"  # "auto" | "ci" | "long" | "full" | "smoke" (or $LVMCLS_PROFILE)
 seed = 0
 
 # %% tags=["hide-input"]
@@ -97,37 +96,46 @@ PYRO_NET = {  # Pyro's example (and Kingma's M2): z 50, one hidden layer of 500
     "depth": 1,
     "classifier_hidden": 500,
 }
-KNOBS = {
+CI_KNOBS = {
     # ci: two CPU cores, about three minutes. Narrower networks, a subset of the
     # unlabelled images, few epochs; α' is chosen among `alphas` on the Fashion-MNIST
     # validation split. draws: the label draws of the MIER decision; warmup_draws:
     # those of the warm-up ablation.
-    "ci": {
-        "net": {"latent_dim": 32, "hidden": 256, "depth": 1, "classifier_hidden": 500},
-        "mnist_net": {
-            "latent_dim": 32,
-            "hidden": 256,
-            "depth": 1,
-            "classifier_hidden": 500,
-        },
-        "unlabelled": 6_000,
-        "epochs": 4,
-        "mnist_epochs": 4,
-        "mnist_draws": [0],
-        "lr": 2e-3,
-        "mnist_lr": 2e-3,
-        "alphas": [0.1, 1.0, 30.0],
-        "batch": 200,
-        "labelled_per_batch": 20,
-        "warmup_epochs": 1,
-        "supervised_max_epochs": 150,
-        "fashion_labels": [100],
-        "draws": [0, 1, 2, 3, 4],
-        "warmup_draws": [0, 1, 2],
-        "ablation": [(0.0, 6.0)],
-        "cifar10": False,
-        "max_steps": None,
-        "test_limit": None,
+    "net": {"latent_dim": 32, "hidden": 256, "depth": 1, "classifier_hidden": 500},
+    "mnist_net": {
+        "latent_dim": 32,
+        "hidden": 256,
+        "depth": 1,
+        "classifier_hidden": 500,
+    },
+    "unlabelled": 6_000,
+    "epochs": 4,
+    "mnist_epochs": 4,
+    "mnist_draws": [0],
+    "lr": 2e-3,
+    "mnist_lr": 2e-3,
+    "alphas": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
+    "batch": 200,
+    "labelled_per_batch": 20,
+    "warmup_epochs": 1,
+    "supervised_max_epochs": 150,
+    "fashion_labels": [100],
+    "draws": [0, 1, 2, 3, 4],
+    "warmup_draws": [0, 1, 2],
+    "ablation": [(0.0, 6.0)],
+    "cifar10": False,
+    "max_steps": None,
+    "test_limit": None,
+}
+KNOBS = {
+    "ci": CI_KNOBS,
+    # long: the ci design for one label draw (lvmcls.long runs one process per draw:
+    # draw = seed), without the exploratory warm-up runs
+    "long": {
+        **CI_KNOBS,
+        "draws": [seed],
+        "warmup_draws": [],
+        "mnist_draws": [seed],
     },
     # full: the paper's networks on one GPU, at batch 800 (80 labelled; 4x the
     # paper's 200, learning rates x sqrt(4)); 10 epochs instead of 1000 on Fashion; on
@@ -144,7 +152,7 @@ KNOBS = {
         "mnist_draws": [0],
         "lr": 2e-3,
         "mnist_lr": 8.4e-4,
-        "alphas": [0.1, 1.0, 30.0],
+        "alphas": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
         "batch": 800,
         "labelled_per_batch": 80,
         "warmup_epochs": 1,
@@ -358,10 +366,10 @@ print(
 # images) whatever the batch holds:
 # $-\big[\tfrac{N_l}{N}\,\overline{\mathcal L} + \tfrac{N_u}{N}\,\overline{\mathcal M} + \alpha'\,\overline{\log q(y\mid x)}_l\big]$, so Kingma's $\alpha = 0.1\,N$ in $J$ is
 # $\alpha' = 0.1$ here, a weight per labelled example of $\alpha' N/N_l$ times its bound (50 at 100 labels among 50,000
-# images; Pyro's example uses 46, i.e. $\alpha' = 0.092$). The weight per labelled example depends on how many
-# unlabelled images a run uses, so the page prints both numbers for every run. With a few epochs instead of Kingma's
-# 3000 we do not assume that Kingma's value carries over: the chapter trains M2 on Fashion-MNIST (label draw 0) with
-# each $\alpha'$ in `KNOBS["alphas"]`, which always holds Kingma's 0.1, and 1, keeps the one with the highest accuracy on
+# images; the default multiplier 46 of Pyro's example script is $\alpha' = 0.092$). The weight per labelled example
+# depends on how many unlabelled images a run uses, so the page prints both numbers for every run. With a few epochs
+# (Kingma's paper does not state its training length) we do not assume that Kingma's value carries over: the chapter trains M2 on Fashion-MNIST (label draw 0) with
+# each $\alpha'$ in `KNOBS["alphas"]`, which always holds Kingma's 0.1 and 1, keeps the one with the highest accuracy on
 # the 10,000 Fashion-MNIST *validation* images (held out of the training images; `lvmcls.data` splits them off), and
 # uses that $\alpha'$ for every other run. Every $\alpha'$ of the grid is reported, kept or not. The test sets are touched
 # only for the reported numbers. A large weight makes M2 mostly a supervised classifier helped by the generative
@@ -521,43 +529,54 @@ def supervised_only(data, val, net):
 # (ch7-question)=
 # ## The questions, fixed before the results
 #
-# Fashion-MNIST, 100 labels per class, the label draws `KNOBS["draws"]` (printed below), every arm at the same
-# $\alpha'$ (chosen first, on validation) and paired by draw. Metric: accuracy on the 10,000 Fashion-MNIST test images.
-# Three comparisons, each decided by `lvmcls.decisions.paired_decision` (a t-interval on the per-draw differences with
-# $n - 1$ degrees of freedom, counted in paired label draws, each with its own trainer seed; α = 0.05, Bonferroni over the **3** comparisons, so each interval is a 98.3 % one;
-# *supported* when it lies wholly on the claimed side, *contradicted* when wholly on the other, else *not resolved*;
-# the smallest effect each design detects with power 0.8 is printed beside it):
+# Fashion-MNIST, 100 labels per class, the label draws `KNOBS["draws"]` (printed below), every arm paired by draw
+# (same labels, same initial weights, same batches). Metric: accuracy on the 10,000 Fashion-MNIST test images. The
+# questions and their rules are the book's registry entries (`lvmcls/registry/ssvae.toml`), written before these
+# runs and decided through `lvmcls.registry.decide` (the code path the `long` profile's merge also uses):
 #
-# 1. **MIER raises M2's accuracy** (MIER Table 1, Fashion-MNIST row: 78.84 → 80.23 %): M2+MIER $(\gamma, \beta) = (1, 5)$
-#    against M2 $(0, 0)$.
-# 2. **The information term does work beyond the entropy penalty**: $(1, 5)$ against $(0, 6)$. Both have the same
-#    per-example entropy coefficient $1 - \gamma - \beta = -5$; only $(1, 5)$ has the marginal term $+H(q(y))$ that the
-#    $\gamma I$ of Eq. 7 brings. That MIER lowers the classifier's entropy is *not* a question here: the objective
-#    subtracts $5\,\overline{H}$, so a lower entropy is what it optimises, not a finding; the entropies and $\hat I$ are
-#    reported for both arms, and the accuracy difference is what could come out either way.
-# 3. **The KL warm-up helps M2** (MIER uses it, Kingma and Pyro do not): M2 with warm-up against M2 without, on the
-#    draws `KNOBS["warmup_draws"]`.
+# 1. **MIER raises M2's accuracy** (MIER Table 1, Fashion-MNIST: 78.84 → 80.23 %, +1.39 points), M2+MIER
+#    $(\gamma, \beta) = (1, 5)$ against M2 $(0, 0)$, at **two** classification weights, both primaries (Holm over the
+#    two): the $\alpha'$ kept on validation (`mier/acc`), and **the smallest $\alpha'$ of the grid at which M2 beats
+#    the supervised-only classifier on validation** (`mier/acc-unlabelled`; label draw 0's M2 against the
+#    supervised-only classifier trained on the same labels, early-stopped on the same validation images), an
+#    $\alpha'$ at which M2 demonstrably uses its unlabelled images. The paper (§6.4) expects MIER to act least where
+#    the labelled term dominates, so the second asks where MIER can act. Where the two rules pick the same $\alpha'$,
+#    the two claims are decided on the same runs, and the page says so.
+# 2. **The information term against the entropy penalty alone** (secondary, parity, `mier/entropy`): $(1, 5)$
+#    against $(0, 6)$, both with the per-example entropy coefficient $1 - \gamma - \beta = -5$; only $(1, 5)$ has the
+#    marginal term $+H(q(y))$ of Eq. 7's $\gamma I$. On balanced data $q(y)$ is near uniform, so the marginal term
+#    has little to act on; the question is whether the two reach the same accuracy within ±0.7 points (half the
+#    paper's gain). That MIER lowers the classifier's entropy is *not* a question: the objective subtracts
+#    $5\,\overline{H}$.
 #
-# Two choices of this design lean, mildly, towards M2 in question 1: $\alpha'$ is chosen for M2 alone (M2+MIER runs
-# at M2's best $\alpha'$, not at its own), and draw 0's M2 is the very run that the $\alpha'$ grid selected on
-# validation (the largest of the grid's validation accuracies), while draw 0's M2+MIER was not selected among
-# alternatives. A gain for MIER therefore has a slightly higher bar to clear than the interval shows.
+# Verdicts (`lvmcls.decisions`): a t-interval on the per-draw differences ($n - 1$ degrees of freedom); *supported*
+# when it lies wholly above 0, *contradicted* when wholly below, *smaller than the paper's effect* when it excludes
+# +1.39 points on the paper's side, else *not resolved*; the parity claim is supported when the interval lies inside
+# ±0.7 points. The KL warm-up comparison further down is exploratory, outside the registry's families.
+#
+# Two choices lean, mildly, towards M2 in `mier/acc`: $\alpha'$ is chosen for M2 alone (M2+MIER runs at M2's best
+# $\alpha'$), and draw 0's M2 is the very run the grid selected on validation. A gain for MIER has a slightly higher
+# bar to clear than the interval shows.
 
 # %% tags=["hide-input"]
-COMPARISONS = 3
+markdown(registry.design_table(STEM, scale={"accuracy": 100}))
+
+# %% tags=["hide-input"]
 d0 = KNOBS["draws"][0]
 fashion_splits = {d: semi_supervised(fashion, 100, d) for d in KNOBS["draws"]}
 print(
     f"label draws {KNOBS['draws']} (warm-up ablation: {KNOBS['warmup_draws']}); "
-    f"each: {fashion_splits[d0].train}; {KNOBS['epochs']} epochs; "
-    f"{COMPARISONS} comparisons at α = 0.05"
+    f"each: {fashion_splits[d0].train}; {KNOBS['epochs']} epochs"
 )
 
 # %% [markdown]
 # ## The classification weight α', chosen on Fashion-MNIST validation
 #
 # Label draw 0, M2 with each $\alpha'$ of the grid; kept: the best accuracy on the 10,000 validation images. The test
-# accuracy of every grid point is reported too (it chose nothing).
+# accuracy of every grid point is reported too (it chose nothing). Beside it, the supervised-only classifier on the
+# same 1,000 labels (M2's classifier network, cross-entropy alone, early-stopped on the same validation images, which
+# flatters it on validation): the smallest $\alpha'$ at which M2's validation accuracy exceeds it is the second
+# primary's $\alpha'$.
 
 # %% tags=["hide-input"]
 alpha_runs = {
@@ -572,6 +591,14 @@ alpha_test = {
     for a, (model, _) in alpha_runs.items()
 }
 ALPHA = max(alpha_val, key=alpha_val.get)
+sup_fashion, _ = supervised_only(fashion_splits[d0], fashion.val, KNOBS["net"])
+sup_fashion_val = S.evaluate_classifier(sup_fashion, fashion.val)["accuracy"]
+sup_fashion_test = S.evaluate_classifier(sup_fashion, fashion.test)["accuracy"]
+beats_sup = [a for a in KNOBS["alphas"] if alpha_val[a] > sup_fashion_val]
+ALPHA_SMALL = min(beats_sup) if beats_sup else None
+metrics_["val_acc_supervised_only_fashion_100"] = sup_fashion_val
+metrics_["test_acc_supervised_only_fashion_100"] = sup_fashion_test
+metrics_["alpha_small"] = ALPHA_SMALL
 frac_fashion = fashion_splits[d0].train.labelled_fraction
 metrics_["alpha_chosen"] = ALPHA
 metrics_["alpha_grid"] = list(KNOBS["alphas"])
@@ -596,13 +623,35 @@ rows += [
     f"{a / frac_fashion:,.1f} | {alpha_val[a]:.4f} | {alpha_test[a]:.4f} |"
     for a in KNOBS["alphas"]
 ]
+rows.append(
+    f"| supervised only (no unlabelled images) | – | {sup_fashion_val:.4f} | "
+    f"{sup_fashion_test:.4f} |"
+)
 markdown(
-    "\n".join(rows) + f"\n\nKept: α' = {ALPHA:g}, a weight of "
+    "\n".join(rows)
+    + "\n\n"
+    + (
+        f"M2 beats the supervised-only classifier on validation at α' ∈ "
+        f"{[float(a) for a in beats_sup]}; the smallest, α' = {ALPHA_SMALL:g}, is the "
+        "second primary's"
+        + (
+            ", the same as the kept α': the two primaries are decided on the same "
+            "runs. "
+            if ALPHA_SMALL == ALPHA
+            else ". "
+        )
+        if beats_sup
+        else "M2 beats the supervised-only classifier on validation at no α' of the "
+        "grid: the second primary cannot run in this profile. "
+    )
+    + f"Kept: α' = {ALPHA:g}, a weight of "
     f"{ALPHA / frac_fashion:,.1f} per labelled example on this training set "
     f"({fashion_splits[d0].train.n_labelled:,} labelled among "
     f"{len(fashion_splits[d0].train):,} images). For comparison, Kingma's "
     "α' = 0.1 is a weight of 50 per labelled example at 100 labels among 50,000 "
-    "MNIST images, and Pyro's example uses 46 there (α' = 0.092); on this training "
+    "MNIST images, and Pyro's example script's default multiplier 46 is on the same "
+    "scale (α' = 0.092; its tutorial does not state the value behind its 93.19 %); "
+    "on this training "
     f"set α' = 0.1 weighs {0.1 / frac_fashion:,.1f}. "
     + (
         f"The kept α' is the {edge} value of the grid, so the grid does not bracket "
@@ -617,17 +666,24 @@ markdown(
 # (ch7-mier)=
 # ## Does MIER raise M2's accuracy? (question 1)
 #
-# Every draw trains M2, M2+MIER and the entropy-only arm $(0, 6)$ at the kept $\alpha'$; the table holds the test
-# accuracy, the mean test entropy $\overline{H(q(y\mid x))}$ (nats) and $\hat I(y; x)$ of Eq. 8 over the whole test set.
+# Every draw trains M2, M2+MIER and the entropy-only arm $(0, 6)$ at the kept $\alpha'$, and M2 and M2+MIER at the
+# second primary's $\alpha'$ (when it differs); the table holds the test accuracy, the mean test entropy
+# $\overline{H(q(y\mid x))}$ (nats) and $\hat I(y; x)$ of Eq. 8 over the whole test set.
 
 # %% tags=["hide-input"]
 M2_SET, MIER_SET = (0.0, 0.0), (GAMMA, BETA)
 ENTROPY_ONLY = KNOBS["ablation"][0]
 ARMS = {"M2": M2_SET, "M2+MIER": MIER_SET, "entropy only": ENTROPY_ONLY}
+# registry arm -> (α', (γ, β))
+REGISTRY_ARMS = {"m2": (ALPHA, M2_SET), "mier": (ALPHA, MIER_SET)}
+REGISTRY_ARMS["entropy_only"] = (ALPHA, ENTROPY_ONLY)
+if ALPHA_SMALL is not None:
+    REGISTRY_ARMS["m2_small_alpha"] = (ALPHA_SMALL, M2_SET)
+    REGISTRY_ARMS["mier_small_alpha"] = (ALPHA_SMALL, MIER_SET)
 fashion_runs = {
-    (d, setting): fit_m2("fashion-100pc", fashion_splits[d], d, ALPHA, *setting)
+    (d, a, setting): fit_m2("fashion-100pc", fashion_splits[d], d, a, *setting)
     for d in KNOBS["draws"]
-    for setting in ARMS.values()
+    for a, setting in dict.fromkeys(REGISTRY_ARMS.values())
 }
 fashion_eval = {
     key: S.evaluate_classifier(model, fashion.test)
@@ -635,22 +691,33 @@ fashion_eval = {
 }
 
 
-def per_draw(setting, key="accuracy", draws=None):
-    return [fashion_eval[d, setting][key] for d in draws or KNOBS["draws"]]
+def per_draw(setting, key="accuracy", draws=None, alpha=None):
+    a = ALPHA if alpha is None else alpha
+    return [fashion_eval[d, a, setting][key] for d in draws or KNOBS["draws"]]
 
 
+per_seed = {
+    arm: {"accuracy": per_draw(setting, alpha=a)}
+    for arm, (a, setting) in REGISTRY_ARMS.items()
+}
 rows = [
-    "| draw | " + " | ".join(f"{n}: accuracy | entropy | Î" for n in ARMS) + " |",
-    "|---|" + "---|---|---|" * len(ARMS),
+    "| draw | α' | " + " | ".join(f"{n}: accuracy | entropy | Î" for n in ARMS) + " |",
+    "|---|---|" + "---|---|---|" * len(ARMS),
 ]
 for d in KNOBS["draws"]:
-    cells = [
-        f"{fashion_eval[d, st]['accuracy']:.4f} | {fashion_eval[d, st]['entropy']:.4f} "
-        f"| {fashion_eval[d, st]['mi']:.3f}"
-        for st in ARMS.values()
-    ]
-    rows.append(f"| {d} | " + " | ".join(cells) + " |")
+    for a in dict.fromkeys(x for x in (ALPHA, ALPHA_SMALL) if x is not None):
+        cells = [
+            f"{fashion_eval[d, a, st]['accuracy']:.4f} | "
+            f"{fashion_eval[d, a, st]['entropy']:.4f} | "
+            f"{fashion_eval[d, a, st]['mi']:.3f}"
+            if (d, a, st) in fashion_eval
+            else "– | – | –"
+            for st in ARMS.values()
+        ]
+        rows.append(f"| {d} | {a:g} | " + " | ".join(cells) + " |")
 markdown("\n".join(rows))
+
+# %% tags=["hide-input"]
 for name, setting in [
     ("m2", M2_SET),
     ("mier", MIER_SET),
@@ -663,57 +730,94 @@ for name, setting in [
         KNOBS["draws"]
     )
     metrics_[f"mi_{name}_fashion"] = sum(per_draw(setting, "mi")) / len(KNOBS["draws"])
+if ALPHA_SMALL is not None:
+    for name, setting in [("m2", M2_SET), ("mier", MIER_SET)]:
+        metrics_[f"accuracy_{name}_small_alpha_fashion_100_per_draw"] = per_draw(
+            setting, alpha=ALPHA_SMALL
+        )
 metrics_["acc_m2_fashion_100_tuned"] = metrics_["acc_m2_fashion_100"]
-dec_mier = paired_decision(
-    per_draw(MIER_SET),
-    per_draw(M2_SET),
-    direction="higher",
-    what="Fashion-MNIST test accuracy, 100 labels per class",
-    names=("M2+MIER", "M2"),
-    comparisons=COMPARISONS,
-    unit="paired label draws",
+metrics_["mier_gain_fashion_100"] = (
+    metrics_["acc_mier_fashion_100"] - metrics_["acc_m2_fashion_100"]
 )
-metrics_["mier_gain_fashion_100"] = dec_mier.mean_difference
-metrics_["mier_gain_fashion_100_se"] = dec_mier.standard_error
-metrics_["decision_mier_acc"] = dec_mier.to_dict()
-markdown(
-    f"**{dec_mier.verdict}**: {dec_mier.sentence(verdict=False)}. In points: "
-    f"{100 * dec_mier.mean_difference:+.2f} "
-    f"[{100 * dec_mier.interval[0]:+.2f}, {100 * dec_mier.interval[1]:+.2f}], "
-    f"smallest detectable effect {100 * dec_mier.minimum_detectable_effect:.2f} "
-    "points; the paper's gain is +1.39 points (one run per setting, no spread given), "
-    + (
-        "above this interval: at this scale the data are not consistent with a gain "
-        "as large as the paper's."
-        if 0.0139 > dec_mier.interval[1]
-        else "inside this interval."
-        if dec_mier.interval[0] <= 0.0139
-        else "below this interval."
+if len(KNOBS["draws"]) >= 2:
+    decided = registry.decide(STEM, per_seed)
+    claims = registry.claim_rows(STEM, decided)
+    metrics_["decisions"] = {
+        key: [d.to_dict() for d in made["decisions"]] for key, made in decided.items()
+    }
+    lines = []
+    for key, made in decided.items():
+        d = made["decisions"][0]
+        lines.append(
+            f"- `{key}` ({made['claim']['candidate']} − {made['claim']['baseline']}, "
+            f"{made['claim']['family']}, level {made['level']:.3g}): "
+            f"**{made['verdict']}**: {d.sentence(verdict=False)}. In points: "
+            f"{100 * d.mean_difference:+.2f} "
+            f"[{100 * d.interval[0]:+.2f}, {100 * d.interval[1]:+.2f}]"
+            + (
+                f", smallest detectable effect {100 * d.minimum_detectable_effect:.2f}"
+                " points against the paper's +1.39 (one number per setting, the paper "
+                "does not say how many runs or draws)."
+                if made["claim"]["kind"] == "difference"
+                else "."
+            )
+        )
+    if ALPHA_SMALL is None:
+        claims.append(
+            registry.check_row(
+                "mier/acc-unlabelled",
+                verdict="not run: M2 beat the supervised-only classifier on "
+                "validation at no α' of the grid",
+                ours=f"grid {KNOBS['alphas']}, M2 validation accuracies "
+                + ", ".join(f"{alpha_val[a]:.4f}" for a in KNOBS["alphas"])
+                + f" against the supervised-only {sup_fashion_val:.4f} (draw {d0})",
+            )
+        )
+        lines.append(f"- `mier/acc-unlabelled`: {claims[-1]['verdict']}.")
+    display(markdown("\n".join(lines)))
+else:
+    decided, claims = {}, []
+    print(
+        f"profile {run.profile}: one label draw ({KNOBS['draws']}); lvmcls.long "
+        "merges the draws"
     )
-    + " The design "
-    + ("could" if dec_mier.minimum_detectable_effect < 0.0139 else "could not")
-    + " detect an effect of the paper's size with power 0.8."
-)
+
+# %% [markdown]
+# The `long` profile runs this design (the `ci` networks and unlabelled subset) one label draw per process, with the
+# draws the registry asks for (from this `ci` run's paired SD, the pilot); each draw chooses its $\alpha'$ on its own
+# validation run, as draw 0 does here. Its verdicts, as committed:
+
+# %% tags=["hide-input"]
+long_path = results_dir() / "long" / f"{STEM}.json"
+if long_path.is_file():
+    long_record = json.loads(long_path.read_text())
+    display(
+        markdown(
+            f"`long`, {len(long_record['seeds'])} label draws "
+            f"({describe_age(result_age(long_record, STEM))}):\n\n"
+            + "\n".join(
+                f"- `{r['key']}`: **{r['verdict']}**: {r['ours']}"
+                for r in long_record["claims"]
+            )
+        )
+    )
+else:
+    display(
+        markdown(
+            "`long` has not run for this chapter yet (`make long CHAPTERS=07`): the "
+            "verdicts above are the `ci` pilot's."
+        )
+    )
 
 # %% [markdown]
 # (ch7-ablation)=
 # ## Which part of Eq. 7 does the work? (question 2)
 #
-# The same draws, $(1, 5)$ against $(0, 6)$. The test entropy is reported, not decided: both arms subtract
-# $5\,\overline{H}$ in their objective (MIER's Table 2 entropies, 0.0439 → 0.0211 on Fashion-MNIST, are what that term
-# optimises; the paper gives no log base, and we read them as nats).
+# The same draws, $(1, 5)$ against $(0, 6)$, decided above as a parity claim (`mier/entropy`). The test entropy is
+# reported, not decided: both arms subtract $5\,\overline{H}$ in their objective (MIER's Table 2 entropies, 0.0439
+# → 0.0211 on Fashion-MNIST, are what that term optimises; the paper gives no log base, and we read them as nats).
 
 # %% tags=["hide-input"]
-dec_term = paired_decision(
-    per_draw(MIER_SET),
-    per_draw(ENTROPY_ONLY),
-    direction="higher",
-    what="Fashion-MNIST test accuracy, 100 labels per class",
-    names=("(γ, β) = (1, 5)", "(0, 6)"),
-    comparisons=COMPARISONS,
-    unit="paired label draws",
-)
-metrics_["decision_information_term"] = dec_term.to_dict()
 mean_ = {
     n: (
         metrics_[f"entropy_{k}_fashion"],
@@ -721,19 +825,22 @@ mean_ = {
     )
     for n, k in [("M2", "m2"), ("M2+MIER", "mier"), ("(0, 6)", "entropy_only")]
 }
+term_verdict = (
+    decided["mier/entropy"]["verdict"] if "mier/entropy" in decided else "not decided"
+)
 markdown(
-    f"**{dec_term.verdict}**: {dec_term.sentence(verdict=False)}. Mean test entropy "
+    f"`mier/entropy`: **{term_verdict}**. Mean test entropy "
     "and Î over the draws: "
     + "; ".join(f"{n} {h:.4f} / {i:.3f}" for n, (h, i) in mean_.items())
     + " nats (log K = 2.303). "
     + (
         "Both regularised arms end with a lower mean entropy than M2, as their "
-        "objective asks; "
+        "objective asks. "
         if max(mean_["M2+MIER"][0], mean_["(0, 6)"][0]) < mean_["M2"][0]
         else "Not both regularised arms end with a lower mean entropy than M2, "
-        "although their objective asks for it (worth a look at the training); "
+        "although their objective asks for it (worth a look at the training). "
     )
-    + "whether the marginal term adds accuracy is the decision above. Our M2's test "
+    + "Our M2's test "
     f"entropy is {metrics_['entropy_m2_fashion'] / 0.0439:.0f}× the paper's 0.0439 "
     "(a few epochs against 1000; the paper gives no log base for its entropies, and "
     "we assume nats)."
@@ -741,32 +848,39 @@ markdown(
 
 # %% [markdown]
 # (ch7-warmup)=
-# ## The KL warm-up (question 3)
+# ## The KL warm-up (exploratory)
 #
 # M2 at the kept $\alpha'$ with the warm-up of every other run of this chapter, against M2 with the KL weight 1 from
-# the first step (as Kingma and Pyro train it), same draws and seeds.
+# the first step (as Kingma and Pyro train it), same draws and seeds. Not a registered claim: a plain 95 % interval,
+# reported, not decided (the `long` profile does not run it).
 
 # %% tags=["hide-input"]
-no_warmup = {
-    d: fit_m2("fashion-100pc", fashion_splits[d], d, ALPHA, warmup=False)
-    for d in KNOBS["warmup_draws"]
-}
-acc_no_warmup = [
-    S.evaluate_classifier(no_warmup[d][0], fashion.test)["accuracy"]
-    for d in KNOBS["warmup_draws"]
-]
-dec_warmup = paired_decision(
-    per_draw(M2_SET, draws=KNOBS["warmup_draws"]),
-    acc_no_warmup,
-    direction="higher",
-    what="Fashion-MNIST test accuracy of M2, 100 labels per class",
-    names=("with warm-up", "without"),
-    comparisons=COMPARISONS,
-    unit="paired label draws",
-)
-metrics_["acc_m2_fashion_100_no_warmup_per_draw"] = acc_no_warmup
-metrics_["decision_warmup"] = dec_warmup.to_dict()
-markdown(f"**{dec_warmup.verdict}**: {dec_warmup.sentence(verdict=False)}.")
+if KNOBS["warmup_draws"]:
+    no_warmup = {
+        d: fit_m2("fashion-100pc", fashion_splits[d], d, ALPHA, warmup=False)
+        for d in KNOBS["warmup_draws"]
+    }
+    acc_no_warmup = [
+        S.evaluate_classifier(no_warmup[d][0], fashion.test)["accuracy"]
+        for d in KNOBS["warmup_draws"]
+    ]
+    dec_warmup = paired_decision(
+        per_draw(M2_SET, draws=KNOBS["warmup_draws"]),
+        acc_no_warmup,
+        direction="higher",
+        what="Fashion-MNIST test accuracy of M2, 100 labels per class",
+        names=("with warm-up", "without"),
+        unit="paired label draws",
+    )
+    metrics_["acc_m2_fashion_100_no_warmup_per_draw"] = acc_no_warmup
+    metrics_["warmup_interval"] = dec_warmup.to_dict()
+    display(
+        markdown(
+            f"With warm-up − without: {100 * dec_warmup.mean_difference:+.2f} points, "
+            f"95 % interval [{100 * dec_warmup.interval[0]:+.2f}, "
+            f"{100 * dec_warmup.interval[1]:+.2f}] over {dec_warmup.n} draws."
+        )
+    )
 
 # %% [markdown]
 # ### The bound against the Bernoulli floor (draw 0)
@@ -782,7 +896,7 @@ floor_fashion = S.bernoulli_floor(fashion.test.x)
 metrics_["bernoulli_floor_fashion"] = floor_fashion
 for name, setting in [("m2", M2_SET), ("mier", MIER_SET)]:
     metrics_[f"bound_{name}_fashion"] = S.evaluate_classifier(
-        fashion_runs[d0, setting][0], fashion.test, bound=True, seed=run.seed
+        fashion_runs[d0, ALPHA, setting][0], fashion.test, bound=True, seed=run.seed
     )["bound"]
 m = metrics_
 markdown(
@@ -806,7 +920,7 @@ markdown(
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 for name, setting in ARMS.items():
-    hist = fashion_runs[d0, setting][1]["history"]["train"]
+    hist = fashion_runs[d0, ALPHA, setting][1]["history"]["train"]
     epochs_ = range(1, len(hist["mi"]) + 1)
     axes[0].plot(epochs_, hist["mi"], marker="o", label=name)
     axes[1].plot(epochs_, hist["entropy"], marker="o", label=name)
@@ -819,7 +933,7 @@ with torch.no_grad():
     x_show = fashion.test.x[:10]
     recon = []
     for setting in (M2_SET, MIER_SET):
-        m_ = fashion_runs[d0, setting][0]
+        m_ = fashion_runs[d0, ALPHA, setting][0]
         y_hat = m_.classify(x_show).argmax(1)
         recon.append(torch.sigmoid(m_.decode(m_.encode(x_show, y_hat)[0], y_hat)))
 plots.image_grid(
@@ -844,18 +958,23 @@ figure(
 # (ch7-m2)=
 # ## M2 as defined and M2 as tuned, on MNIST with 10 labels per class
 #
-# Kingma et al. report 11.97 ± 1.71 % error (about 88 %) with 100 labels in total after 3000 epochs; Pyro's
-# tutorial reports 93.19 ± 0.60 % (a 95 % interval over five label draws, test accuracy at the best validation epoch)
-# and 77.12 % for a supervised-only baseline. Two M2s, named for what they are: **M2 as defined**, with Kingma's
-# $\alpha' = 0.1$, and **M2 as tuned**, with the $\alpha'$ kept on Fashion-MNIST validation above; both beside the
-# same classifier network (`KNOBS["mnist_net"]`'s) trained on the 100 labels alone (early-stopped on MNIST
+# Kingma et al. report 11.97 ± 1.71 % error (about 88 %) with 100 labels in total; the paper does not state how long
+# M2 trained (the 3000 epochs often quoted are the training length of their released M1+M2 code, a different model).
+# Pyro's tutorial reports 93.19 ± 0.60 % over label draws and 77.12 % for a supervised-only baseline, without the
+# settings behind them; its example script logs the test accuracy at the best validation epoch, a protocol of the
+# script that the tutorial does not state for its number. Two M2s, named for what they are: **M2 as defined**, with
+# Kingma's $\alpha' = 0.1$, and **M2 as tuned**, with the $\alpha'$ kept on Fashion-MNIST validation above; both beside
+# the same classifier network (`KNOBS["mnist_net"]`'s) trained on the 100 labels alone (early-stopped on MNIST
 # validation). Both MNIST runs train without KL warm-up, as Kingma and Pyro do, so that they differ only in $\alpha'$.
 # In `full`, M2 as defined uses Pyro's networks (z 50, one hidden layer of 500), all 49,900 unlabelled images and
 # Pyro's Adam 4.2e-4 scaled to the profile's batch (8.4e-4 at 800), for 10 epochs (Pyro: 50), and the epoch with the
-# best MNIST *validation* accuracy is restored. One departure from Pyro's example remains in every profile: the
-# batches. Ours carry `labelled_per_batch` labelled images each, cycled through the 100 labels, so every label is
-# revisited many times per epoch (the count is printed below); Pyro's example, at 100 labels, takes one labelled batch
-# per epoch. Kingma's paper does not say how its batches were composed.
+# best MNIST *validation* accuracy is restored. Departures from Pyro's example in every profile: the batches (ours
+# carry `labelled_per_batch` labelled images each, cycled through the 100 labels, so every label is revisited many
+# times per epoch, the count printed below; Pyro's example, at 100 labels, takes one labelled batch per epoch), the
+# step count (Pyro's example steps every loss on every batch, so its auxiliary classification loss also takes an Adam
+# step, with a zero gradient moved by momentum, on each unlabelled batch), the initialisation of the networks, and the
+# KL term (closed form here, sampled in Pyro's guide). Kingma's paper does not say how its batches were composed;
+# its released code batches 1 labelled with 499 unlabelled examples per step.
 
 # %% tags=["hide-input"]
 select_on_val = run.profile in ("full", "smoke")  # smoke runs the full path
@@ -922,10 +1041,28 @@ rows = [
     f"{ALPHA / frac_mnist:,.1f} | {metrics_['acc_m2_mnist_10pc_tuned']:.4f} |",
     f"| supervised only (draw {dm}) | – | – | {acc_sup:.4f} |",
     "| Kingma et al. 2014, M2 | 0.1 | 50 | 0.8803 |",
-    "| Pyro's tutorial | 0.092 | 46 | 0.9319 ± 0.0060 |",
+    "| Pyro's tutorial (settings not stated; the example script's default "
+    "multiplier is 46, α' = 0.092) | not stated | not stated | 0.9319 ± 0.0060 |",
 ]
+gap_defined = metrics_["acc_m2_mnist_10pc_kingma_alpha"] - acc_sup
+gap_tuned = metrics_["acc_m2_mnist_10pc_tuned"] - acc_sup
+metrics_["m2_defined_minus_supervised_mnist"] = gap_defined
+metrics_["m2_tuned_minus_supervised_mnist"] = gap_tuned
+
+
+def side(gap):
+    return "above" if gap > 0 else "below" if gap < 0 else "level with"
+
+
+m2_vs_supervised = (
+    f"M2 as defined stands {100 * abs(gap_defined):.1f} points "
+    f"{side(gap_defined)} the supervised-only classifier on the same labels, M2 as "
+    f"tuned {100 * abs(gap_tuned):.1f} points {side(gap_tuned)} it (test accuracy, "
+    f"label draw {dm}, one run each)."
+)
 markdown(
-    "\n".join(rows) + f"\n\nThis run: {KNOBS['mnist_epochs']} epochs on "
+    "\n".join(rows) + f"\n\n{m2_vs_supervised} This run: {KNOBS['mnist_epochs']} "
+    "epochs on "
     f"{n_unlabelled_mnist:,} unlabelled images, z of "
     f"{KNOBS['mnist_net']['latent_dim']}, {KNOBS['mnist_net']['depth']}×"
     f"{KNOBS['mnist_net']['hidden']} encoder and decoder, a classifier of "
@@ -935,7 +1072,8 @@ markdown(
         if select_on_val
         else ", the last epoch kept."
     )
-    + " Kingma's 88 % comes from 3000 epochs on all 49,900 unlabelled images. "
+    + " Kingma's 88 % was reached on all 49,900 unlabelled images (its training "
+    "length is not stated in the paper). "
     f"Each batch of {KNOBS['batch']} carries {KNOBS['labelled_per_batch']} labelled "
     f"images, so each of the {mnist_splits[dm].train.n_labelled} labels is seen "
     f"{label_visits:.0f} times per epoch (Pyro's example: once). M2 as tuned keeps "
@@ -949,6 +1087,90 @@ markdown(
         else "not the validated one."
     )
 )
+
+# %% [markdown]
+# (ch7-m2-curve)=
+# ### Faithful M2's curve (the `long` profile)
+#
+# M2 as defined, as close to Kingma's and Pyro's setting as this book's M2 goes: one label draw of 100 MNIST labels,
+# Pyro's networks (z 50, one hidden layer of 500 softplus units), $\alpha' = 0.1$, all 49,900 unlabelled images,
+# Adam 4.2e-4 at batch 200 (20 labelled), no KL warm-up, 300 epochs, validation and test accuracy after every epoch
+# (`bench/m2_faithful_curve.py`, resumable per epoch, about 84 minutes on two cores; it writes
+# `results/long/07_semi_supervised_vae/m2_curve/`). The registry's check `m2/acc100` is decided on it: supported
+# when the test accuracy at the best validation epoch is within two of Kingma's standard deviations of 88.0 %
+# (≥ 84.6 %).
+
+# %% tags=["hide-input"]
+m2_curve_path = (
+    results_dir()
+    / "long"
+    / STEM
+    / "m2_curve"
+    / f"curve-draw{KNOBS['mnist_draws'][0]}.json"
+)
+curve_verdict = curve_ours = None
+if m2_curve_path.is_file():
+    curve = json.loads(m2_curve_path.read_text())
+    c_val, c_test = curve["val_accuracy"], curve["test_accuracy"]
+    best = max(range(len(c_val)), key=c_val.__getitem__)
+    done = len(c_val)
+    curve_ours = (
+        f"the faithful M2 curve, {done} of {curve['epochs_planned']} epochs: test "
+        f"accuracy {c_test[best]:.4f} at the best validation epoch ({best + 1}), "
+        f"{c_test[-1]:.4f} at the last; the supervised-only classifier on the same "
+        f"labels {curve['supervised_test_accuracy']:.4f}"
+    )
+    if c_test[best] >= 0.8803 - 2 * 0.0171:
+        curve_verdict = "supported"
+    elif done >= curve["epochs_planned"]:
+        curve_verdict = "not resolved"
+    else:
+        curve_verdict = (
+            f"not comparable: the faithful M2 curve has run {done} of its "
+            f"{curve['epochs_planned']} epochs"
+        )
+    metrics_["m2_curve_test_at_best_val"] = c_test[best]
+    metrics_["m2_curve_epochs"] = done
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.plot(range(1, done + 1), c_val, label="M2 as defined: validation")
+    ax.plot(range(1, done + 1), c_test, label="M2 as defined: test")
+    ax.axhline(
+        curve["supervised_test_accuracy"],
+        color="C3",
+        ls="--",
+        label="supervised only (test)",
+    )
+    ax.axhline(0.8803, color="grey", ls=":", label="Kingma et al. (88.0 %)")
+    ax.set(xlabel="epoch", ylabel="accuracy", title="MNIST, 100 labels")
+    ax.legend(frameon=False, fontsize=8)
+    figure(
+        fig,
+        "fig-ch7-m2-curve",
+        "Faithful M2 (α' = 0.1, Pyro's networks, all 49,900 unlabelled MNIST images, "
+        "one label draw) after every epoch: validation and test accuracy, beside the "
+        "supervised-only classifier on the same 100 labels and Kingma et al.'s 88.0 %.",
+    )
+    display(
+        markdown(
+            curve_ours[0].upper()
+            + curve_ours[1:]
+            + ". M2 as defined stands "
+            + side(c_test[best] - curve["supervised_test_accuracy"])
+            + " the supervised-only classifier at its best validation epoch"
+            + (
+                f", {100 * (0.8803 - c_test[best]):.1f} points short of Kingma's 88 %."
+                if c_test[best] < 0.8803
+                else "."
+            )
+        )
+    )
+else:
+    display(
+        markdown(
+            "The faithful M2 curve has not run yet (`python bench/m2_faithful_curve.py "
+            "--commit`, about 84 minutes on two cores)."
+        )
+    )
 
 # %% [markdown]
 # ### A reproduction of Pyro's example beside `lvmcls`'s M2
@@ -1076,8 +1298,8 @@ markdown(
 # Paper numbers: MIER Table 1 (accuracy at 100 labels per class, M2 and M2+MIER rows; its ADGM and LVAE rows are not
 # reproduced), Table 2 (test entropy and bound, Fashion-MNIST and CIFAR-10), Kingma et al. 2014 Table 1 (M2, 100
 # labels: 11.97 % error) and Pyro's SS-VAE tutorial (93.19 %, supervised-only 77.12 %; the MNIST rows list Kingma,
-# then Pyro). The MNIST and bench rows' paper numbers are references in a different setting (Kingma: 3000 epochs;
-# Pyro's tutorial: epochs, batch size and multiplier not stated), and M2 as tuned and `lvmcls`'s bench run get none,
+# then Pyro). The MNIST and bench rows' paper numbers are references in a different setting (Kingma: training length not
+# stated in the paper; Pyro's tutorial: epochs, batch size and multiplier not stated), and M2 as tuned and `lvmcls`'s bench run get none,
 # since neither paper ran that setting. "M2 as defined" is M2 at Kingma's α' = 0.1; "M2 as tuned" at the α' kept on
 # validation (printed). The Bernoulli floor is our measurement of the test set, not a paper number. On
 # Fashion-MNIST the accuracies, entropies and Î are means over the label draws; the bounds and M2 at α' = 0.1 are
@@ -1153,44 +1375,20 @@ m2_ours = (
         else ""
     )
 )
-claims = [
-    claim(
+claims = claims + [
+    registry.check_row(
         "m2/acc100",
-        paper="m2",
-        statement="M2 reaches about 88 % test accuracy on MNIST with 100 labels "
-        "(Kingma et al.; Pyro's tutorial: 93.19 %).",
-        source="Kingma et al. 2014, Table 1 (M2, N = 100); Pyro SS-VAE tutorial",
-        paper_value="88.0 % (11.97 ± 1.71 % error); Pyro 93.19 ± 0.60 %",
-        section="ch7-m2",
-        verdict=(  # claim() accepts a decision's verdict or one that begins "not run"
-            "not run at a comparable budget (not comparable): M2 on MNIST ran for "
+        verdict=curve_verdict
+        or (
+            "not comparable: M2 as defined ran "
             f"{KNOBS['mnist_epochs']} epochs on {n_unlabelled_mnist:,} unlabelled "
-            "images, against Kingma's 3000 epochs on 49,900 (Pyro's tutorial does "
-            "not state its epochs)"
+            "images in this profile; the registry's rule decides on the 300-epoch "
+            "curve on all 49,900, which has not run yet"
         ),
-        ours=m2_ours,
-    ),
-    claim(
-        "mier/acc",
-        paper="mier",
-        statement="MIER raises M2's semi-supervised accuracy on Fashion-MNIST with "
-        "100 labels per class.",
-        source="MIER Table 1, rows M2 and M2+MIER, column Fashion",
-        paper_value="78.84 → 80.23 % (+1.39 points)",
-        section="ch7-mier",
-        decision=dec_mier,
-    ),
-    claim(
-        "mier/entropy",
-        paper="mier",
-        statement="MIER's information term adds accuracy beyond its per-example "
-        "entropy penalty ((γ, β) = (1, 5) against (0, 6), the same entropy "
-        "coefficient −5); that MIER lowers the entropy is built into its objective.",
-        source="MIER Eq. 7 and §6.2 (Table 2); the (0, 6) arm is this book's ablation",
-        paper_value="not tested in the paper; Table 2 entropy 0.0439 → 0.0211",
-        section="ch7-ablation",
-        decision=dec_term,
-    ),
+        ours=(curve_ours + "; " if curve_verdict else "")
+        + m2_ours
+        + f"; supervised only {acc_sup:.4f}: {m2_vs_supervised}",
+    )
 ]
 path = run.write_results(
     STEM,
@@ -1206,8 +1404,11 @@ path = run.write_results(
         "ablation": [list(a) for a in KNOBS["ablation"]],
         "gamma": GAMMA,
         "beta": BETA,
-        "comparisons": COMPARISONS,
+        "alpha_small": ALPHA_SMALL,
     },
+    seeds=KNOBS["draws"],
+    per_seed=per_seed,
+    registry=registry.hashes(STEM),
     claims=claims,
 )
 print(f"wrote {path.name}")
@@ -1282,17 +1483,29 @@ markdown(
                 f"Eq. 6 closes to {m['eq6_max_abs']:.0e}."
             ),
             (
-                f"- MIER on Fashion-MNIST, 100 labels per class, {dec_mier.n} paired "
-                f"label draws: **{dec_mier.verdict}** "
-                f"({100 * dec_mier.mean_difference:+.2f} points, interval "
-                f"[{100 * dec_mier.interval[0]:+.2f}, "
-                f"{100 * dec_mier.interval[1]:+.2f}], smallest detectable effect "
-                f"{100 * dec_mier.minimum_detectable_effect:.2f}; paper +1.39)."
+                f"- MIER on Fashion-MNIST, 100 labels per class, {len(KNOBS['draws'])} "
+                "paired label draws: "
+                + (
+                    "; ".join(
+                        f"`{key}` **{made['verdict']}** "
+                        f"({100 * made['decisions'][0].mean_difference:+.2f} points, "
+                        f"interval [{100 * made['decisions'][0].interval[0]:+.2f}, "
+                        f"{100 * made['decisions'][0].interval[1]:+.2f}])"
+                        for key, made in decided.items()
+                    )
+                    if decided
+                    else "not decided in this profile (one draw)"
+                )
+                + f"; α' = {ALPHA:g} (kept on validation) and "
+                + (
+                    f"α' = {ALPHA_SMALL:g} (the smallest at which M2 beats the "
+                    "supervised-only classifier on validation)."
+                    if ALPHA_SMALL is not None
+                    else "no α' at which M2 beats the supervised-only classifier."
+                )
             ),
             (
-                "- Its information term against the entropy penalty alone: "
-                f"**{dec_term.verdict}** ({100 * dec_term.mean_difference:+.2f} "
-                "points); the mean test entropy of the two regularised arms, "
+                "- The mean test entropy of the two regularised arms, "
                 f"{m['entropy_mier_fashion']:.4f} and "
                 f"{m['entropy_entropy_only_fashion']:.4f} against M2's "
                 f"{m['entropy_m2_fashion']:.4f}, "
@@ -1304,9 +1517,12 @@ markdown(
                 )
             ),
             (
-                f"- The KL warm-up (M2, {dec_warmup.n} draws): "
-                f"**{dec_warmup.verdict}** "
-                f"({100 * dec_warmup.mean_difference:+.2f} points with warm-up)."
+                f"- The KL warm-up (M2, {dec_warmup.n} draws, exploratory): "
+                f"{100 * dec_warmup.mean_difference:+.2f} points with warm-up, 95 % "
+                f"interval [{100 * dec_warmup.interval[0]:+.2f}, "
+                f"{100 * dec_warmup.interval[1]:+.2f}]."
+                if KNOBS["warmup_draws"]
+                else "- The KL warm-up: not run in this profile."
             ),
             (
                 f"- α' = {ALPHA:g} kept on Fashion-MNIST validation among "
@@ -1315,8 +1531,9 @@ markdown(
                 "(draw 0). On MNIST with 10 labels per class, M2 as defined "
                 f"{m['acc_m2_mnist_10pc_kingma_alpha']:.4f}, as tuned "
                 f"{m['acc_m2_mnist_10pc_tuned']:.4f}, supervised only "
-                f"{m['acc_supervised_only_mnist_10pc']:.4f}; Kingma 0.880 after 3000 "
-                "epochs, Pyro's tutorial 0.9319 (epochs not stated)."
+                f"{m['acc_supervised_only_mnist_10pc']:.4f} ({m2_vs_supervised}); "
+                "Kingma 0.880 and Pyro's tutorial 0.9319, their training lengths not "
+                "stated."
             ),
         ]
     )
