@@ -12,7 +12,7 @@ export LVMCLS_CACHE ?= $(CURDIR)/_build/cache
 CHAPTERS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := $(patsubst notebooks/%.py,_build/executed/notebooks/%.ipynb,$(CHAPTERS))
 SMOKED   := $(patsubst notebooks/%.py,_build/smoke/notebooks/%.ipynb,$(CHAPTERS))
-LIBRARY  := $(wildcard lvmcls/*.py)
+LIBRARY  := $(wildcard lvmcls/*.py) $(wildcard lvmcls/registry/*.toml)
 MATHJAX  := book/vendor/node_modules/mathjax/es5/tex-chtml.js
 STAGE    := _build/src
 
@@ -77,7 +77,7 @@ _build/smoke/notebooks/%.ipynb: notebooks/%.ipynb $(LIBRARY) _build/pairs.ok | i
 
 # The staged chapters' papermill-injected parameters cell is tagged remove-cell: `setup` prints its values.
 book: _build/html/index.html
-_build/html/index.html: $(EXECUTED) $(MATHJAX) $(LIBRARY) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print) $(wildcard results/full/*.json)
+_build/html/index.html: $(EXECUTED) $(MATHJAX) $(LIBRARY) $(wildcard lvmcls/registry/*.toml) _config.yml _toc.yml $(shell find book -path book/vendor -prune -o -type f -print) $(wildcard results/full/*.json) $(wildcard results/long/*.json)
 	rm -rf $(STAGE) && mkdir -p $(STAGE)/notebooks $(STAGE)/_extra
 	cp _config.yml _toc.yml $(STAGE)/
 	tar --exclude=book/vendor -cf - book | tar -xf - -C $(STAGE)

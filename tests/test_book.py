@@ -37,23 +37,26 @@ def test_pages_exist():
 
 
 def test_claims_page_is_the_ledger_of_these_results(tmp_path):
-    """The claims page the book shows is `lvmcls.ledger` recomputed from results/ and results/full/ now (a results
-    file changed after the build fails here), with one row per claim (≥ 15), each with a ci verdict and a full
-    column, linked to the chapter section that decides it."""
-    from lvmcls.ledger import EXPECTED, MARKER, render, write_page
+    """The claims page the book shows is `lvmcls.ledger` recomputed from results/, results/long/ and results/full/
+    now (a results file changed after the build fails here), its figure too, with one row per registry claim
+    (≥ 15), each with a ci verdict, linked to the chapter section that decides it."""
+    from lvmcls import registry
+    from lvmcls.ledger import FIGURE, MARKER, gather, render, write_page
 
+    expected = registry.claims()
     staged = ROOT / "_build" / "src" / "book" / "claims.md"
     assert staged.is_file(), "make book stages book/claims.md filled by python -m lvmcls.ledger"
     assert staged.read_text() == write_page(tmp_path / "claims.md").read_text(), (
         "the built claims page differs from the ledger of the current results files: run make book again")
+    assert (staged.parent / FIGURE).read_bytes() == (tmp_path / FIGURE).read_bytes(), "the figure is stale"
     assert MARKER not in staged.read_text()
     page = (HTML / "book" / "claims.html").read_text()
     rows = re.findall(r"<tr[^>]*>\s*<td", page)
-    assert len(rows) >= len(EXPECTED) >= 15, f"{len(rows)} claim rows on the page"
+    assert len(rows) >= len(expected) >= 15, f"{len(rows)} claim rows on the page"
     body = render()
-    for key in EXPECTED:
+    for key in expected:
         assert f"`{key}`" in body, key
-    missing = re.findall(r"`([^`]+)`: no chapter recorded this claim", body)
+    missing = [r["key"] for r in gather() if r["ci"] is None]
     assert not missing, f"claims no chapter recorded: {missing} (a chapter must pass claims=[...] to write_results)"
     links = re.findall(r'<td[^>]*>.*?<a class="reference internal" href="../notebooks/(\d\d_\w+)\.html#', page,
                        flags=re.S)
@@ -130,8 +133,9 @@ addEventListener("load", () => settled().then(() => setTimeout(() => {
     if (t.includes("|---") || t.includes("|\\u2014|")) report.garbled.push(t.slice(0, 80));
   });
   document.querySelectorAll("figure").forEach((f) => {
-    report.figures.push({id: f.id, caption: text(f.querySelector("figcaption")),
-                         image: !!f.querySelector("img")});
+    const img = f.querySelector("img");
+    report.figures.push({id: f.id, caption: text(f.querySelector("figcaption")), image: !!img,
+                         loaded: !!img && img.complete && img.naturalWidth > 0});
   });
   document.querySelectorAll(".cell_output img").forEach((img) => {
     if (!img.closest("figure")) report.bare_images.push(img.getAttribute("src").slice(0, 60));
@@ -282,6 +286,37 @@ def test_a_reader_sees_tables_fitting_code_and_captioned_figures(stem, server, b
         assert fig["image"] and fig["caption"].startswith(number) and len(fig["caption"]) > len(number) + 20, (
             f"figure {fig['id']!r} is not captioned {number!r} + a sentence: {fig['caption'][:60]!r}")
     assert not seen["bare_images"], f"images outside a captioned figure: {seen['bare_images'][:3]}"
+
+
+def test_the_claims_page_shows_its_figure_and_the_compact_table(server, browser):
+    """The claims page in Chromium at 1280 px: the ledger's figure is a loaded image (naturalWidth > 0), the counts
+    table has a row per profile, and the compact table one row per claim, in the ledger's order, each starting
+    with its key; no Markdown table is left as text. Screenshots of the page and of the figure go to
+    _build/screenshots."""
+    from lvmcls.ledger import gather
+
+    url = f"{server}/book/claims.html"
+    dom = subprocess.run([*browser[0], f"--window-size={WIDTH},1000", "--virtual-time-budget=20000", "--dump-dom",
+                          url], capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="lvmcls-probe"[^>]*>(.*?)</pre>', dom, flags=re.S)
+    assert found, f"the probe did not report on {url} (the page did not finish loading?)"
+    seen = json.loads(html.unescape(found.group(1)))
+    shots = [(url, SHOTS / "claims.png", 2400), (f"{url}?view=fig-claims", SHOTS / "claims-figure.png", 1400)]
+    _screenshots(browser, shots)
+    for _, path, _ in shots:
+        assert path.stat().st_size > 20_000, f"the screenshot {path.name} is blank"
+    figure = [f for f in seen["figures"] if f["id"] == "fig-claims"]
+    assert figure and figure[0]["image"] and figure[0]["loaded"], f"the ledger's figure did not load: {figure}"
+    assert figure[0]["caption"].startswith("Figure") and "paper’s effect" in figure[0]["caption"].replace("'", "’")
+    assert not seen["garbled"], f"Markdown tables left as text: {seen['garbled'][:2]}"
+    counts = [t for t in seen["tables"] if t["header"][:1] == ["profile"]]
+    assert len(counts) == 1 and counts[0]["rows"] == ["ci", "long", "full"], counts
+    keys = [r["key"] for r in gather()]
+    compact = [t for t in seen["tables"]
+               if [h.replace("’", "'") for h in t["header"][:2]] == ["claim", "paper's effect"]]
+    assert len(compact) == 1, f"{len(compact)} compact claims tables on the page"
+    assert len(compact[0]["rows"]) == len(keys) and all(
+        row.startswith(key) for row, key in zip(compact[0]["rows"], keys)), compact[0]["rows"][:3]
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
