@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -41,18 +41,20 @@
 #   quadratic one, so "VC − CE" mixes the head with the objective; "VC − `ce_gaussian`" isolates the objective.
 #
 # With the paper's *linear* discriminator $T^y(z) = w_y^\top z + b_y$ the encoder's KL gradient is
-# $\nabla_z T^y(z) = w_y$, the same for every latent of a class (chapter 2): it moves a class, never spreads it. So we also train a VC whose discriminator can see spread
-# (`ClassDensityRatio(form="quadratic")`, the exact family for two diagonal Gaussians), and we measure every model's
-# latent spread: calibration is credited to "filling out the prior" only if the prior is filled out.
+# $\nabla_z T^y(z) = w_y$, the same for every latent of a class (chapter 2): it moves a class, never spreads it.
+# Whether VC's KL term does what the paper says it does, pull $q(z\mid y)$ toward $p(z\mid y)$, is therefore a
+# question of its own here, asked before the claims with a gate fixed in advance ({ref}`ch3-mechanism`): a
+# calibration difference is credited to "filling out the prior" only if the prior is filled out.
 #
 # **What differs from the paper.** The paper runs ResNet-50 / WideResNet on CIFAR-10/100 and Tiny-ImageNet (it
-# does not say for how long; the reference code trains 90 epochs). The `ci` profile (two CPU cores, a few minutes) moves the calibration, shift, FGSM and OOD
+# does not say for how long; the reference code trains 90 epochs). The `ci` profile (two CPU cores; its measured time is printed at the end) moves the calibration, shift, FGSM and OOD
 # questions to a regime a CPU can answer with seeds: **Fashion-MNIST** with an MLP encoder, trained on 10,000 images
 # until CE is measurably over-confident (chosen on validation data, below), tested on all 10,000 test images; the
 # shifts are corruptions "in the style of CIFAR-10-C" (`lvmcls.corruptions`) applied to Fashion-MNIST, the OOD set
 # is MNIST. Low data (H4) trains on 500 MNIST images with the same MLP (the paper does not name its MNIST network);
 # the CIFAR-10 low-data runs and the Figure 5 sweep are not run in any profile (a one-seed CIFAR run cannot resolve
-# anything: the time goes to seeds). The `full` profile (one GPU) asks H1–H3 on CIFAR-10 with ResNet-18, 3 seeds
+# anything: the time goes to seeds). The `long` profile runs the same design on two CPU cores for the seeds the
+# registry's power calculation asks for (one seed per run, resumable). The `full` profile (one GPU) asks H1–H3 on CIFAR-10 with ResNet-18, 3 seeds
 # (its design is at the end). `smoke` runs the `full` code for a few steps on tiny subsets.
 
 # %% [markdown]
@@ -77,9 +79,8 @@ import tempfile
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
-from scipy import stats
 
-from lvmcls import attacks, calibration, estimators, metrics, plots
+from lvmcls import attacks, calibration, metrics, plots, registry
 from lvmcls.corruptions import CIFAR_C_CORRUPTIONS, SEVERITIES, corrupt_images
 from lvmcls.data import (
     DataUnavailableError,
@@ -88,18 +89,23 @@ from lvmcls.data import (
     load_dataset,
     load_ood_images,
 )
-from lvmcls.decisions import POWER, claim, paired_decision, parity_decision
+from lvmcls.decisions import POWER, minimum_detectable_effect, power
 from lvmcls.models import evaluate_classifier
 from lvmcls.notebook import figure, markdown, setup, show
 from lvmcls.paths import results_dir
-from lvmcls.results import scorecard_markdown
+from lvmcls.results import describe_age, result_age, scorecard_markdown
 from lvmcls.train import pick_device
-from lvmcls.vc import ood_auroc, train_vc_model
+from lvmcls.vc import (
+    mechanism_diagnostic,
+    mechanism_gate,
+    ood_auroc,
+    train_vc_model,
+)
 
 device = pick_device()
 
 # %% tags=["parameters"]
-profile = "auto"  # "auto" | "ci" | "full" | "smoke"
+profile = "auto"  # "auto" | "ci" | "long" | "full" | "smoke"
 seed = 0  # the first seed; the profile sets how many
 latent_dim = 32
 beta = 0.01
@@ -127,8 +133,14 @@ CIFAR_GPU_RECIPE = dict(
     batch_size=512,
 )
 # the trained arms; "+ TS" arms are post hoc (temperature fitted on validation)
-ARMS_CI = ("ce", "ce_gaussian", "gm", "vc", "vc_reference", "vc_quadratic")
+ARMS_CI = ("ce", "ce_gaussian", "vc")
+ARMS_LONG = ("ce", "ce_gaussian", "vc", "vc_reference")
 ARMS_GPU = ("ce", "ce_gaussian", "vc_reference")
+# VC's settings in ci and long: the reference code's weights (β = λ = 0.01, a linear
+# discriminator trained by AdamW at 1e-3) unless bench/ch3_mechanism.py found, on
+# validation latents, a setting inside the paper's and the reference code's ranges
+# that engages the mechanism (see "Is the mechanism at work?")
+VC_OPTIONS = dict(ratio_form="linear", ratio_lr=1e-3)
 FAST_CORRUPTIONS = (
     "gaussian_noise",
     "shot_noise",
@@ -139,25 +151,41 @@ FAST_CORRUPTIONS = (
     "pixelate",
     "jpeg_compression",
 )
+CI = dict(
+    data="fashion_mnist",
+    encoder="mlp",
+    train_images=10_000,
+    epochs=10,
+    seeds=8,
+    arms=ARMS_CI,
+    vc_arm="vc",  # the VC that the paper's claims are decided on
+    options=dict(batch_size=128),  # Adam 1e-3 (the library's default)
+    shift_images=1000,
+    # one corruption of each family: noise, blur, weather / digital, compression
+    corruptions=("gaussian_noise", "defocus_blur", "contrast", "jpeg_compression"),
+    fgsm_images=2000,
+    eps=[0.01, 0.02, 0.05, 0.1],
+    fgsm_mnist=False,
+    ood="mnist",
+    lowdata_seeds=12,
+    lowdata_steps=600,
+    lowdata_arms=("ce", "vc"),
+    subsets=None,
+)
 PROFILES = {
-    "ci": dict(
-        data="fashion_mnist",
-        encoder="mlp",
-        train_images=10_000,
-        epochs=10,
-        seeds=5,
-        arms=ARMS_CI,
-        vc_arm="vc",  # the VC that the paper's claims are decided on
-        options=dict(batch_size=128),  # Adam 1e-3 (the library's default)
-        shift_images=2000,
-        corruptions=FAST_CORRUPTIONS,
-        fgsm_images=2000,
-        eps=[0.01, 0.02, 0.05, 0.1],
-        ood="mnist",
-        lowdata_seeds=5,
-        lowdata_steps=600,
-        subsets=None,
-    ),
+    "ci": CI,
+    # long: one seed per run (lvmcls.long runs the seeds the registry asks for and
+    # merges them); the ci networks, four trained arms, one low-data draw per seed,
+    # the eight fast corruptions on 2,000 images, FGSM also on MNIST (Figure 4's data)
+    "long": {
+        **CI,
+        "seeds": 1,
+        "arms": ARMS_LONG,
+        "shift_images": 2000,
+        "corruptions": FAST_CORRUPTIONS,
+        "fgsm_mnist": True,
+        "lowdata_seeds": 1,
+    },
     "full": dict(
         data="cifar10",
         encoder="resnet18",
@@ -171,9 +199,11 @@ PROFILES = {
         corruptions=tuple(c for c in CIFAR_C_CORRUPTIONS if c != "frost"),
         fgsm_images=2000,
         eps=[0.5 / 255, 1 / 255, 2 / 255, 4 / 255],
+        fgsm_mnist=False,
         ood="svhn",
         lowdata_seeds=5,
         lowdata_steps=600,
+        lowdata_arms=("ce", "ce_gaussian", "vc"),
         subsets=None,
     ),
     # smoke: the full code path on tiny subsets, two corruptions (one of them glass
@@ -191,9 +221,11 @@ PROFILES = {
         corruptions=("gaussian_noise", "glass_blur"),
         fgsm_images=32,
         eps=[1 / 255, 4 / 255],
+        fgsm_mnist=False,
         ood="svhn",
         lowdata_seeds=2,
         lowdata_steps=4,
+        lowdata_arms=("ce", "vc"),
         subsets=dict(val=200, test=200),
     ),
 }
@@ -210,11 +242,8 @@ def all_arms(knobs):
 
 
 ARMS = all_arms(KNOBS)
-ALPHA = 0.05
-OOD_MARGIN = (
-    0.02  # parity band for AUROC: the largest CE-VC gap the paper calls comparable
-)
 STEM = "03_vc_experiments"
+CLAIMS = {c["key"]: c for c in registry.claims_of(STEM)}  # the design, fixed before
 metrics_ = {}
 print(KNOBS)
 
@@ -234,101 +263,58 @@ def label(arm):
 
 
 # %% [markdown]
+# (ch3-questions)=
 # ## The questions, fixed before the runs
 #
 # **Arms.** CE (linear softmax head); CE + TS (CE's logits divided by a temperature fitted on the validation split);
-# `ce_gaussian` (CE on per-class diagonal Gaussians); GM (CE + λ log p(z|y), λ = 0.1); VC as Algorithm 1 (β = λ =
-# 0.01, linear T); `vc_reference` (the reference scripts' gradient: the encoder also receives λ ∇ log p(z|y));
-# VC with a quadratic T; VC + TS. (β and λ are the reference code's weights: the paper gives none.) `full` trains CE, `ce_gaussian` and `vc_reference` (the candidate VC there). All
-# arms of one seed start from the **same initial encoder weights and see the same batches** (the seed fixes both,
-# `lvmcls.train.fit_cached`); they share the optimiser, schedule, epochs and data, and differ only in the head and
-# objective.
+# `ce_gaussian` (CE on per-class diagonal Gaussians, no KL term); VC as Algorithm 1 (β = λ = 0.01, linear T: the
+# reference code's weights, the paper gives none); VC + TS. `long` also trains `vc_reference` (the reference
+# scripts' gradient: the encoder also receives λ ∇ log p(z|y)); `full` trains CE, `ce_gaussian` and `vc_reference`
+# (the candidate VC there). All arms of one seed start from the **same initial encoder weights and see the same
+# batches** (the seed fixes both, `lvmcls.train.fit_cached`); they share the optimiser, schedule, epochs and data,
+# and differ only in the head and objective.
 #
-# **Metrics** (each per seed, on the test split): H1, the ECE (20 equal-width bins, as the paper's appendix C) on all
-# test images; H2, the ECE on corrupted test images, averaged over every corruption × severity cell; H3, the accuracy
-# under FGSM averaged over the attacked ε; H4, the accuracy after training on 500 MNIST images (a different
-# class-balanced draw per seed, the same draw for every arm of a seed); OOD, the AUROC of $\max_y p(y\mid x)$ for
-# telling the test set from the OOD set.
+# **Claims, metrics and rule: the registry.** Every claim this chapter decides is an entry of
+# `lvmcls/registry/vc.toml`, written before the runs: its statement and source in the paper, the paper's numbers,
+# the effect of interest (the paper's, or where the paper gives no number the book's choice, with its source), the
+# metric, the arms compared and the family. The **primaries** are the paper's five claims, H1–H4 and OOD parity,
+# with Holm's correction over the five at α = 0.05; the **secondaries** are the controls that say why (VC against
+# `ce_gaussian`, against CE + TS, VC + TS against CE + TS, `vc_reference` against CE, and H2 against CE + TS, our
+# reading of Figure 3), Holm among themselves, so that the controls cost the primaries no power. Each claim is
+# decided by `lvmcls.registry.decide` on the paired per-seed differences (`lvmcls.decisions`): **supported** when
+# the interval lies wholly on the paper's side of 0, **contradicted** when wholly on the other side, **smaller
+# than the paper's effect** when it excludes the effect of interest on the paper's side, **not resolved**
+# otherwise; the parity claim by two one-sided tests within ±0.02 AUROC. The same function decides the `ci` run
+# here and the `long` run's merged seeds. The table is the registry's, printed as it stands; its last column is
+# the number of paired seeds `long` needs for power 0.8 at the effect of interest, computed from this chapter's
+# `ci` pilot (its paired SD at the upper 80 % bound) by `python -m lvmcls.long power`.
 #
-# **Rule.** `lvmcls.decisions.paired_decision` on the per-seed differences, two-sided α = 0.05, Bonferroni over
-# every comparison in the table below (the count is printed with it): *supported* when the whole interval lies on
-# the side tested, *contradicted* when on the other side, *not resolved* otherwise. Each row also gives an MDE,
-# computed after the runs from the spread of the paired differences they show (`lvmcls.decisions`, "at the observed
-# spread"), not by a power analysis before them: the smallest difference a design with that spread would detect
-# with power 0.8. OOD is a parity claim: `parity_decision` (two one-sided tests) within ±0.02 AUROC, the largest
-# CE–VC gap the paper's Table 3 calls comparable (0.88 against 0.86). The last column marks the paper's own claims:
-# H1 against CE (Table 1), H2 against CE and CE + TS (Figure 3), H3 against CE (Figure 4), H4 (Table 4) and OOD
-# (Table 3), and, since its "CE" can also be read as `ce_gaussian` (chapter 2), the same claims against
-# `ce_gaussian` where the design has that row. The other rows are controls that say why; for them the side tested
-# is ours, not the paper's. The ledger records each claim with all of its rows.
+# **Is the mechanism at work? The gate, fixed before the runs.** VC's claim is that its KL term pulls the
+# class-conditional latents $q_\phi(z\mid y)$ toward the class priors $p_\theta(z\mid y)$ so that they fill them
+# out (the paper's §3 and Figure 1). For every trained arm we measure, on the validation latents, the **spread
+# ratio** (tr Cov(z | y) over the trace of the prior's covariance, mean over classes; 1 = the latents fill their
+# prior) and **KL(q(z|y) ‖ p(z|y))** by the Kozachenko–Leonenko estimate, with their seed intervals. An arm is
+# credited with "the paper's mechanism" only when, against `ce_gaussian` of the same seed (the same head trained
+# without the KL term), its spread ratio is higher by at least **0.10** on average with the paired 95 % interval
+# above 0, **and** its KL is lower (paired 95 % interval below 0). VC's settings (β, the discriminator's form and
+# learning rate) were chosen by this diagnostic on validation latents, never by a test ECE, within the paper's and
+# the reference code's ranges (`bench/ch3_mechanism.py`, next section).
 
 # %% tags=["hide-input"]
-
-
-def design(knobs):
-    """(hypothesis, metric, candidate, baseline, side tested): every comparison whose
-    arms the profile trains, once each."""
-    vc = knobs["vc_arm"]
-    rows = [
-        ("H1", "ece", vc, "ce", "lower"),
-        ("H1", "ece", vc, "ce_ts", "lower"),
-        ("H1", "ece", vc, "ce_gaussian", "lower"),
-        ("H1", "ece", f"{vc}_ts", "ce_ts", "lower"),
-        ("H1", "ece", "vc_reference", "ce", "lower"),
-        ("H1", "ece", "vc_quadratic", "ce", "lower"),
-        ("H2", "shift_ece", vc, "ce", "lower"),
-        ("H2", "shift_ece", vc, "ce_ts", "lower"),
-        ("H3", "fgsm_acc", vc, "ce", "higher"),
-        ("H3", "fgsm_acc", vc, "ce_gaussian", "higher"),
-        ("H4", "lowdata_acc", "vc", "ce", "higher"),
-        ("OOD", "ood_auroc", vc, "ce", "parity"),
-    ]
-    arms = {*all_arms(knobs)}
-    return list(dict.fromkeys(c for c in rows if c[0] == "H4" or {c[2], c[3]} <= arms))
-
-
-COMPARISONS = design(KNOBS)
-M = len(COMPARISONS)
-# the paper's own claims: its baselines per hypothesis (Figure 3 shows CE with and
-# without temperature scaling); ce_gaussian is the other reading of its "CE"
-PAPER_BASELINES = {
-    "H1": ("ce",),
-    "H2": ("ce", "ce_ts"),
-    "H3": ("ce",),
-    "H4": ("ce",),
-    "OOD": ("ce",),
+# display units: ECE, accuracies in points; AUROC in its own units
+SCALE = {"ece": 100, "shift_ece": 100, "fgsm_acc": 100, "lowdata_acc": 100}
+markdown(registry.design_table(STEM, scale=SCALE))
+FAMILIES = {
+    fam: [k for k, c in CLAIMS.items() if c["family"] == fam and c["kind"] != "check"]
+    for fam in ("primary", "secondary")
 }
-CONTROL = "a control"
-
-
-def role(h, a, b):
-    """Whose claim a comparison decides: the paper's, or a control of ours."""
-    if a == ("vc" if h == "H4" else VC):
-        if b in PAPER_BASELINES[h]:
-            return "the paper's"
-        if b == "ce_gaussian":
-            return "the paper's, its CE read as `ce_gaussian`"
-    return CONTROL
-
-
-METRIC_WORDS = {
-    "ece": "test ECE",
-    "shift_ece": "ECE under shift, mean over corruption × severity cells",
-    "fgsm_acc": "accuracy under FGSM, mean over the attacked ε",
-    "lowdata_acc": "test accuracy after 500 training images",
-    "ood_auroc": f"OOD AUROC of max p(y|x), {KNOBS['ood']} as OOD set",
-}
+ALPHA = CLAIMS["vc/h1-calibration"]["_families"]["primary"]["alpha"]
 markdown(
-    "| # | hypothesis | candidate | baseline | metric | side tested | claim |\n"
-    + "|---|---|---|---|---|---|---|\n"
-    + "\n".join(
-        f"| {i + 1} | {h} | {label(a)} | {label(b)} | {METRIC_WORDS[k]} | {d} | "
-        f"{role(h, a, b)} |"
-        for i, (h, k, a, b, d) in enumerate(COMPARISONS)
-    )
-    + f"\n\n{M} comparisons at α = {ALPHA}: each interval is at "
-    f"{100 * (1 - ALPHA / M):.2f} % (Bonferroni); {len(SEEDS)} paired seeds "
-    f"({KNOBS['lowdata_seeds']} for H4)."
+    f"{len(FAMILIES['primary'])} primaries (Holm at α = {ALPHA}) and "
+    f"{len(FAMILIES['secondary'])} secondaries (Holm among themselves). Effects in "
+    "points of ECE or accuracy (AUROC in its own units). This run: "
+    f"{run.profile}, {len(SEEDS)} paired seed(s), {KNOBS['lowdata_seeds']} low-data "
+    "draw(s); a claim whose arms this profile does not train is left to `long`."
 )
 
 # %% [markdown]
@@ -361,19 +347,19 @@ print(data)
 
 
 def train_arm(arm, s):
-    objective = "vc" if arm == "vc_quadratic" else arm
-    extra = dict(ratio_form="quadratic") if arm == "vc_quadratic" else {}
+    extra = {"beta": beta}
+    if arm == "vc" and run.profile in ("ci", "long"):
+        extra.update(VC_OPTIONS)
     return train_vc_model(
         f"ch3-{KNOBS['data']}-{arm}-s{s}",
         data,
-        objective,
+        arm,
         KNOBS["encoder"],
         10,
         latent_dim,
         epochs=KNOBS["epochs"],
         seed=s,
         device=run.device,
-        beta=beta,
         **extra,
         **KNOBS["options"],
     )
@@ -423,10 +409,9 @@ show(calibration.ece_floor)
 per_seed = {}  # (metric, arm) -> one number per seed
 probs = {}  # (arm, seed) -> test probabilities
 h1_rows = [
-    "| arm | accuracy (%) | ECE (%) | NLL | T (val) | spread ratio | KL, kNN | KL, T |",
-    "|---|---|---|---|---|---|---|---|",
+    "| arm | accuracy (%) | ECE (%) | NLL | T (val) |",
+    "|---|---|---|---|---|",
 ]
-spread = {}
 for arm in ARMS:
     reports = []
     for s in SEEDS:
@@ -438,77 +423,29 @@ for arm in ARMS:
     per_seed[("ece", arm)] = [r["ece"] for r in reports]
     per_seed[("acc", arm)] = [r["acc"] for r in reports]
     per_seed[("nll", arm)] = [r["nll"] for r in reports]
-    if arm.endswith("_ts"):
-        cells = ["—"] * 3
-    else:  # the latent spread of every trained model, on the test latents
-        ratios, kls, t_kls = [], [], []
-        for s in SEEDS:
-            model = models[(arm, s)]
-            z = model.latents(data.test.x)
-            y = data.test.y
-            prior = model.prior
-            ratios.append(
-                statistics.fmean(estimators.spread_ratio(z, y, prior).values())
-            )
-            kls.append(statistics.fmean(estimators.latent_kl(z, y, prior).values()))
-            if model.ratio is not None:
-                with torch.no_grad():
-                    t_kls.append(float(model.ratio.kl_estimate(z, y)))
-        spread[arm] = {
-            "spread_ratio": ratios,
-            "latent_kl_knn": kls,
-            "kl_estimate_T": t_kls or None,
-        }
-        cells = [
-            f"{statistics.fmean(ratios):.2f}",
-            f"{statistics.fmean(kls):.1f}",
-            f"{statistics.fmean(t_kls):.3f}" if t_kls else "—",
-        ]
     t_text = (
         f"{statistics.fmean(temperature(arm, s) for s in SEEDS):.2f}"
         if arm.endswith("_ts")
         else "—"
     )
+    sd = (
+        f" ± {100 * statistics.stdev(per_seed[('ece', arm)]):.2f}"
+        if len(SEEDS) > 1
+        else ""
+    )
     h1_rows.append(
         f"| {label(arm)} | {100 * statistics.fmean(per_seed[('acc', arm)]):.2f} | "
-        f"{100 * statistics.fmean(per_seed[('ece', arm)]):.2f} ± "
-        f"{100 * statistics.stdev(per_seed[('ece', arm)]):.2f} | "
-        f"{statistics.fmean(per_seed[('nll', arm)]):.3f} | {t_text} | "
-        + " | ".join(cells)
-        + " |"
+        f"{100 * statistics.fmean(per_seed[('ece', arm)]):.2f}{sd} | "
+        f"{statistics.fmean(per_seed[('nll', arm)]):.3f} | {t_text} |"
     )
 floor = calibration.ece_floor(probs[("ce_ts", SEEDS[0])])
 metrics_["ece_floor_test"] = floor
-# CE's prior is notional: its linear head is the same for every shared variance
-# σ² > 0, so its spread ratio is shown but left out of the range and the comparison
-ranked = {arm: v for arm, v in spread.items() if arm != "ce"}
-all_ratios = [r for v in ranked.values() for r in v["spread_ratio"]]
-filled = [arm for arm, v in ranked.items() if statistics.fmean(v["spread_ratio"]) > 0.5]
 markdown(
     "\n".join(h1_rows)
-    + f"\n\nMeans over {len(SEEDS)} seeds (ECE ± its standard deviation over seeds). "
-    f"**ECE floor** at {floor['n']:,} test images (CE + TS's confidences, "
+    + f"\n\nMeans over {len(SEEDS)} seed(s) (ECE ± its standard deviation over "
+    f"seeds). **ECE floor** at {floor['n']:,} test images (CE + TS's confidences, "
     f"labels redrawn {floor['draws']} times): mean {100 * floor['mean']:.2f} %, "
-    f"95th percentile {100 * floor['p95']:.2f} %. Spread ratio: tr Cov(z | y) over the "
-    "trace of the class prior's covariance, averaged over classes (1 = the latents "
-    "fill their prior; for CE the prior is the notional shared-isotropic Gaussian "
-    "behind its linear head, whose variance the data do not determine: any σ² > 0 "
-    "gives the same head, so CE's ratio and KL depend on an arbitrary σ² and are left "
-    "out of the range below). KL, kNN: KL(q(z|y) ‖ p(z|y)) by the "
-    "Kozachenko–Leonenko entropy (`estimators.latent_kl`); in d = "
-    f"{latent_dim} with about {len(data.test) // 10:,} latents per class that "
-    "estimate is heavily biased, so read it as a rough comparison between arms, not "
-    "as a KL in nats. KL, T: the discriminator's own estimate E_q T. "
-    f"Across the {len(all_ratios)} trained models other than CE's the spread ratio "
-    "lies between "
-    f"{min(all_ratios):.2f} and {max(all_ratios):.2f}: "
-    + (
-        ", ".join(label(a) for a in filled)
-        + " fill(s) out more than half of the prior."
-        if filled
-        else "no arm's latents fill out even half of their class prior, VC's included, "
-        "so no calibration difference here can be credited to filling out the prior."
-    )
+    f"95th percentile {100 * floor['p95']:.2f} %."
 )
 
 # %% tags=["hide-input"]
@@ -528,6 +465,89 @@ figure(
     "Reliability diagrams on the test split for CE, CE with temperature scaling and "
     "VC (first seed): accuracy of the images in each of 20 bins of the confidence "
     "$\\max_y p(y\\mid x)$, against the diagonal; ECE in the legend.",
+)
+
+# %% [markdown]
+# (ch3-mechanism)=
+# ## Is the mechanism at work?
+#
+# The gate was stated before the runs ({ref}`ch3-questions`): an arm is credited with the paper's mechanism only
+# when, against `ce_gaussian` of the same seeds, its spread ratio on the validation latents is higher by at least
+# 0.10 (paired 95 % interval above 0) and its KL(q(z|y) ‖ p(z|y)) is lower. VC's settings were chosen by this
+# diagnostic on validation latents, before any test number of VC was looked at: `bench/ch3_mechanism.py` trains VC
+# at every combination of β ∈ {0.01 (the reference scripts), 0.1, 1 (the paper's analysis)}, the discriminator's
+# form ∈ {linear (the paper's), a 512-unit tanh MLP (the reference code's option)} and its learning rate ∈ {1e-3
+# (the reference code's), 1e-2} (its table: `bench/ch3_mechanism.md`). CE's prior is notional (its linear head is
+# the same for every shared variance σ² > 0, so its spread ratio depends on an arbitrary σ²): it is shown, not gated.
+
+# %%
+show(mechanism_gate)
+
+# %% tags=["hide-input"]
+x_diag, y_diag = data.val.x, data.val.y
+diagnostic = {
+    arm: [mechanism_diagnostic(models[(arm, s)], x_diag, y_diag) for s in SEEDS]
+    for arm in TRAINED
+}
+for arm in TRAINED:
+    for key in ("spread_ratio", "latent_kl"):
+        per_seed[(key, arm)] = [d[key] for d in diagnostic[arm]]
+gates = {}
+mech_rows = [
+    "| arm | spread ratio | KL, kNN (nats) | spread gain over ce_gaussian "
+    "[95 %] | KL − ce_gaussian's [95 %] | gate |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def mean_sd(values, digits=3):
+    sd = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.{digits}f}{sd}"
+
+
+for arm in TRAINED:
+    cells = ["—", "—", "not gated (its prior is notional)" if arm == "ce" else "—"]
+    if arm not in ("ce", "ce_gaussian") and len(SEEDS) > 1:
+        g = mechanism_gate(
+            per_seed[("spread_ratio", arm)],
+            per_seed[("spread_ratio", "ce_gaussian")],
+            per_seed[("latent_kl", arm)],
+            per_seed[("latent_kl", "ce_gaussian")],
+        )
+        gates[arm] = g
+        cells = [
+            f"{g['spread_gain']:+.3f} [{g['spread_interval'][0]:+.3f}, "
+            f"{g['spread_interval'][1]:+.3f}]",
+            f"{g['kl_change']:+.1f} [{g['kl_interval'][0]:+.1f}, "
+            f"{g['kl_interval'][1]:+.1f}]",
+            f"**{g['verdict']}**",
+        ]
+    elif arm == "ce_gaussian":
+        cells[2] = "the baseline"
+    mech_rows.append(
+        f"| {label(arm)} | {mean_sd(per_seed[('spread_ratio', arm)])} | "
+        f"{mean_sd(per_seed[('latent_kl', arm)], 1)} | " + " | ".join(cells) + " |"
+    )
+metrics_["mechanism"] = {"gates": gates, "vc_options": VC_OPTIONS}
+vc_gate = gates.get(VC)
+markdown(
+    "\n".join(mech_rows)
+    + f"\n\nMean ± standard deviation over {len(SEEDS)} seed(s), on the "
+    f"{len(y_diag):,} validation images; the intervals are paired over seeds. "
+    + (
+        f"**{label(VC)}: the mechanism is {vc_gate['verdict']}** (gain "
+        f"{vc_gate['spread_gain']:+.3f} of the prior's trace against the gate's "
+        f"{vc_gate['gain']:.2f}). "
+        + (
+            "The calibration comparisons below therefore test VC as run, not the "
+            "paper's mechanism: whatever they find cannot be credited to latents that "
+            "fill out their priors."
+            if vc_gate["verdict"] != "engaged"
+            else "The comparisons below test VC with its mechanism at work."
+        )
+        if vc_gate
+        else "One seed: the gate needs the paired seeds of `ci` or the merged `long`."
+    )
 )
 
 # %% [markdown]
@@ -704,6 +724,47 @@ figure(
     "for every trained arm, mean over seeds.",
 )
 
+# %% tags=["hide-input"]
+# long only: FGSM also on MNIST, the paper's Figure 4 (left) data set, for CE and VC
+# trained as above on 10,000 MNIST images; reported beside H3, not a registry claim
+EPS_MNIST = [0.05, 0.1, 0.2, 0.3]
+if KNOBS["fgsm_mnist"]:
+    mnist_train = mnist.replace(
+        train=balanced_subset(mnist.train, KNOBS["train_images"] // 10, seed=0)
+    )
+    for arm in ("ce", "vc"):
+        values = []
+        for s in SEEDS:
+            extra = {"beta": beta, **(VC_OPTIONS if arm == "vc" else {})}
+            model_m, _ = train_vc_model(
+                f"ch3-mnist-{arm}-s{s}",
+                mnist_train,
+                arm,
+                KNOBS["encoder"],
+                10,
+                latent_dim,
+                epochs=KNOBS["epochs"],
+                seed=s,
+                device=run.device,
+                **extra,
+                **KNOBS["options"],
+            )
+            curve = attacks.fgsm_accuracy_curve(
+                model_m, mnist.test.x[:n_fgsm], mnist.test.y[:n_fgsm], EPS_MNIST
+            )
+            values.append(statistics.fmean(curve))
+        per_seed[("fgsm_acc_mnist", arm)] = values
+    markdown(
+        "FGSM on MNIST (ε = "
+        + ", ".join(f"{e:g}" for e in EPS_MNIST)
+        + f"; {n_fgsm:,} test images), accuracy averaged over ε: "
+        + ", ".join(
+            f"{label(a)} {100 * statistics.fmean(per_seed[('fgsm_acc_mnist', a)]):.1f} %"
+            for a in ("ce", "vc")
+        )
+        + "."
+    )
+
 # %% [markdown]
 # ## H4: low data
 #
@@ -720,11 +781,14 @@ figure(
 
 # %% tags=["hide-input"]
 LOWDATA_SEEDS = [run.seed + i for i in range(KNOBS["lowdata_seeds"])]
-LOWDATA_ARMS = ("ce", "ce_gaussian", "vc")
+LOWDATA_ARMS = KNOBS["lowdata_arms"]
 steps_taken = set()
 SQRT_N = len(LOWDATA_SEEDS) ** 0.5
 for arm in LOWDATA_ARMS:
     accs = []
+    extra = {"beta": beta}
+    if arm == "vc" and run.profile in ("ci", "long"):
+        extra.update(VC_OPTIONS)
     for s in LOWDATA_SEEDS:
         small = mnist.replace(train=balanced_subset(mnist.train, 50, seed=s), val=None)
         model, record = train_vc_model(
@@ -737,23 +801,38 @@ for arm in LOWDATA_ARMS:
             steps=KNOBS["lowdata_steps"],
             seed=s,
             device=run.device,
-            beta=beta,
             batch_size=64,
+            **extra,
         )
         steps_taken.add(record["history"]["steps"])
         accs.append(evaluate_classifier(model, mnist.test)[0]["acc"])
     per_seed[("lowdata_acc", arm)] = accs
+
+
+def mean_se(values):
+    se = statistics.stdev(values) / SQRT_N if len(values) > 1 else float("nan")
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * se:.1f}"
+
+
 metrics_["lowdata_steps_taken"] = sorted(steps_taken)
+ce_low = statistics.fmean(per_seed[("lowdata_acc", "ce")])
 markdown(
     "| arm | paper (%, Table 4) | ours (%, mean ± s.e.) |\n|---|---|---|\n"
     + "\n".join(
         f"| {label(arm)} | {dict(ce='93.1 ± 0.2', vc='94.2 ± 0.2').get(arm, '—')} | "
-        f"{100 * statistics.fmean(per_seed[('lowdata_acc', arm)]):.1f} ± "
-        f"{100 * statistics.stdev(per_seed[('lowdata_acc', arm)]) / SQRT_N:.1f} |"
+        f"{mean_se(per_seed[('lowdata_acc', arm)])} |"
         for arm in LOWDATA_ARMS
     )
-    + f"\n\n{len(LOWDATA_SEEDS)} seeds; optimiser steps read back from the training "
-    f"histories: {sorted(steps_taken)} (one number: the same budget for every run)."
+    + f"\n\n{len(LOWDATA_SEEDS)} draw(s); optimiser steps read back from the training "
+    f"histories: {sorted(steps_taken)} (one number: the same budget for every run). "
+    f"Our CE reaches {100 * ce_low:.1f} %, {100 * (ce_low - 0.931):+.1f} points "
+    "against Table 4's CE (93.1 %): "
+    + (
+        "our baseline is weaker than the paper's, so a VC gain here is measured "
+        "from a lower starting point than Table 4's."
+        if ce_low < 0.931 - 0.01
+        else "within a point of the paper's baseline."
+    )
 )
 
 # %% [markdown]
@@ -798,158 +877,175 @@ if x_out is not None:
 # (ch3-decisions)=
 # ## Decisions
 #
-# Each row applies the rule fixed above to the per-seed numbers of its two arms (the code is
-# `lvmcls.decisions.paired_decision`; the parity row `parity_decision`). For the ECE rows the last column is the
-# bootstrap interval over test images of the same difference (95 %, 500 resamples), which the seed-paired interval
-# does not include.
+# Every registered claim whose arms this profile trains, decided by the one code path that also decides the `long`
+# run (`lvmcls.registry.decide`): the paired per-seed differences of its two arms, Holm's correction within its
+# family (the printed level is the per-test level the step-down gave it), and the verdict of
+# `lvmcls.decisions.decide_claim`. For the ECE rows the last column is the bootstrap interval over test images of
+# the same difference (95 %, 500 resamples, the same images for every arm and seed), an uncertainty the
+# seed-paired interval does not see, because every seed is tested on the same images.
 
 # %%
-show(paired_decision)
+show(registry.decide)
 
 # %% tags=["hide-input"]
-decisions, boot = {}, {}
-for h, key, a, b, direction in COMPARISONS:
-    if (key, a) not in per_seed or (key, b) not in per_seed:
-        continue  # e.g. no OOD set offline in full
-    common = dict(
-        what=METRIC_WORDS[key], names=(label(a), label(b)), alpha=ALPHA, comparisons=M
-    )
-    if direction == "parity":
-        d = parity_decision(
-            per_seed[(key, a)], per_seed[(key, b)], margin=OOD_MARGIN, **common
-        )
-    else:
-        d = paired_decision(
-            per_seed[(key, a)], per_seed[(key, b)], direction=direction, **common
-        )
-    decisions[(h, key, a, b)] = d
-    if key == "ece":
-        boot[(h, key, a, b)] = calibration.paired_ece_bootstrap(
-            [probs[(a, s)] for s in SEEDS],
-            [probs[(b, s)] for s in SEEDS],
+# per_seed in the registry's shape: {arm: {metric: [value per seed]}}
+PER_SEED = {}
+for (key, arm), values in per_seed.items():
+    PER_SEED.setdefault(arm, {})[key] = [float(v) for v in values]
+decided = registry.decide(STEM, PER_SEED) if len(SEEDS) > 1 else {}
+boot = {}
+for key, made in decided.items():
+    c = made["claim"]
+    if c["metric"] == "ece":
+        boot[key] = calibration.paired_ece_bootstrap(
+            [probs[(c["candidate"], s)] for s in SEEDS],
+            [probs[(c["baseline"], s)] for s in SEEDS],
             data.test.y,
             resamples=500,
         )
-rows = [
-    "| hypothesis | comparison | claim | verdict | difference [interval] | MDE | "
-    "bootstrap over images (ECE) |",
-    "|---|---|---|---|---|---|---|",
-]
-for (h, key, a, b), d in decisions.items():
-    lo, hi = d.interval
-    bt = boot.get((h, key, a, b))
-    bt_text = (
-        f"{100 * bt['difference']:+.2f} [{100 * bt['interval'][0]:+.2f}, "
-        f"{100 * bt['interval'][1]:+.2f}]"
-        if bt
-        else "—"
+
+
+def fmt(value, metric, signed=True):
+    k = SCALE.get(metric, 1)
+    digits = 2 if k == 100 else 3
+    return f"{k * value:{'+' if signed else ''}.{digits}f}"
+
+
+def decision_rows(decided_, boot_=None):
+    rows = [
+        "| claim | family (Holm level) | comparison | verdict | difference "
+        "[interval] | smallest detectable | the paper's effect | bootstrap over "
+        "images (ECE) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, made in decided_.items():
+        c, d = made["claim"], made["decisions"][0]
+        m = c["metric"]
+        lo, hi = d.interval
+        bt = (boot_ or {}).get(key)
+        bt_text = (
+            f"{100 * bt['difference']:+.2f} [{100 * bt['interval'][0]:+.2f}, "
+            f"{100 * bt['interval'][1]:+.2f}]"
+            if bt
+            else "—"
+        )
+        if c["kind"] == "parity":
+            mde = f"±{fmt(d.smallest_margin, m, False)} (margin it establishes)"
+            effect = f"parity within ±{fmt(c['margin'], m, False)}"
+        else:
+            mde = fmt(d.minimum_detectable_effect, m, False)
+            effect = fmt(c["effect"], m)
+        rows.append(
+            f"| `{key}` | {c['family']} ({made['level']:.4f}) | "
+            f"{label(c['candidate'])} − {label(c['baseline'])} ({c['what']}) | "
+            f"**{made['verdict']}** | {fmt(d.mean_difference, m)} "
+            f"[{fmt(lo, m)}, {fmt(hi, m)}] | {mde} | {effect} | {bt_text} |"
+        )
+    return "\n".join(rows)
+
+
+if decided:
+    markdown(
+        decision_rows(decided, boot)
+        + f"\n\nDifferences in points of ECE or accuracy (AUROC in its own units, "
+        f"3 decimals), {len(SEEDS)} paired seeds ({len(LOWDATA_SEEDS)} low-data draws "
+        "for H4). Smallest detectable: the |difference| this design, at the spread "
+        f"observed here and the claim's Holm level, detects with power {POWER} "
+        "(noncentral t); for the parity row, the smallest margin the interval "
+        "establishes. A verdict on a secondary row answers the book's control "
+        "question, not the paper's."
     )
-    scale, unit = (100, " pts") if key != "ood_auroc" else (1, "")
-    rows.append(
-        f"| {h} | {label(a)} − {label(b)} ({METRIC_WORDS[key]}) | {role(h, a, b)} | "
-        f"**{d.verdict}** | "
-        f"{scale * d.mean_difference:+.2f}{unit} "
-        f"[{scale * lo:+.2f}, {scale * hi:+.2f}] | "
-        f"{scale * d.minimum_detectable_effect:.2f}{unit} | {bt_text} |"
+else:
+    markdown(
+        f"This is a `{run.profile}` run of one seed: it decides nothing by itself. Its "
+        "per-seed values are recorded under `results/long/` and `python -m lvmcls.long "
+        "merge` decides them with every other seed through the same function."
     )
-markdown(
-    "\n".join(rows)
-    + f"\n\nDifferences in percentage points (AUROC in its own units), {len(SEEDS)} "
-    f"paired seeds ({len(LOWDATA_SEEDS)} for H4), "
-    f"{100 * (1 - ALPHA / M):.2f} % intervals ({M} comparisons; the parity row's "
-    f"two one-sided tests give a {100 * (1 - 2 * ALPHA / M):.2f} % interval, margin "
-    f"±{OOD_MARGIN}). MDE: (t at the interval's level + t at {POWER}) × the standard "
-    "error observed in this run, computed after the runs: the smallest difference a "
-    f"design with this spread detects with power {POWER}. On the parity row it is the "
-    "same quantity at the one-sided tests' level, the smallest departure from zero "
-    "such a test would detect; it is not the power of the equivalence test to show "
-    "parity. A verdict on a control row is about our question, not the paper's."
-)
 
 # %% tags=["hide-input"]
-LEDGER = {
-    "H1": (
-        "vc/h1-calibration",
-        "VC is better calibrated (lower ECE) than softmax CE",
-        "Table 1 (ECE %, mean ± std over 5 runs)",
-        "CIFAR-10 ResNet-50: CE 3.8 ± 0.3, VC 3.2 ± 0.2; "
-        "CIFAR-10 WRN-28-10: CE 3.1 ± 0.2, VC 2.1 ± 0.2",
-    ),
-    "H2": (
-        "vc/h2-shift",
-        "VC stays better calibrated than CE, with and without temperature scaling, "
-        "under synthetic distribution shift",
-        "Figure 3 and §5.2 (ECE by severity on CIFAR-10-C, CIFAR-100-C and "
-        "Tiny-ImageNet-C, 16 shift types; CE with and without temperature scaling)",
-        '"the VC model has a consistently lower calibration error as the corruption '
-        'intensity increases" (no numbers)',
-    ),
-    "H3": (
-        "vc/h3-fgsm",
-        "VC keeps a higher accuracy than CE under FGSM attacks",
-        "Figure 4 and §5.3 (accuracy against ε, MNIST and CIFAR-10)",
-        '"the VC model is consistently more (FGSM) adversarially robust relative to '
-        'the standard CE model, across attack magnitudes on both datasets" '
-        "(no numbers)",
-    ),
-    "H4": (
-        "vc/h4-lowdata",
-        "VC classifies more accurately than CE from 500 MNIST training images",
-        "Table 4 (accuracy %, mean ± s.e. over 5 runs)",
-        "MNIST, 500 images (network not named): CE 93.1 ± 0.2, GM 94.4 ± 0.1, "
-        "VC 94.2 ± 0.2",
-    ),
-    "OOD": (
-        "vc/ood-parity",
-        "VC detects out-of-distribution inputs as well as CE (AUROC of max p(y|x))",
-        "Table 3 (AUROC, CIFAR-10 against SVHN / CIFAR-100 / CelebA)",
-        "CE 0.92 / 0.88 / 0.90, VC 0.93 / 0.86 / 0.89",
-    ),
-}
-claims = []
-for h, (key, statement, source_, paper_value) in LEDGER.items():
-    # every row that decides the paper's claim: its baselines, and ce_gaussian (the
-    # other reading of its "CE") where the design has it; one verdict only where all
-    # of them agree
-    rows_h = [
-        (b, d)
-        for (h_, _, a, b), d in decisions.items()
-        if h_ == h and role(h, a, b) != CONTROL
-    ]
-    verdicts = {d.verdict for _, d in rows_h}
-    if not rows_h:
-        measured = {
-            "verdict": "not run (no OOD set on this machine)",
-            "ours": "no measurement",
-        }
-    elif len(rows_h) == 1:
-        measured = {"decision": rows_h[0][1]}
-    else:
-        measured = {
-            "verdict": verdicts.pop() if len(verdicts) == 1 else "not resolved",
-            "ours": "; ".join(f"against {label(b)}: {d.sentence()}" for b, d in rows_h),
-        }
-    row = claim(
-        key,
-        paper="vc",
-        statement=statement,
-        source=source_,
-        paper_value=paper_value,
-        section="ch3-decisions",
-        **measured,
+# the mechanism check (a rule in words, decided from the gate above)
+MECH_KEY = "vc/mechanism"
+if vc_gate:
+    mech_verdict = {
+        "engaged": "supported",
+        "not engaged": "contradicted",
+        "undecided": "not resolved",
+    }[vc_gate["verdict"]]
+    mech_ours = (
+        f"{label(VC)} − ce_gaussian: spread ratio {vc_gate['spread_gain']:+.3f} "
+        f"[{vc_gate['spread_interval'][0]:+.3f}, {vc_gate['spread_interval'][1]:+.3f}]"
+        f" (gate: ≥ +{vc_gate['gain']:.2f}), kNN KL {vc_gate['kl_change']:+.1f} "
+        f"[{vc_gate['kl_interval'][0]:+.1f}, {vc_gate['kl_interval'][1]:+.1f}] nats; "
+        f"{vc_gate['n']} paired seeds, validation latents, 95 % intervals"
     )
-    if rows_h and "ce_gaussian" not in {b for b, _ in rows_h}:
-        row["ours"] += (
-            " (not decided against `ce_gaussian`, the Gaussian reading of the "
-            "paper's CE: no such row in this design)"
-        )
-    claims.append(row)
+else:
+    mech_verdict, mech_ours = "not resolved", "one seed: no paired interval"
+claims = registry.claim_rows(STEM, decided) + [
+    registry.check_row(MECH_KEY, verdict=mech_verdict, ours=mech_ours)
+]
 markdown(
     "\n".join(
-        f"- **{c['key']}** ({c['verdict']}): {c['statement']}. Ours: {c['ours']}."
+        f"- **{c['key']}** ({c['verdict']}): {c['statement']} Ours: {c['ours']}."
         for c in claims
     )
 )
+
+# %% [markdown]
+# ### What `ci` can decide, and what `long` adds
+#
+# `ci` is the pilot: 8 paired seeds and 12 low-data draws in a few minutes. At the spread it shows, a claim whose
+# effect of interest is below its smallest detectable effect cannot be decided by `ci` whatever the truth is (H1 at
+# 0.6 points of ECE is expected to be one). `long` runs the seeds the registry asks for (its last column above), one
+# seed per run, each record committed as it finishes; the table below is the merged `long` run when one exists.
+
+# %% tags=["hide-input"]
+long_file = results_dir() / "long" / f"{STEM}.json"
+if long_file.is_file():
+    long_record = json.loads(long_file.read_text())
+    asked = max(
+        (c.get("long", {}).get("seeds") or 0 for c in CLAIMS.values()), default=0
+    )
+    markdown(
+        "| claim | `long` verdict | ours |\n|---|---|---|\n"
+        + "\n".join(
+            f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
+            for r in long_record["claims"]
+        )
+        + f"\n\n`long`: {len(long_record['seeds'])} paired seeds merged (the registry "
+        f"asks for up to {asked}); " + describe_age(result_age(long_record, STEM)) + "."
+    )
+    long_seed = long_record["per_seed"]
+    long_gates = [
+        (
+            arm,
+            mechanism_gate(
+                long_seed[arm]["spread_ratio"],
+                long_seed["ce_gaussian"]["spread_ratio"],
+                long_seed[arm]["latent_kl"],
+                long_seed["ce_gaussian"]["latent_kl"],
+            ),
+        )
+        for arm in ("vc", "vc_reference")
+        if arm in long_seed
+        and "ce_gaussian" in long_seed
+        and len(long_record["seeds"]) > 1
+    ]
+    if long_gates:
+        markdown(
+            "The mechanism gate on the `long` seeds: "
+            + "; ".join(
+                f"{label(arm)} − ce_gaussian, spread ratio {g['spread_gain']:+.3f} "
+                f"[{g['spread_interval'][0]:+.3f}, {g['spread_interval'][1]:+.3f}], "
+                f"kNN KL {g['kl_change']:+.1f} [{g['kl_interval'][0]:+.1f}, "
+                f"{g['kl_interval'][1]:+.1f}]: **{g['verdict']}**"
+                for arm, g in long_gates
+            )
+            + f" ({len(long_record['seeds'])} paired seeds, 95 % intervals)."
+        )
+else:
+    markdown(
+        "`long` has not run for this chapter yet: `make long CHAPTERS=03` (resumable)."
+    )
 
 # %% [markdown]
 # ## What `full` decides, and its cost
@@ -961,38 +1057,34 @@ markdown(
 # encoder's rate as in the reference code (`prior_lr` passes through `train_vc_model`); H1 on the 10,000 test
 # images; H2 on 1,000 test images under 14 corruptions × 5 severities (70 cells); H3 on 2,000; OOD against SVHN when it
 # can be downloaded; H4 as in `ci`. `vc_reference` is the candidate VC there (the gradient of the reference scripts,
-# plausibly what produced Table 1). `ce_gaussian`, the control that separates the head from the objective, is
-# trained there too, so "VC − `ce_gaussian`" isolates the objective. Within the book's one-GPU window (12 minutes
-# for all seven chapters) this chapter's share is 3.9 minutes, an estimate, not a measurement: the previous
-# design's `full` run took 5.6 minutes on one H100 for 75 ResNet-18 epochs plus about 40 small models, so about 3 s
-# per ResNet-18 epoch; 9 runs × 5 epochs ≈ 2.3 min, H4 ≈ 0.4 min, the 70,000 corrupted images (generated on the
-# CPU) ≈ 0.8 min, start-up and evaluation ≈ 0.4 min: `FULL_MINUTES_H100 = 3.9`,
-# to be replaced by the measured time of the first run. The paper does not say how long it trained (the reference
-# code trains 90 epochs); CE's over-confidence tends to grow with training, so five epochs may leave VC a smaller
-# gap to close. The candidate VC differs by profile (VC as Algorithm 1 in `ci`, `vc_reference` in `full`), so a
-# claim key of the ledger records a different arm in each profile; its sentences name the arm. How large an effect
-# `full`'s few seeds can resolve is computed below from its number of seeds and comparisons: a gap like the paper's
-# VC against CE on CIFAR-10 with ResNet-50 (3.8 against 3.2 % ECE, Table 1) may well not resolve.
+# plausibly what produced Table 1). Within the book's one-GPU window this chapter's share is 3.9 minutes, an
+# estimate, not a measurement (`FULL_MINUTES_H100`). The candidate VC differs by profile (VC as Algorithm 1 in `ci`
+# and `long`, `vc_reference` in `full`); the sentences name the arm. With 3 seeds `full` cannot decide H1 at the
+# paper's effect: its power there is computed below from `ci`'s paired spread.
 
 # %% tags=["hide-input"]
-
-
-def mde_in_se(m, n):
-    """A paired row's MDE in standard errors of the paired difference, for m
-    comparisons (Bonferroni) and n seeds: t_(1−α/2m, n−1) + t_(power, n−1)."""
-    return stats.t.ppf(1 - ALPHA / (2 * m), n - 1) + stats.t.ppf(POWER, n - 1)
-
-
-M_FULL, N_FULL = len(design(PROFILES["full"])), PROFILES["full"]["seeds"]
-t_full = stats.t.ppf(1 - ALPHA / (2 * M_FULL), N_FULL - 1)
-markdown(
-    f"`full`: {N_FULL} seeds and {M_FULL} comparisons, so t_(1−α/2M, {N_FULL - 1}) = "
-    f"{t_full:.2f} and a paired row resolves "
-    f"only effects larger than about {mde_in_se(M_FULL, N_FULL):.1f} standard errors "
-    f"of the paired difference (power {POWER}); this run's design ({run.profile}: "
-    f"{len(SEEDS)} seeds, {M} comparisons): {mde_in_se(M, len(SEEDS)):.1f}. H4 has its "
-    "own seeds; the MDE column above gives each row's value in its metric's units."
-)
+N_FULL = PROFILES["full"]["seeds"]
+full_lines = []
+for key, made in decided.items():
+    c, d = made["claim"], made["decisions"][0]
+    if c["family"] != "primary" or c["kind"] != "difference":
+        continue
+    sd = d.standard_error * len(d.candidate) ** 0.5
+    a_first = ALPHA / len(FAMILIES["primary"])
+    full_lines.append(
+        f"| `{key}` | {fmt(c['effect'], c['metric'])} | "
+        f"{power(c['effect'], sd, N_FULL, a_first):.2f} | "
+        f"{fmt(minimum_detectable_effect(sd, N_FULL, a_first), c['metric'], False)} |"
+    )
+if full_lines:
+    markdown(
+        "| claim | the paper's effect | `full`'s power at it | `full`'s smallest "
+        "detectable effect |\n|---|---|---|---|\n"
+        + "\n".join(full_lines)
+        + f"\n\n{N_FULL} paired seeds at the first Holm level "
+        f"(α / {len(FAMILIES['primary'])}), at the paired SD this `ci` run "
+        "observed (the CIFAR spread may differ)."
+    )
 
 # %% [markdown]
 # ## Scorecard
@@ -1007,18 +1099,11 @@ markdown(
 
 # %% tags=["hide-input"]
 for (key, arm), values in per_seed.items():
-    metrics_[f"{key}_{arm}_per_seed"] = [float(v) for v in values]
     metrics_[f"{key}_{arm}"] = statistics.fmean(values)
-metrics_["spread"] = spread
 metrics_["temperatures"] = {
     arm: [temperatures[(arm, s)] for s in SEEDS] for arm in ("ce_ts", f"{VC}_ts")
 }
-metrics_["decisions"] = {
-    f"{h}: {a} vs {b} ({key})": d.to_dict() for (h, key, a, b), d in decisions.items()
-}
-metrics_["ece_bootstrap"] = {
-    f"{h}: {a} vs {b}": v for (h, key, a, b), v in boot.items()
-}
+metrics_["ece_bootstrap"] = boot
 PAPER = {"lowdata_acc_ce": 0.931, "lowdata_acc_vc": 0.942}
 SCORE_KEYS = [
     f"{k}_{arm}"
@@ -1039,24 +1124,24 @@ path = run.write_results(
     metrics=metrics_,
     paper=PAPER,
     claims=claims,
+    per_seed=PER_SEED,
+    registry=registry.hashes(STEM),
     design={
-        "comparisons": [list(c) for c in COMPARISONS],
-        "alpha": ALPHA,
-        "ood_margin": OOD_MARGIN,
         "arms": list(ARMS),
         "seeds": SEEDS,
         "lowdata_seeds": LOWDATA_SEEDS,
-        "knobs_chosen_on": "validation (bench/ch3_regime.py; temperatures)",
+        "vc_options": VC_OPTIONS,
+        "knobs_chosen_on": "validation (bench/ch3_regime.py, bench/ch3_mechanism.py; "
+        "temperatures)",
     },
     knobs={**KNOBS, "latent_dim": latent_dim, "beta": beta},
 )
-print(f"wrote {path.name} after {run.elapsed():.0f} s")
-# the committed full file: shown only if this design wrote it (its comparisons match)
+print(f"wrote {path.relative_to(results_dir().parent)} after {run.elapsed():.0f} s")
+# the committed full file: shown only if this design wrote it (its arms match)
 full_file = results_dir() / "full" / f"{STEM}.json"
 full_record = json.loads(full_file.read_text()) if full_file.is_file() else None
-full_design = [list(c) for c in design(PROFILES["full"])]
 this_design = bool(full_record) and (
-    full_record.get("design", {}).get("comparisons") == full_design
+    full_record.get("design", {}).get("arms") == list(all_arms(PROFILES["full"]))
 )
 LOWDATA_WORDS = (
     "low data, MNIST with 500 training images (ours: the MLP encoder; the paper's "
@@ -1086,7 +1171,8 @@ if full_record and not this_design:
             else "(none)."
         )
     )
-markdown(card)
+if run.profile != "long":
+    markdown(card)
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
@@ -1095,10 +1181,13 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 # %% [markdown]
 # ## Conclusion
 #
-# The decisions above are what this design, at this size, can say about the paper's hypotheses in a small regime
-# chosen to let calibration differ; they are not a reproduction of the paper's CIFAR tables (the `full` profile asks
-# those, with three seeds). Read each verdict with its MDE: "not resolved" with a small MDE says the effect, if any,
-# is small; with a large MDE it says the design could not see it.
+# The decisions above are what this design can say about the paper's hypotheses in a small regime chosen (on
+# validation data) to let calibration differ; they are not a reproduction of the paper's CIFAR tables: this chapter
+# runs none of Table 1, Figure 3, Figure 4 or Table 3 on the paper's data, and of Table 4 only the MNIST-500 row,
+# with our MLP. Read each verdict with the mechanism gate above: a calibration difference can be credited to VC's
+# latents filling out their priors only where the gate says the mechanism is engaged. A "not resolved" whose
+# smallest detectable effect exceeds the paper's effect says that the design could not see an effect of the paper's
+# size; where the interval excludes the paper's effect the verdict says so ("smaller than the paper's effect").
 #
 # ## References
 #

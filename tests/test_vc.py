@@ -463,3 +463,30 @@ def test_arms_of_one_seed_share_initial_encoder_weights_and_batches(tmp_path, mo
         Trainer(max_epochs=2, batch_size=8, device="cpu", seed=5, progress=False).fit(model, split, None)
         seen[objective] = torch.cat(batches)
     assert torch.equal(seen["ce"], seen["vc"])
+
+
+def test_mechanism_gate_engages_only_with_the_stated_gain_and_a_lower_kl():
+    """The gate's three outcomes on paired seeds built to sit on either side of it, with room: a spread gain of
+    0.3 and a KL 5 nats lower is engaged; a gain of 0.02 (well below 0.10, the interval excludes 0.10) is not; a
+    gain of 0.3 with a higher KL is not; a noisy gain around 0.10 is undecided. Bad input is refused."""
+    import numpy as np
+
+    from lvmcls.vc import mechanism_gate
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.04, 0.07, 8).tolist()
+    kl_base = rng.uniform(70, 80, 8).tolist()
+    noise = rng.normal(0, 0.005, 8)
+    up = (np.array(base) + 0.3 + noise).tolist()
+    g = mechanism_gate(up, base, (np.array(kl_base) - 5 + noise).tolist(), kl_base)
+    assert g["verdict"] == "engaged" and abs(g["spread_gain"] - 0.3) < 0.01
+    assert g["spread_interval"][0] < g["spread_gain"] < g["spread_interval"][1]
+    small = (np.array(base) + 0.02 + noise).tolist()
+    assert mechanism_gate(small, base, kl_base, kl_base)["verdict"] == "not engaged"
+    assert mechanism_gate(up, base, (np.array(kl_base) + 5 + noise).tolist(), kl_base)["verdict"] == "not engaged"
+    wide = (np.array(base) + 0.10 + rng.normal(0, 0.2, 8)).tolist()
+    assert mechanism_gate(wide, base, (np.array(kl_base) - 5).tolist(), kl_base)["verdict"] == "undecided"
+    with pytest.raises(ValueError, match="paired seeds"):
+        mechanism_gate(up[:3], base, kl_base, kl_base)
+    with pytest.raises(ValueError, match="finite"):
+        mechanism_gate([float("nan")] * 8, base, kl_base, kl_base)
