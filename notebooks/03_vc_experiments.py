@@ -759,7 +759,8 @@ if KNOBS["fgsm_mnist"]:
         + ", ".join(f"{e:g}" for e in EPS_MNIST)
         + f"; {n_fgsm:,} test images), accuracy averaged over ε: "
         + ", ".join(
-            f"{label(a)} {100 * statistics.fmean(per_seed[('fgsm_acc_mnist', a)]):.1f} %"
+            f"{label(a)} "
+            f"{100 * statistics.fmean(per_seed[('fgsm_acc_mnist', a)]):.1f} %"
             for a in ("ce", "vc")
         )
         + "."
