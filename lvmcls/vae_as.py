@@ -273,9 +273,9 @@ class VAEAS(nn.Module):
     ``classifier_steps``: the classifier's optimiser steps per encoder step. 1: one step on the same batch, taken by
     the `Trainer`'s optimiser together with the encoder's (the classifier that the encoder term sees is the one
     before the step). k > 1: k Adam steps (the model's own, its moments kept as buffers so that checkpoints resume
-    exactly) on fresh draws of z for the batch, *before* the encoder's term is computed with the updated classifier
-    held fixed (alternating, as the paper's algorithm trains s_ω(e|z) towards q(x|z) for the current encoder); flat
-    head only.
+    exactly) on fresh draws of z for the batch (``classifier_fresh``: for as many indices drawn afresh from all N,
+    encoded by the current encoder), *before* the encoder's term is computed with the updated classifier held fixed
+    (alternating, as the paper's algorithm trains s_ω(e|z) towards q(x|z) for the current encoder); flat head only.
 
     The random draws: the VAE's ε comes from the global generator (which the `Trainer` seeds), and nothing else in
     a training step draws from it: the classifier's draws come from the model's own generator, seeded per step from
@@ -296,19 +296,20 @@ class VAEAS(nn.Module):
                  tree: bool = True, classifier_lr: float = 1e-2, classifier_depth: int = 2,
                  classifier_samples: int = 1, classifier_activation: str = "relu", placebo: bool = False,
                  refit_every: int = 0, refit_steps: int = 200, refit_batch: int = 512, refit_lr: float = 3e-3,
-                 posterior: str = "classifier", classifier_steps: int = 1):
+                 posterior: str = "classifier", classifier_steps: int = 1, classifier_fresh: bool = False):
         super().__init__()
         if refit_every < 0 or refit_steps < 0 or refit_batch < 1 or not refit_lr > 0:
             raise ValueError(f"need refit_every >= 0, refit_steps >= 0, refit_batch >= 1 and refit_lr > 0, got "
                              f"{refit_every}, {refit_steps}, {refit_batch}, {refit_lr}")
         if posterior not in POSTERIORS:
             raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
-        if classifier_steps < 1 or (classifier_steps > 1 and tree):
-            raise ValueError(f"classifier_steps must be >= 1 (and 1 with the tree head, whose sparse rows the "
-                             f"Trainer's SparseAdam steps), got {classifier_steps} with tree={tree}")
+        if classifier_steps < 1 or ((classifier_steps > 1 or classifier_fresh) and tree):
+            raise ValueError(f"classifier_steps must be >= 1 (and 1, not fresh, with the tree head, whose sparse "
+                             f"rows the Trainer's SparseAdam steps), got {classifier_steps} with tree={tree}")
         self.placebo, self.refit_every, self.refit_steps = bool(placebo), refit_every, refit_steps
         self.refit_batch, self.refit_lr = refit_batch, refit_lr
         self.posterior, self.classifier_steps = posterior, classifier_steps
+        self.classifier_fresh = bool(classifier_fresh)
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta weight divergences and must be >= 0, got {alpha}, {beta}")
         if classifier_samples < 1:
@@ -321,7 +322,7 @@ class VAEAS(nn.Module):
         # the classifier's own random stream (common random numbers: the global one is left to the VAE's ε)
         self.noise_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
         self.register_buffer("draws", torch.zeros((), dtype=torch.long))
-        if classifier_steps > 1:  # Adam's moments of the inner classifier steps, as buffers (checkpointed)
+        if self._own_classifier_steps():  # Adam's moments of the inner classifier steps, as buffers (checkpointed)
             for i, p in enumerate(self.classifier.parameters()):
                 self.register_buffer(f"adam_m{i}", torch.zeros_like(p))
                 self.register_buffer(f"adam_v{i}", torch.zeros_like(p))
@@ -333,6 +334,9 @@ class VAEAS(nn.Module):
         if len(x) != self.num_samples:
             raise ValueError(f"need all N = {self.num_samples} training images, got {len(x)}")
         self._train_x = x
+
+    def _own_classifier_steps(self) -> bool:
+        return self.posterior == "classifier" and (self.classifier_steps > 1 or self.classifier_fresh)
 
     def _generator(self, device: torch.device) -> torch.Generator:
         g = torch.Generator(device=device)
@@ -353,6 +357,13 @@ class VAEAS(nn.Module):
         mean, log_var = mean.detach(), log_var.detach()
         b1, b2 = 0.9, 0.999
         for _ in range(self.classifier_steps):
+            if self.classifier_fresh:  # as many indices, drawn afresh from all N, through the current encoder
+                if self._train_x is None:
+                    raise RuntimeError("fresh classifier steps need the N training images (attach_training_data)")
+                g = self._generator(mean.device)
+                index = torch.randint(0, self.num_samples, (len(index),), device=mean.device, generator=g)
+                with torch.no_grad():
+                    mean, log_var = self.vae.encode(self._train_x[index])
             z, e = self._classifier_draws(mean, log_var, index)
             with torch.enable_grad():
                 loss = -self.classifier(z, e).mean()
@@ -399,7 +410,7 @@ class VAEAS(nn.Module):
             raise ValueError(f"VAE-AS needs each example's sample index as its label, shape ({len(x)},)")
         t = self.vae.elbo_terms(x)
         learned = self.posterior == "classifier"
-        inner = learned and self.classifier_steps > 1 and self.training
+        inner = learned and self._own_classifier_steps() and self.training
         if inner:  # alternating: the classifier's steps first, then the encoder's term with it held fixed
             classifier_loss = self._inner_classifier_steps(t["mean"], t["log_var"], index)
         log_s, entropy = self.index_terms(t["z"], index)
@@ -443,7 +454,7 @@ class VAEAS(nn.Module):
     def parameter_groups(self) -> dict:
         head = self.classifier.head
         sparse = isinstance(head, BinaryTreeSoftmax)
-        own = self.classifier_steps > 1 or self.posterior != "classifier"  # no Trainer steps for the classifier
+        own = self._own_classifier_steps() or self.posterior != "classifier"  # no Trainer steps for the classifier
         return {"vae": (list(self.vae.parameters()), {}),
                 "classifier_body": ([] if own else list(self.classifier.body.parameters()),
                                     {"lr": self.classifier_lr}),
