@@ -29,8 +29,8 @@ REQUIRED_METRICS = {
     "05_vae_as": ["nll_test_vae", "nll_test_vae_as", "nll_test_vae_std", "nll_test_vae_as_std", "nll_test_difference",
                   "au_vae", "au_vae_as", "mi_vae_as", "md_vae_as", "sc_vae_as", "mi_classifier_vae_as",
                   "mi_classifier_online_vae_as", "mi_mc_vae_as", "mi_mc_se_vae_as", "mi_ce_bound_vae_as",
-                  "fano_bound_vae_as", "log_n", "mi_mc_by_samples", "table", "per_seed", "decisions", "verdicts",
-                  "minimum_detectable_effect", "gate_ratio_by_seed", "gate_pass_by_seed", "gate_history"],
+                  "fano_bound_vae_as", "log_n", "mi_mc_by_samples", "table", "per_seed", "paired_sd",
+                  "gate_lag_by_seed", "gate_pass_by_seed", "gate_history", "seconds_per_model"],
     "06_branched_vae": [f"{k}_{m}" for m in ("vae", "bvae") for k in (
         "nn_acc", "knn_acc", "rf_acc", "nmi", "cluster_acc", "ari", "recon_bce", "neg_elbo")] + [
         "nn_acc_rot_vae", "nn_acc_rot_bvae", "nn_acc_rot_fixed_output", "knn_acc_unweighted", "knn_acc_weighted",
@@ -187,33 +187,36 @@ def test_chapter3_page_shows_the_ledger_claims():
 
 
 def test_chapter4_active_units_fall_with_decoder_depth():
-    """Issue 21: Table 1's trend judged by margins fixed in advance, not a rank statistic at its boundary: 2 seeds at
-    decoder depths 1, 3, 5; the check (mean AU(1) - AU(5) >= 10, AU(1) - AU(3) >= 5, AU(3) - AU(5) >= 5, each gap
-    larger than the spread between the seeds of a depth) is recomputed from the per-seed counts and must match the
-    record and the ledger's verdict (supported / contradicted / not resolved, `collapse_margins`). Whatever the verdict, the widest margin must
-    hold with room: mean AU(1) - AU(5) >= 10 (a flat profile fails it; the paper's Table 1 has 15). The paper passes
-    every margin and a flat profile fails (test_collapse_margins_pass_the_paper_and_fail_a_flat_or_noisy_profile);
-    random images drive the KL to ~0."""
+    """Issue 30, point 6: Table 1's trend by the registry's rule, robust to censoring (`collapse_margins`): 2 seeds at
+    decoder depths 1, 3, 5; the check is recomputed from the per-seed counts and must match the record and its
+    ledger row (a `registry.check_row`, carrying the entry's hash); a censored depth (every seed at the latent
+    dimension or at 0) is flagged and a failure that involves it is worded "not resolved (censored)". Whatever the
+    verdict, the deepest decoder must not keep more units than the shallowest by the margin (a rising profile is
+    what the rule calls contradicted; the paper falls by 15); random images drive the KL to ~0."""
+    from lvmcls import registry
     from lvmcls.vae import collapse_margins
 
     record = json.loads((ROOT / "results" / "04_vae_posterior_collapse.json").read_text())
     m4 = record["metrics"]
     assert record["knobs"]["depths"] == [1, 3, 5] and record["knobs"]["encoder_depth"] == 2
     assert len(record["seeds"]) >= 2
+    latent_dim = record["knobs"]["latent_dim"]
     au = {int(d): v for d, v in m4["au_by_depth_seed"].items()}
-    assert all(len(v) == len(record["seeds"]) and all(0 <= a <= record["knobs"]["latent_dim"] for a in v)
-               for v in au.values())
-    check = collapse_margins(au)  # recomputed from the per-seed counts, not read from the record
-    assert m4["collapse_check"]["pass"] == check["pass"]
-    assert [g["gap"] for g in m4["collapse_check"]["gaps"]] == [g["gap"] for g in check["gaps"]]
+    assert all(len(v) == len(record["seeds"]) for v in au.values())
+    check = collapse_margins(au, latent_dim)  # recomputed from the per-seed counts, not read from the record
+    assert m4["collapse_check"]["verdict"] == check["verdict"]
+    assert m4["collapse_check"]["censored"] == check["censored"]
+    assert m4["collapse_check"]["censored_failure"] == check["censored_failure"]
     (c,) = [c for c in record["claims"] if c["key"] == "vae/collapse-depth"]
     assert c["verdict"] == check["verdict"] and c["section"] == "ch4-collapse"
-    assert check["means"][1] - check["means"][5] >= 10, check["means"]
+    assert c["hash"] == record["registry"]["vae/collapse-depth"] == registry.hashes(record["stem"])["vae/collapse-depth"]
+    assert ("not resolved (censored)" in c["ours"]) == check["censored_failure"]
+    assert check["means"][5] - check["means"][1] < 5, check["means"]
     assert m4["random_images_final_kl"] < 1.0
 
 
 def test_chapter4_page_states_the_seeds_and_margins():
-    """The executed page states the trend with its number of seeds and each margin's gap, from the record."""
+    """The executed page states the trend with its number of seeds and each comparison's gap, from the record."""
     page = ROOT / "_build" / "executed" / "notebooks" / "04_vae_posterior_collapse.ipynb"
     if not page.is_file():
         pytest.skip(f"{page.relative_to(ROOT)} not built: run the chapter (make ci) first")
@@ -230,58 +233,56 @@ def _chapter5():
     return json.loads((ROOT / "results" / "05_vae_as.json").read_text())
 
 
-def test_chapter5_design_is_paired_controlled_and_decided_by_the_rule():
-    """Issue 21: >= 5 paired seeds in ci for the VAE, VAE-AS (1, 1) and the placebo, with equal initial VAE weights;
-    six paired decisions (3 metrics x 2 controls) at alpha 0.05 with 3 comparisons each, their MDEs; each claim's
-    verdict is the combination rule applied to the stored decisions; the gate is stored per seed."""
-    from lvmcls.decisions import paired_decision
+def test_chapter5_design_is_paired_and_decided_through_the_registry():
+    """Issue 30: >= 5 paired seeds of the five arms (equal initial VAE weights); every registered claim is decided
+    again from the recorded per-seed values by `registry.decide` and must match the record's claim rows, whose
+    hashes are the registry's entries as they stand."""
+    from lvmcls import registry
 
     record = _chapter5()
-    m = record["metrics"]
-    seeds = record["seeds"]
+    m, seeds = record["metrics"], record["seeds"]
     assert len(seeds) >= 5 and m["paired_initial_weights_equal"] is True
-    arms = m["per_seed"]
-    assert set(arms) == {"VAE", "VAE-AS (1, 1)", "placebo"}
-    for arm in arms.values():
-        assert set(arm) == {"mi_exact", "au_clear", "nll_test"} and all(len(v) == len(seeds) for v in arm.values())
-    directions = {"mi_exact": "higher", "au_clear": "higher", "nll_test": "lower"}
-    for k, direction in directions.items():
-        verdicts = []
-        for base in ("VAE", "placebo"):
-            d = m["decisions"][f"{k}_vs_{base}"]
-            assert d["alpha"] == 0.05 and d["comparisons"] == 3 and d["n"] == len(seeds)
-            again = paired_decision(arms["VAE-AS (1, 1)"][k], arms[base][k], direction=direction, what=d["what"],
-                                    alpha=0.05, comparisons=3)
-            assert again.verdict == d["verdict"] and math.isfinite(again.minimum_detectable_effect)
-            assert m["minimum_detectable_effect"][f"{k}_vs_{base}"] == pytest.approx(again.minimum_detectable_effect)
-            verdicts.append(again.verdict)
-        expected = verdicts[0] if verdicts[0] == verdicts[1] != "not resolved" else "not resolved"
-        assert m["verdicts"][k] == expected
-    # the gate, recomputed from the classifier's history: 0.8 <= Î / exact <= 1.2 and (log N - SC) / exact >= 0.8
-    t = m["gate_threshold"]
-    assert set(m["gate_ratio_by_seed"]) == {str(s) for s in seeds}
-    for s in seeds:
-        g = m["gate_history"][f"vaeas_s{s}"]
-        ratio, bound = g["mi"][-1] / g["mi_exact"][-1], (m["log_n"] - g["sc"][-1]) / g["mi_exact"][-1]
-        assert m["gate_pass_by_seed"][str(s)] == (t <= ratio <= 2 - t and bound >= t), s
-    # the paper's claim is decided only where its objective ran (every seed passes the gate)
-    claims = {c["key"]: c for c in record["claims"]}
-    gate_ok = all(m["gate_pass_by_seed"].values())
-    for k, key in (("mi_exact", "vae-as/mi"), ("au_clear", "vae-as/au"), ("nll_test", "vae-as/nll")):
-        assert claims[key]["verdict"] == (m["verdicts"][k] if gate_ok else "not resolved")
-        assert claims[key]["section"] == "ch5-decision"
+    per_seed = record["per_seed"]
+    assert set(per_seed) == {"vae", "placebo", "vae_as", "vae_as_exact", "vae_as_exact_full"}
+    for arm in per_seed.values():
+        assert {"mi_exact", "nll_test", "au_paper", "au_clear", "eff_dim"} <= set(arm)
+        assert all(len(v) == len(seeds) for v in arm.values())
+    decided = registry.decide("05_vae_as", per_seed)
+    rows = {c["key"]: c for c in record["claims"]}
+    assert set(decided) == set(rows) == {"vae-as/mi", "vae-as/nll", "vae-as/au", "vae-as/cost-mi", "vae-as/cost-nll"}
+    for key, made in decided.items():  # (the hashes change when `lvmcls.long power` writes the pilot's seeds)
+        assert rows[key]["verdict"] == made["verdict"] and rows[key]["hash"] == record["registry"][key], key
+    assert set(record["registry"]) == set(registry.hashes("05_vae_as"))
+
+
+def test_chapter5_common_random_numbers_and_controls():
+    """Common random numbers make the placebo train the VAE's very weights (its terms reach the encoder with weight
+    0, its classifier draws from its own generator): its paired NLL and MI differences are 0 to float precision
+    (they had an SD of 2.37 nats of NLL without them). The gate is recomputed from the classifier's history in
+    nats: both mean lags over blocks ≤ 0.5."""
+    m = _chapter5()["metrics"]
+    per_seed = m["per_seed"]
+    for k in ("nll_test", "mi_exact"):
+        diffs = [a - b for a, b in zip(per_seed["placebo"][k], per_seed["vae"][k])]
+        assert max(abs(d) for d in diffs) < 1e-3, (k, diffs)
+    assert m["gate_nats"] == 0.5
+    for s, ok in m["gate_pass_by_seed"].items():
+        g = m["gate_history"][f"vae_as_s{s}"]
+        lag = (sum(abs(v) for v in g["gap"]) / len(g["gap"]), sum(abs(v) for v in g["bound_gap"]) / len(g["gap"]))
+        assert ok == (max(lag) <= 0.5) and m["gate_lag_by_seed"][s] == pytest.approx(list(lag)), s
 
 
 def test_chapter5_the_classifier_that_trained_the_encoder_learned_the_indices():
     """The classifier used in training (not a refit): at every seed's last measurement its cross-entropy bound
-    log N - SC is positive by a clear margin (a classifier that learned nothing has 0) and lies below the exact MI
-    (a bound for any classifier: a check of the SC estimator and the exact mixture, not of this classifier)."""
+    log N - SC is positive by a clear margin (a classifier that learned nothing has 0). (That the bound lies below
+    the exact MI holds for any normalised classifier, so it is not tested here: `tests/test_vae.py` checks the
+    estimator against closed forms.)"""
     m = _chapter5()["metrics"]
     log_n = m["log_n"]
     for name, g in m["gate_history"].items():
-        mi_ce = log_n - g["sc"][-1]
+        mi_ce = g["mi_exact"][-1] + g["bound_gap"][-1]
+        assert mi_ce == pytest.approx(log_n - g["sc"][-1], abs=1e-4)
         assert mi_ce >= 0.25 * g["mi_exact"][-1], (name, mi_ce, g["mi_exact"][-1])
-        assert mi_ce <= g["mi_exact"][-1] + 0.1, (name, mi_ce, g["mi_exact"][-1])
 
 
 def test_chapter5_estimators_against_the_exact_aggregate_posterior():
