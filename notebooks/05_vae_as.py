@@ -914,7 +914,7 @@ call too). Against them:
   $\log S$: that much is certain. Each other point's weight falls, in expectation,
   from $1/N$ to $(S-1)/(S(N-1))$, so $\hat q(z_i)$ is typically, not always, too
   large: MI typically underestimated and MD overestimated;
-- the classifier as trained (its last short refit came after the final epoch), and
+- the classifier as trained (in `full`, after its last short refit; `ci` has none), and
   a fresh classifier fit to the final encoder
   (`fit_index_classifier`, its own cross-entropy only, the encoder frozen). Neither
   is a bound: an entropy too large makes $\hat I$ too small, a confidently wrong
