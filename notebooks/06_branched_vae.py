@@ -48,6 +48,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from threadpoolctl import threadpool_limits
 
 from lvmcls import plots, registry
 from lvmcls import probes as P
@@ -89,6 +90,13 @@ per_class = (
 # ≈ 92 s; 30 probe reports and validation probes (CPU) x 2.5 s ≈ 75 s; start-up ≈ 15 s
 FULL_MINUTES_H100 = 3.0
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+if run.profile in ("ci", "long", "smoke"):
+    # one CPU thread (torch, and the BLAS under scikit-learn's probes): these small
+    # networks gain little from a second thread on a quiet machine, one thread gives
+    # the same numbers on any machine, and on a shared, oversubscribed CPU two threads
+    # were measured 60 times slower per step (spin-waiting threads)
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 # epochs: the 10-d MNIST λ sweep; aux_epochs: the 2-d, rotated, fixed-output and
 # input-weighting models. probe_train: training latents the probes are fitted on;
 # nn_hidden / nn_max_iter / rf_trees /

@@ -56,6 +56,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+from threadpoolctl import threadpool_limits
 
 from lvmcls import plots, registry
 from lvmcls import ssvae as S
@@ -84,6 +85,13 @@ seed = 0
 # and evaluation ≈ 30 s: ≈ 2.8 min
 FULL_MINUTES_H100 = 2.8
 run = setup(profile, seed, device, full_minutes_h100=FULL_MINUTES_H100)
+if run.profile in ("ci", "long", "smoke"):
+    # one CPU thread (torch, and the BLAS under scikit-learn's probes): these small
+    # networks gain little from a second thread on a quiet machine, one thread gives
+    # the same numbers on any machine, and on a shared, oversubscribed CPU two threads
+    # were measured 60 times slower per step (spin-waiting threads)
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 PAPER_NET = {
     "latent_dim": 50,
     "hidden": 600,
