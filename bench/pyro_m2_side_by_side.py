@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -56,6 +55,7 @@ import torch
 from lvmcls import ssvae as S
 from lvmcls.data import TensorSplit, load_dataset
 from lvmcls.paths import data_dir
+from lvmcls.results import cpu_model
 
 PUBLISHED = {"pyro_tutorial_acc_100": 0.9319, "pyro_tutorial_ci95": 0.0060, "kingma_acc_100": 0.8803}
 SIDES = ("pyro", "lvmcls-example-batching", "lvmcls")
@@ -334,7 +334,7 @@ def main(argv=None) -> dict:
     result = {"epochs": args.epochs, "seeds": args.seeds, "sides": args.sides, "threads": args.threads,
               "labels": 100, "batch": 100, "unlabelled": int(len(mnist.train) - 100 if not args.unlabelled_limit
                                                            else args.unlabelled_limit),
-              "eval_limit": args.eval_limit, "cpu": platform.processor() or platform.machine(),
+              "eval_limit": args.eval_limit, "cpu": cpu_model(),
               "torch": torch.__version__, "pyro": pyro_version, "load_start": load_start,
               "load_end": " ".join(Path("/proc/loadavg").read_text().split()[:3])
               if Path("/proc/loadavg").is_file() else "?",
