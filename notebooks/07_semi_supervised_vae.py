@@ -805,8 +805,9 @@ else:
 
 # %% [markdown]
 # The `long` profile runs this design (the `ci` networks and unlabelled subset) one label draw per process, with the
-# draws the registry asks for (from this `ci` run's paired SD, the pilot); each draw chooses its $\alpha'$ on its own
-# validation run, as draw 0 does here. Its verdicts, as committed:
+# draws the registry asks for (from this `ci` run's paired SD, the pilot); draw 0's process chooses $\alpha'$ (both
+# rules) on its validation runs, and the later draws reuse its choice, as this run's later draws reuse draw 0's. Its
+# verdicts, as committed:
 
 # %% tags=["hide-input"]
 long_path = results_dir() / "long" / f"{STEM}.json"
