@@ -558,5 +558,5 @@ def test_pyro_side_by_side_runs_pyros_own_script(tmp_path):
     if not (ANCHOR / "ss_vae_M2.py").is_file():
         pytest.skip("Pyro's example is not in shared/anchors")
     copy = bench.prepare_example(ANCHOR, tmp_path)
-    run = bench.run_example(copy, seed=0, epochs=1, threads=2, pyro_path=None)
+    run = bench.run_example(copy, seed=0, epochs=1, threads=1, pyro_path=None)
     assert len(run["val"]) == len(run["test"]) == len(run["seconds"]) == 1 and 0.1 < run["test"][0] <= 1
