@@ -79,6 +79,7 @@ import tempfile
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from lvmcls import attacks, calibration, metrics, plots, registry
 from lvmcls.corruptions import CIFAR_C_CORRUPTIONS, SEVERITIES, corrupt_images
@@ -103,6 +104,12 @@ from lvmcls.vc import (
 )
 
 device = pick_device()
+
+
+def show_md(text):
+    """Markdown displayed from inside a block (only a cell's last expression is shown)."""
+    display(markdown(text))
+
 
 # %% tags=["parameters"]
 profile = "auto"  # "auto" | "ci" | "long" | "full" | "smoke"
@@ -303,14 +310,16 @@ def label(arm):
 # %% tags=["hide-input"]
 # display units: ECE, accuracies in points; AUROC in its own units
 SCALE = {"ece": 100, "shift_ece": 100, "fgsm_acc": 100, "lowdata_acc": 100}
-markdown(registry.design_table(STEM, scale=SCALE))
+design_text = registry.design_table(STEM, scale=SCALE)
 FAMILIES = {
     fam: [k for k, c in CLAIMS.items() if c["family"] == fam and c["kind"] != "check"]
     for fam in ("primary", "secondary")
 }
 ALPHA = CLAIMS["vc/h1-calibration"]["_families"]["primary"]["alpha"]
 markdown(
-    f"{len(FAMILIES['primary'])} primaries (Holm at α = {ALPHA}) and "
+    design_text
+    + "\n\n"
+    + f"{len(FAMILIES['primary'])} primaries (Holm at α = {ALPHA}) and "
     f"{len(FAMILIES['secondary'])} secondaries (Holm among themselves). Effects in "
     "points of ECE or accuracy (AUROC in its own units). This run: "
     f"{run.profile}, {len(SEEDS)} paired seed(s), {KNOBS['lowdata_seeds']} low-data "
@@ -754,7 +763,7 @@ if KNOBS["fgsm_mnist"]:
             )
             values.append(statistics.fmean(curve))
         per_seed[("fgsm_acc_mnist", arm)] = values
-    markdown(
+    show_md(
         "FGSM on MNIST (ε = "
         + ", ".join(f"{e:g}" for e in EPS_MNIST)
         + f"; {n_fgsm:,} test images), accuracy averaged over ε: "
@@ -864,7 +873,7 @@ if x_out is not None:
             ood_auroc(models[(arm, s)], data.test.x, x_out, "log_pz") for s in SEEDS
         ]
     metrics_["ood_auroc_logpz"] = ood_logpz
-    markdown(
+    show_md(
         "| arm | AUROC, max p(y\\|x) | AUROC, log p(z) |\n|---|---|---|\n"
         + "\n".join(
             f"| {label(arm)} | {statistics.fmean(per_seed[('ood_auroc', arm)]):.3f} | "
@@ -946,7 +955,7 @@ def decision_rows(decided_, boot_=None):
 
 
 if decided:
-    markdown(
+    show_md(
         decision_rows(decided, boot)
         + f"\n\nDifferences in points of ECE or accuracy (AUROC in its own units, "
         f"3 decimals), {len(SEEDS)} paired seeds ({len(LOWDATA_SEEDS)} low-data draws "
@@ -957,7 +966,7 @@ if decided:
         "question, not the paper's."
     )
 else:
-    markdown(
+    show_md(
         f"This is a `{run.profile}` run of one seed: it decides nothing by itself. Its "
         "per-seed values are recorded under `results/long/` and `python -m lvmcls.long "
         "merge` decides them with every other seed through the same function."
@@ -1006,7 +1015,7 @@ if long_file.is_file():
     asked = max(
         (c.get("long", {}).get("seeds") or 0 for c in CLAIMS.values()), default=0
     )
-    markdown(
+    show_md(
         "| claim | `long` verdict | ours |\n|---|---|---|\n"
         + "\n".join(
             f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
@@ -1032,7 +1041,7 @@ if long_file.is_file():
         and len(long_record["seeds"]) > 1
     ]
     if long_gates:
-        markdown(
+        show_md(
             "The mechanism gate on the `long` seeds: "
             + "; ".join(
                 f"{label(arm)} − ce_gaussian, spread ratio {g['spread_gain']:+.3f} "
@@ -1044,7 +1053,7 @@ if long_file.is_file():
             + f" ({len(long_record['seeds'])} paired seeds, 95 % intervals)."
         )
 else:
-    markdown(
+    show_md(
         "`long` has not run for this chapter yet: `make long CHAPTERS=03` (resumable)."
     )
 
@@ -1078,7 +1087,7 @@ for key, made in decided.items():
         f"{fmt(minimum_detectable_effect(sd, N_FULL, a_first), c['metric'], False)} |"
     )
 if full_lines:
-    markdown(
+    show_md(
         "| claim | the paper's effect | `full`'s power at it | `full`'s smallest "
         "detectable effect |\n|---|---|---|---|\n"
         + "\n".join(full_lines)
@@ -1173,7 +1182,7 @@ if full_record and not this_design:
         )
     )
 if run.profile != "long":
-    markdown(card)
+    show_md(card)
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
