@@ -79,7 +79,6 @@ import tempfile
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
-from IPython.display import display
 
 from lvmcls import attacks, calibration, metrics, plots, registry
 from lvmcls.corruptions import CIFAR_C_CORRUPTIONS, SEVERITIES, corrupt_images
@@ -92,7 +91,7 @@ from lvmcls.data import (
 )
 from lvmcls.decisions import POWER, minimum_detectable_effect, power
 from lvmcls.models import evaluate_classifier
-from lvmcls.notebook import figure, markdown, setup, show
+from lvmcls.notebook import display, figure, markdown, setup, show
 from lvmcls.paths import results_dir
 from lvmcls.results import describe_age, result_age, scorecard_markdown
 from lvmcls.train import pick_device
@@ -107,8 +106,10 @@ device = pick_device()
 
 
 def show_md(text):
-    """Markdown displayed from inside a block (only a cell's last expression is shown)."""
-    display(markdown(text))
+    """Markdown shown from inside a block (a cell shows only its last expression)."""
+    shown = markdown(text)  # None where there is no IPython: markdown printed it
+    if shown is not None:
+        display(shown)
 
 
 # %% tags=["parameters"]
