@@ -304,9 +304,10 @@ def label(arm):
 # prior) and **KL(q(z|y) ‖ p(z|y))** by the Kozachenko–Leonenko estimate, with their seed intervals. An arm is
 # credited with "the paper's mechanism" only when, against `ce_gaussian` of the same seed (the same head trained
 # without the KL term), its spread ratio is higher by at least **0.10** on average with the paired 95 % interval
-# above 0, **and** its KL is lower (paired 95 % interval below 0). VC's settings (β, the discriminator's form and
-# learning rate) were chosen by this diagnostic on validation latents, never by a test ECE, within the paper's and
-# the reference code's ranges (`bench/ch3_mechanism.py`, next section).
+# above 0, **and** its KL is lower (paired 95 % interval below 0). VC runs with the reference code's weights
+# (β = λ = 0.01, a linear T trained by AdamW at 1e-3), fixed before the runs; whether another setting inside the
+# paper's and the reference code's ranges engages the mechanism is screened by this diagnostic on validation
+# latents, never by a test ECE (`bench/ch3_mechanism.py`, next section).
 
 # %% tags=["hide-input"]
 # display units: ECE, accuracies in points; AUROC in its own units
@@ -483,12 +484,14 @@ figure(
 #
 # The gate was stated before the runs ({ref}`ch3-questions`): an arm is credited with the paper's mechanism only
 # when, against `ce_gaussian` of the same seeds, its spread ratio on the validation latents is higher by at least
-# 0.10 (paired 95 % interval above 0) and its KL(q(z|y) ‖ p(z|y)) is lower. VC's settings were chosen by this
-# diagnostic on validation latents, before any test number of VC was looked at: `bench/ch3_mechanism.py` trains VC
-# at every combination of β ∈ {0.01 (the reference scripts), 0.1, 1 (the paper's analysis)}, the discriminator's
-# form ∈ {linear (the paper's), a 512-unit tanh MLP (the reference code's option)} and its learning rate ∈ {1e-3
-# (the reference code's), 1e-2} (its table: `bench/ch3_mechanism.md`). CE's prior is notional (its linear head is
-# the same for every shared variance σ² > 0, so its spread ratio depends on an arbitrary σ²): it is shown, not gated.
+# 0.10 (paired 95 % interval above 0) and its KL(q(z|y) ‖ p(z|y)) is lower. The screen for other settings,
+# `bench/ch3_mechanism.py`, trains VC on seed 0 at β ∈ {0.01 (the reference scripts), 0.1, 1 (the paper's
+# analysis)}, the discriminator's form ∈ {linear (the paper's), a 512-unit tanh MLP (the reference code's option)}
+# and its learning rate ∈ {1e-3 (the reference code's), 1e-2 (at β = 1)}, and prints each setting's validation
+# diagnostic against `ce_gaussian`'s; it looks at no ECE. A setting that passes the gate there becomes a new VC arm,
+# registered before its data; the claims below are decided on VC with the reference weights. CE's prior is notional
+# (its linear head is the same for every shared variance σ² > 0, so its spread ratio depends on an arbitrary σ²):
+# it is shown, not gated.
 
 # %%
 show(mechanism_gate)
