@@ -721,12 +721,17 @@ else:
 
 # %% tags=["hide-input"]
 long_path = results_dir() / "long" / f"{STEM}.json"
+planned_seeds = max(
+    (c["long"].get("seeds") or 0 for c in registry.claims_of(STEM) if "long" in c),
+    default=0,
+)
 if long_path.is_file():
     long_record = json.loads(long_path.read_text())
     age = describe_age(result_age(long_record, STEM))
     display(
         markdown(
-            f"`long`, {len(long_record['seeds'])} seeds ({age}):\n\n"
+            f"`long`, {len(long_record['seeds'])} of the {planned_seeds} seeds the "
+            f"registry plans ({age}):\n\n"
             + "\n".join(
                 f"- `{r['key']}`: **{r['verdict']}**: {r['ours']}"
                 for r in long_record["claims"]

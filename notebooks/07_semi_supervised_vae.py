@@ -812,11 +812,16 @@ else:
 
 # %% tags=["hide-input"]
 long_path = results_dir() / "long" / f"{STEM}.json"
+planned_seeds = max(
+    (c["long"].get("seeds") or 0 for c in registry.claims_of(STEM) if "long" in c),
+    default=0,
+)
 if long_path.is_file():
     long_record = json.loads(long_path.read_text())
     display(
         markdown(
-            f"`long`, {len(long_record['seeds'])} label draws "
+            f"`long`, {len(long_record['seeds'])} of the {planned_seeds} label draws "
+            "the registry plans "
             f"({describe_age(result_age(long_record, STEM))}):\n\n"
             + "\n".join(
                 f"- `{r['key']}`: **{r['verdict']}**: {r['ours']}"
