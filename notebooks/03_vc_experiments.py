@@ -1007,10 +1007,33 @@ markdown(
 # %% [markdown]
 # ### What `ci` can decide, and what `long` adds
 #
-# `ci` is the pilot: 8 paired seeds and 12 low-data draws in a few minutes. At the spread it shows, a claim whose
-# effect of interest is below its smallest detectable effect cannot be decided by `ci` whatever the truth is (H1 at
-# 0.6 points of ECE is expected to be one). `long` runs the seeds the registry asks for (its last column above), one
-# seed per run, each record committed as it finishes; the table below is the merged `long` run when one exists.
+# `ci` is the pilot: 8 paired seeds and 12 low-data draws (its wall time is printed with the scorecard). At the
+# spread it shows, a claim whose effect of interest is below its smallest detectable effect cannot be decided by
+# `ci` whatever the truth is; the list below says which. `long` runs the seeds the registry asks for (its last
+# column above), one seed per run, each record committed as it finishes; the table after it is the merged `long`
+# run when one exists.
+
+# %% tags=["hide-input"]
+short = []
+for key, made in decided.items():
+    c, d = made["claim"], made["decisions"][0]
+    mde = d.minimum_detectable_effect
+    if c["kind"] == "difference" and mde > abs(c["effect"]):
+        short.append(
+            f"`{key}` (smallest detectable {fmt(mde, c['metric'], False)} against "
+            f"the effect of interest {fmt(c['effect'], c['metric'])})"
+        )
+    if c["kind"] == "parity" and mde > c["margin"]:
+        short.append(
+            f"`{key}` (with power 0.8 it establishes ±{mde:.3f}, wider than "
+            f"the margin ±{c['margin']:.3f})"
+        )
+if decided:
+    show_md(
+        "At this run's spread `ci` cannot decide: "
+        + ("; ".join(short) if short else "none of the registered claims")
+        + "."
+    )
 
 # %% tags=["hide-input"]
 long_file = results_dir() / "long" / f"{STEM}.json"
