@@ -85,7 +85,7 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
         hashes = {r.get("registry", {}).get(c["key"]) for r in records} - {None}
         if c["kind"] != "check" and hashes and hashes != {registry.entry_hash(c)}:
             changed.append(c["key"])
-    rows = registry.claim_rows(stem, {k: v for k, v in decided.items() if k not in changed}, folder=registry_folder)
+    rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=changed)
     for key in changed:
         c = registry.claims(registry_folder)[key]
         hashes = sorted({r.get("registry", {}).get(key) for r in records} - {None})

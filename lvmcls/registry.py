@@ -191,13 +191,24 @@ def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, k
     return out
 
 
-def claim_rows(chapter: str, decided: dict[str, dict], *, folder=None, include_checks=False) -> list[dict]:
-    """The ledger rows (`lvmcls.decisions.claim`) of a chapter's decided claims, text from the registry: one
+def claim_rows(chapter: str, decided: dict[str, dict], *, folder=None, skip=()) -> list[dict]:
+    """The ledger rows (`lvmcls.decisions.claim`) of a chapter's paired claims, text from the registry: one
     decision's sentence, or one per baseline for an intersection-union claim. Each row also keeps the entry
-    ``hash``, its Holm ``level`` and ``family``, and every decision as a dict."""
+    ``hash``, its Holm ``level`` and ``family``, and every decision as a dict. A paired claim that ``decided``
+    lacks (its arms are not in this profile's design) gets a row that says so ("not run: …"), so the ledger
+    never shows it as unrecorded; ``skip``: keys to leave out (the caller writes their rows)."""
     rows = []
     for c in claims_of(chapter, folder):
+        if c["kind"] == "check" or c["key"] in skip:
+            continue
         if c["key"] not in decided:
+            arms = ", ".join([c["candidate"], *baselines(c)])
+            row = decisions.claim(c["key"], paper=c["paper"], statement=c["statement"], source=c["source"],
+                                  paper_value=c["paper_values"], section=c["section"],
+                                  verdict="not run: its arms are not in this profile's design",
+                                  ours=f"not decided here: it needs the arms {arms} on {c['metric']}")
+            row.update(hash=entry_hash(c), family=c["family"])
+            rows.append(row)
             continue
         made = decided[c["key"]]
         text = dict(paper=c["paper"], statement=c["statement"], source=c["source"], paper_value=c["paper_values"],

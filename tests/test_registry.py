@@ -188,3 +188,15 @@ def test_power_plan_asks_for_the_seeds_of_the_upper_bound(fake):
     with pytest.raises(ValueError, match="at least 2"):
         registry.pilot_sd_upper(1.0, 1)
     assert math.isfinite(plan["sd_upper80"])
+
+
+def test_a_claim_whose_arms_did_not_run_says_so(fake):
+    """claim_rows gives every paired claim a row: decided, or "not run" naming the arms it needs (so the ledger
+    never counts it as unrecorded); a skipped key is left to the caller."""
+    per_seed = {"a": {"auroc": [0.80, 0.81, 0.79]}, "b": {"auroc": [0.80, 0.80, 0.80]}}
+    decided = registry.decide("99_fake", per_seed, folder=fake)
+    rows = {r["key"]: r for r in registry.claim_rows("99_fake", decided, folder=fake)}
+    assert set(rows) == {"fake/up", "fake/same"}
+    assert rows["fake/up"]["verdict"].startswith("not run") and "a, b, c" in rows["fake/up"]["ours"]
+    assert rows["fake/same"]["verdict"] == decided["fake/same"]["verdict"]
+    assert [r["key"] for r in registry.claim_rows("99_fake", decided, folder=fake, skip=("fake/up",))] == ["fake/same"]
