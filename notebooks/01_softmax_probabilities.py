@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -70,10 +70,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import lvmcls
-from lvmcls import metrics, objectives, plots
+from lvmcls import metrics, objectives, plots, registry
 from lvmcls.calibration import reweight_to_prior
 from lvmcls.data import balanced_subset, load_dataset
-from lvmcls.decisions import claim
 from lvmcls.models import Classifier
 from lvmcls.nets import MLP
 from lvmcls.notebook import figure, markdown, setup, show
@@ -679,18 +678,10 @@ path = run.write_results(
     data_source={"toys": "synthetic Gaussian classes", "mnist": mnist.source},
     metrics=metrics_,
     paper=PAPER,
+    # the registry's check (lvmcls/registry/essay.toml): its statement, source and rule
     claims=[
-        claim(
+        registry.check_row(
             "essay/kl",
-            paper="essay",
-            statement=(
-                "Cross-entropy equals E_p(x) KL(P(c|x) ‖ f(c,x)) plus a constant "
-                "(the mean entropy of the true posterior), so minimising it pulls f "
-                "towards P(c|x)"
-            ),
-            source="the essay's Eqs. 2–3 (derivation)",
-            paper_value="an identity, derived (no number)",
-            section="ch1-kl-check",
             verdict="supported" if KL_CLAIM_HOLDS else "contradicted",
             ours=(
                 f"max over 20,000 points of |E_P[-log f] - (KL + H)| = "
@@ -700,6 +691,7 @@ path = run.write_results(
             ),
         )
     ],
+    registry=registry.hashes(STEM),
     knobs={
         **KNOBS,
         "toy_train": toy_train,

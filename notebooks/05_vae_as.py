@@ -860,7 +860,8 @@ markdown(
     + (
         ": no block of training was completed, so nothing was measured."
         if not gate_pass
-        else ": its classifier keeps up, so `vae_as` runs the paper's algorithm as meant."
+        else ": its classifier keeps up, so `vae_as` runs the paper's algorithm "
+        "as meant."
         if all(gate_pass.values())
         else ": its classifier lags the encoder, so `vae_as` runs the paper's "
         "algorithm with an approximation the paper does not assume; the cost claims "
