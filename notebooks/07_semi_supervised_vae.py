@@ -763,7 +763,10 @@ metrics_["mier_gain_fashion_100"] = (
 )
 if len(KNOBS["draws"]) >= 2:
     decided = registry.decide(STEM, per_seed)
-    claims = registry.claim_rows(STEM, decided)
+    # mier/acc-unlabelled's row is written below when its α' does not exist
+    claims = registry.claim_rows(
+        STEM, decided, skip=() if ALPHA_SMALL is not None else ("mier/acc-unlabelled",)
+    )
     metrics_["decisions"] = {
         key: [d.to_dict() for d in made["decisions"]] for key, made in decided.items()
     }

@@ -322,7 +322,7 @@ def test_chapter6_bvae_decided_through_the_registry_with_its_control():
     assert record["registry"] == registry.hashes("06_branched_vae")
     decided = registry.decide("06_branched_vae", per_seed)
     rows = {c["key"]: c for c in record["claims"]}
-    assert set(rows) == {"bvae/probe", "bvae/clustering"}
+    assert set(rows) == {"bvae/probe", "bvae/clustering"} and len(rows) == len(record["claims"])
     for key, made in decided.items():
         assert rows[key]["verdict"] == made["verdict"] and rows[key]["hash"] == made["hash"]
         assert rows[key]["decisions"][0]["interval"] == pytest.approx(made["decisions"][0].interval)
@@ -378,6 +378,7 @@ def test_chapter7_semi_supervised_claims_hold():
     decided = registry.decide("07_semi_supervised_vae", per_seed)
     rows = {c["key"]: c for c in record["claims"]}
     assert set(rows) == {"m2/acc100", "mier/acc", "mier/acc-unlabelled", "mier/entropy"}
+    assert len(rows) == len(record["claims"]), "one row per claim"
     assert set(decided) == {"mier/acc", "mier/entropy"} | ({"mier/acc-unlabelled"} if beats else set())
     for key, made in decided.items():
         assert rows[key]["verdict"] == made["verdict"] and rows[key]["hash"] == made["hash"], key
