@@ -225,9 +225,16 @@ def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=p
         wanted = list(seeds) if seeds is not None else list(range(seeds_needed(stem)))
         grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor, runs=str(long_dir()),
                     parallel=1)
-        hook = (lambda run, path: _commit([path], f"long: {run.stem} seed {run.seed}", echo)) if commit else None
+
+        def finished(run, path, stem=stem):
+            # the record and the merged verdicts in one commit, so that every commit's merged file is what its
+            # per-seed records decide (tests/test_long.py recomputes it), wherever a run is stopped
+            merged = merge([stem], echo=echo)
+            if commit:
+                _commit([path, *map(str, merged)], f"long: {run.stem} seed {run.seed}", echo)
+
         started = time.perf_counter()
-        report[stem] = submit(grid, echo=echo, on_done=hook)
+        report[stem] = submit(grid, echo=echo, on_done=finished)
         echo(f"{stem}: {time.perf_counter() - started:.0f} s")
         merged = merge([stem], echo=echo)
         if commit and merged:
