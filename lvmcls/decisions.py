@@ -56,7 +56,8 @@ def power(effect: float, sd: float, n: int, alpha: float, kind: str = "differenc
     df, ncp = n - 1, abs(effect) * math.sqrt(n) / sd
     if kind == "parity":
         t = stats.t.ppf(1 - alpha, df)
-        return max(0.0, 1 - 2 * float(stats.nct.cdf(t, df, ncp)))
+        # P(T < t) as P(−T > −t): scipy's nct.cdf returns NaN for large ncp
+        return max(0.0, 1 - 2 * float(stats.nct.sf(-t, df, -ncp)))
     t = stats.t.ppf(1 - alpha / 2, df)
     # P(T < −t) as P(−T > t), −T ~ t'(−ncp): scipy's nct.cdf at −t returns NaN for some large ncp
     return float(stats.nct.sf(t, df, ncp) + stats.nct.sf(t, df, -ncp))
@@ -207,7 +208,9 @@ def p_value(candidate, baseline, claim: dict) -> float:
     d, n = a - b, len(a)
     se = float(d.std(ddof=1)) / math.sqrt(n)
     if se == 0:
-        return 0.0 if (claim["kind"] == "parity" and abs(d.mean()) < claim["margin"]) or d.mean() != 0 else 1.0
+        if claim["kind"] == "parity":
+            return 0.0 if abs(d.mean()) < claim["margin"] else 1.0
+        return 0.0 if d.mean() != 0 else 1.0
     if claim["kind"] == "parity":
         m = claim["margin"]
         return float(max(stats.t.sf((d.mean() + m) / se, n - 1), stats.t.cdf((d.mean() - m) / se, n - 1)))
@@ -305,7 +308,7 @@ def claim(key: str, *, paper: str, statement: str, source: str, paper_value: str
         raise ValueError("give either a decision or a verdict (with ours), not both or neither")
     if decision is not None:
         verdict, ours = decision.verdict, decision.sentence(verdict=False)
-    if verdict not in VERDICTS and not verdict.startswith(("not run", "not comparable")):
+    if verdict not in VERDICTS and not verdict.startswith(("not run", "not comparable", "interim")):
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if not ours:
         raise ValueError("a verdict needs ours: the measured numbers in words")

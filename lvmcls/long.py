@@ -62,9 +62,16 @@ def seed_records(stem: str, folder: str | Path | None = None) -> list[dict]:
 
 def pair(records: list[dict]) -> tuple[list[int], dict[str, dict[str, list]]]:
     """Concatenate the records' per-seed values: (seeds, {arm: {metric: [value per seed]}}), keeping only the arms
-    and metrics every record holds (so every list is in the same seed order)."""
+    and metrics every record holds (so every list is in the same seed order). A record whose lists do not hold one
+    value per seed is refused."""
     if not records:
         return [], {}
+    for r in records:
+        for arm, metrics in r["per_seed"].items():
+            for m, v in metrics.items():
+                if len(v) != len(r["seeds"]):
+                    raise ValueError(f"{r.get('_path', 'a record')}: {arm}/{m} holds {len(v)} values for seeds "
+                                     f"{r['seeds']}; run that seed again")
     arms = set.intersection(*(set(r["per_seed"]) for r in records))
     per_seed: dict[str, dict[str, list]] = {}
     for arm in sorted(arms):
@@ -73,40 +80,59 @@ def pair(records: list[dict]) -> tuple[list[int], dict[str, dict[str, list]]]:
     return [s for r in records for s in r["seeds"]], per_seed
 
 
+INTERIM = "interim"
+
+
 def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict:
-    """The merged long record of a chapter: every paired claim decided on the paired seeds (or marked "design
-    changed after the data"), as ``claims`` rows for the ledger."""
+    """The merged long record of a chapter, as ``claims`` rows for the ledger. Each paired claim is decided on the
+    first ``[claims.long] seeds`` seeds its design planned (in seed order; later seeds are kept, not used): a look
+    at fewer is shown as "interim (k of N …)", never as a verdict, since deciding after every seed would spend α
+    again at each look. A claim that a record ran under another entry, or that a record does not carry at all (it
+    was registered after the data), reads "design changed after the data"."""
     from .decisions import claim as claim_row
 
     seeds, per_seed = pair(records)
-    decided = registry.decide(stem, per_seed, folder=registry_folder) if len(seeds) >= 2 else {}
-    changed = []
-    for c in registry.claims_of(stem, registry_folder):
-        hashes = {r.get("registry", {}).get(c["key"]) for r in records} - {None}
-        if c["kind"] != "check" and hashes and hashes != {registry.entry_hash(c)}:
-            changed.append(c["key"])
+    table = registry.claims(registry_folder)
+    mine = [c for c in registry.claims_of(stem, registry_folder) if c["kind"] != "check"]
+    planned = {c["key"]: c.get("long", {}).get("seeds") for c in mine}
+    decided = registry.decide(stem, per_seed, folder=registry_folder,
+                              first={k: n for k, n in planned.items() if n}) if len(seeds) >= 2 else {}
+    changed = [c["key"] for c in mine
+               if any(r.get("registry", {}).get(c["key"]) != registry.entry_hash(c) for r in records)]
     rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=changed)
+    for row in rows:
+        n_plan = planned.get(row["key"])
+        if row["key"] in decided and n_plan and len(seeds) < n_plan:
+            d = decided[row["key"]]
+            row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds; not a verdict): {d['verdict']}"
+        elif row["key"] in decided and n_plan and len(seeds) > n_plan:
+            row["ours"] += f" (decided on the first {n_plan} seeds the design planned; {len(seeds)} recorded)"
     for key in changed:
-        c = registry.claims(registry_folder)[key]
-        hashes = sorted({r.get("registry", {}).get(key) for r in records} - {None})
+        c = table[key]
+        hashes = sorted({str(r.get("registry", {}).get(key)) for r in records})
         rows.append(claim_row(key, paper=c["paper"], statement=c["statement"], source=c["source"],
                               paper_value=c["paper_values"], section=c["section"],
                               verdict=f"not run: {DESIGN_CHANGED}",
                               ours=f"entry {registry.entry_hash(c)} now; the records were run under {hashes}"))
+    # the merge is as old as its oldest record: its age and staleness are judged from that record's commit
+    oldest = min(records, key=lambda r: r.get("written", "")) if records else {}
     last = max(records, key=lambda r: r.get("written", "")) if records else {}
+    commits = sorted({str(r.get("git_commit", "unknown")) for r in records})
     return {"stem": stem, "profile": "long", "seeds": seeds, "n_records": len(records),
-            "git_commit": last.get("git_commit", "unknown"), "written": last.get("written"),
-            "commits": sorted({r.get("git_commit", "unknown") for r in records}),
+            "git_commit": oldest.get("git_commit", "unknown"), "written": oldest.get("written"),
+            "last_written": last.get("written"), "commits": commits,
+            "dirty_records": sum("+dirty" in str(r.get("git_commit")) for r in records),
             "device": "; ".join(dict.fromkeys(str(r.get("device")) for r in records)),
             "wall_time_s": round(sum(r.get("wall_time_s") or 0 for r in records), 1),
-            "design_changed": changed, "per_seed": per_seed, "claims": rows}
+            "planned_seeds": planned, "design_changed": changed, "per_seed": per_seed, "claims": rows}
 
 
 def merge(stems=None, folder=None, echo=print) -> list[Path]:
     """Decide every chapter that has long records; write ``results/long/<stem>.json``."""
     folder = Path(folder) if folder is not None else long_dir()
-    stems = stems or sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    if not stems:
+        stems = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if folder.is_dir() else []
     out = []
     for stem in stems:
         records = seed_records(stem, folder)
@@ -135,7 +161,7 @@ def chapter_pilot(stem: str) -> dict[str, dict[str, list]]:
     return record
 
 
-def plan_power(stems=None, write: bool = True, echo=print) -> dict[str, dict]:
+def plan_power(stems=None, write: bool = True, echo=print, force: bool = False) -> dict[str, dict]:
     """For every paired claim with a `[claims.long]` design whose chapter has a ci pilot: the pilot's paired SD,
     its upper 80 % bound and the seeds `long` needs (`lvmcls.registry.power_plan`); written into the claim's
     ``[claims.long]`` table (``seeds`` and ``pilot``) with tomlkit, formatting kept."""
@@ -170,6 +196,11 @@ def plan_power(stems=None, write: bool = True, echo=print) -> dict[str, dict]:
             echo(f"{c['key']}: pilot n = {worst['n']}, paired SD {worst['sd']:.4g} (upper 80 % {worst['sd_upper80']:.4g})"
                  f" -> {worst['seeds'] or 'more than 200'} seeds for power 0.8 at "
                  f"{c.get('margin') if c['kind'] == 'parity' else c['effect']}")
+    with_data = [k for k in plans if any(r.get("registry", {}).get(k) == registry.entry_hash(table[k])
+                                         for r in seed_records(table[k]["chapter"]))] if write else []
+    if with_data and not force:
+        raise ValueError(f"long records already ran under the current design of {with_data}: rewriting their seeds "
+                         "now would change the design after the data; pass --force only to start that design anew")
     if write and plans:
         by_file: dict[str, list] = {}
         for key, plan in plans.items():
@@ -180,7 +211,11 @@ def plan_power(stems=None, write: bool = True, echo=print) -> dict[str, dict]:
             for key, plan in items:
                 entry = next(c for c in doc["claims"] if c["key"] == key)
                 long_table = entry["long"]
-                long_table["seeds"] = plan["seeds"] if plan["seeds"] is not None else 200
+                if plan["seeds"] is None:  # no design up to 200 seeds reaches power 0.8: say so, plan nothing
+                    long_table["seeds_note"] = "over 200 paired seeds would be needed for power 0.8"
+                    long_table.pop("seeds", None)
+                else:
+                    long_table["seeds"] = plan["seeds"]
                 pilot = tomlkit.inline_table()
                 pilot.update({"n": plan["n"], "sd": round(plan["sd"], 6), "sd_upper80": round(plan["sd_upper80"], 6),
                               "alpha_per_test": round(plan["alpha_per_test"], 6), "commit": plan["commit"]})
@@ -248,6 +283,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("power", help="the seeds each claim needs, from the ci pilot, into the registry")
     p.add_argument("--chapters", nargs="+")
     p.add_argument("--dry-run", action="store_true", help="print, do not write the registry")
+    p.add_argument("--force", action="store_true", help="rewrite a design that already has long records")
     p = sub.add_parser("run", help="run the missing seeds (resumable)")
     p.add_argument("--chapters", nargs="+", help="stems or prefixes (default: every chapter with a long design)")
     p.add_argument("--seeds", nargs="+", type=int, help="default: 0 .. the registry's seeds − 1")
@@ -265,7 +301,7 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "power":
-            plan_power(stems(args.chapters), write=not args.dry_run)
+            plan_power(stems(args.chapters), write=not args.dry_run, force=args.force)
         elif args.command == "merge":
             merge(stems(args.chapters))
         else:

@@ -160,31 +160,45 @@ def baselines(claim: dict) -> list[str]:
 # Deciding a chapter's claims from its per-seed values: the one code path of `ci` (in the chapter) and `long` (merge)
 
 
-def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, keys=None) -> dict[str, dict]:
+def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, keys=None,
+           first: dict[str, int] | None = None) -> dict[str, dict]:
     """Decide every paired claim of ``chapter`` whose arms ``per_seed`` holds.
 
-    ``per_seed[arm][metric]`` is the list of per-seed values, in the same seed order for every arm. Returns, per
-    claim key, ``{"verdict", "decisions": [Decision, ...] (one per baseline), "claim", "hash"}``. Families: Holm
-    over the claims of a family that are decided here (`lvmcls.decisions.holm_levels`); a claim with several
-    baselines is an intersection-union test at its Holm level. Claims of kind "check", or whose arms are missing,
-    are left out (the chapter reports them in words).
+    ``per_seed[arm][metric]`` is the list of per-seed values, in the same seed order for every arm. ``first``: per
+    claim key, decide on the first n seeds only (`lvmcls.long` decides each claim on the seeds its design planned,
+    never on a later look). Returns, per claim key, ``{"verdict", "decisions": [Decision, ...] (one per baseline),
+    "claim", "hash", "level", "family_size"}``.
+
+    Families: Holm over the family *as registered* (every paired claim of the chapter in that family): a member
+    whose arms this run lacks enters with p = 1, so it is never rejected and the others' levels are those the design
+    fixed in advance. A claim with several baselines is an intersection-union test at its Holm level. Claims of
+    kind "check", or whose arms are missing, are left out (`claim_rows` says they did not run).
     """
-    todo = [c for c in claims_of(chapter, folder) if c["kind"] != "check" and (keys is None or c["key"] in keys)]
-    todo = [c for c in todo if c["candidate"] in per_seed and c["metric"] in per_seed[c["candidate"]]
-            and all(b in per_seed and c["metric"] in per_seed[b] for b in baselines(c))]
+    registered = [c for c in claims_of(chapter, folder) if c["kind"] != "check"]
+    present = {c["key"] for c in registered if (keys is None or c["key"] in keys)
+               and c["candidate"] in per_seed and c["metric"] in per_seed[c["candidate"]]
+               and all(b in per_seed and c["metric"] in per_seed[b] for b in baselines(c))}
+    first = first or {}
+
+    def values(c, arm):
+        v = per_seed[arm][c["metric"]]
+        return v[:first[c["key"]]] if first.get(c["key"]) else v
+
     out: dict[str, dict] = {}
-    for family in dict.fromkeys(c["family"] for c in todo):
-        members = [c for c in todo if c["family"] == family]
+    for family in dict.fromkeys(c["family"] for c in registered):
+        members = [c for c in registered if c["family"] == family]
         spec = members[0]["_families"][family]
         # Holm: order the claims by their p-values, the i-th smallest tested at α / (m − i); the level of each
         # claim is fixed by that order, and the step-down stops at the first claim that is not decided
-        pvalues = [max(decisions.p_value(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]], c)
-                       for b in baselines(c)) for c in members]
+        pvalues = [max(decisions.p_value(values(c, c["candidate"]), values(c, b), c) for b in baselines(c))
+                   if c["key"] in present else 1.0 for c in members]
         levels = decisions.holm_levels(pvalues, spec["alpha"]) if spec["correction"] == "holm" \
             else [spec["alpha"]] * len(members)
         for c, level in zip(members, levels):
-            made = [decisions.decide_claim(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]], c,
-                                           level=level, baseline_name=b) for b in baselines(c)]
+            if c["key"] not in present:
+                continue
+            made = [decisions.decide_claim(values(c, c["candidate"]), values(c, b), c, level=level, baseline_name=b)
+                    for b in baselines(c)]
             out[c["key"]] = {"verdict": decisions.intersection_union([d.verdict for d in made]),
                              "decisions": made, "claim": c, "hash": entry_hash(c), "level": level,
                              "family_size": len(members)}
@@ -303,13 +317,14 @@ def power_plan(claim: dict, differences, *, comparisons: int | None = None, cap:
     n = len(d)
     mean = sum(d) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
-    upper = pilot_sd_upper(sd, n)
+    upper = pilot_sd_upper(sd, n) if sd > 0 else 0.0
     family = claim["_families"][claim["family"]]
     m = comparisons or sum(1 for c in claims().values() if c["chapter"] == claim["chapter"]
                            and c["family"] == claim["family"] and c["kind"] != "check")
     alpha = family["alpha"] / (m if family["correction"] == "holm" else 1)
     target = claim["margin"] if claim["kind"] == "parity" else abs(claim["effect"])
-    seeds = seeds_for_power(target, upper, alpha=alpha, kind=claim["kind"], cap=cap)
+    # a pilot without spread (an integer metric at n = 3) cannot size the design: the minimum, said as such
+    seeds = seeds_for_power(target, upper, alpha=alpha, kind=claim["kind"], cap=cap) if upper > 0 else 3
     return {"n": n, "sd": sd, "sd_upper80": upper, "alpha_per_test": alpha, "seeds": seeds}
 
 

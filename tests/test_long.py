@@ -57,8 +57,10 @@ def test_records_pair_by_seed_and_decide_as_the_registry_does(fake):
     merged = long.decide_records("99_fake", records)
     rows = {r["key"]: r for r in merged["claims"]}
     direct = registry.decide("99_fake", per_seed)
-    assert rows["fake/up"]["verdict"] == direct["fake/up"]["verdict"] == "supported"
-    assert rows["fake/same"]["verdict"] == direct["fake/same"]["verdict"] == "supported"
+    # fake/up planned 12 seeds: 6 are an interim look, shown with its numbers but not as a verdict
+    assert rows["fake/up"]["verdict"] == f"interim (6 of 12 planned seeds; not a verdict): supported"
+    assert direct["fake/up"]["verdict"] == "supported"
+    assert rows["fake/same"]["verdict"] == direct["fake/same"]["verdict"] == "supported"  # no plan: all seeds
     assert "fake/identity" not in rows  # a check is reported by its chapter
     assert merged["seeds"] == seeds and merged["n_records"] == 6
 
@@ -126,3 +128,27 @@ def test_committed_long_verdicts_follow_from_the_committed_seeds(merged):
         if "decisions" in old[key]:
             for a, b in zip(old[key]["decisions"], new[key]["decisions"]):
                 assert b["interval"] == pytest.approx(a["interval"], rel=1e-9, abs=1e-12), key
+
+
+def test_a_claim_is_decided_on_the_seeds_its_design_planned(fake):
+    """With more seeds recorded than planned, the decision uses the first planned ones (in seed order)."""
+    rng = np.random.default_rng(5)
+    for s in range(14):
+        _write(fake, s, _values(rng))
+    records = long.seed_records("99_fake", fake / "long")
+    rows = {r["key"]: r for r in long.decide_records("99_fake", records)["claims"]}
+    assert rows["fake/up"]["verdict"] in ("supported", "not resolved", "contradicted", "smaller than the paper's effect")
+    assert rows["fake/up"]["decisions"][0]["n"] == 12 and "first 12 seeds" in rows["fake/up"]["ours"]
+    _, per_seed = long.pair(records)
+    first12 = {a: {m: v[:12] for m, v in ms.items()} for a, ms in per_seed.items()}
+    assert rows["fake/up"]["decisions"][0]["interval"] == pytest.approx(
+        [d.interval for d in registry.decide("99_fake", first12)["fake/up"]["decisions"]][0])
+
+
+def test_a_claim_registered_after_the_data_is_not_decided(fake):
+    rng = np.random.default_rng(6)
+    hashes = {k: registry.entry_hash(c) for k, c in registry.claims().items()}
+    for s in range(3):
+        _write(fake, s, _values(rng), {k: h for k, h in hashes.items() if k != "fake/same"})
+    rows = {r["key"]: r for r in long.decide_records("99_fake", long.seed_records("99_fake", fake / "long"))["claims"]}
+    assert rows["fake/same"]["verdict"] == f"not run: {long.DESIGN_CHANGED}"
