@@ -102,7 +102,10 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
     rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=changed)
     for row in rows:
         n_plan = planned.get(row["key"])
-        if row["key"] in decided and n_plan and len(seeds) < n_plan:
+        if len(seeds) < 2 and row["key"] not in decided:
+            row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan or '?'} planned seeds; not a verdict)"
+            row["ours"] = "one seed cannot estimate the spread of the paired differences: nothing is decided yet"
+        elif row["key"] in decided and n_plan and len(seeds) < n_plan:
             d = decided[row["key"]]
             row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds; not a verdict): {d['verdict']}"
         elif row["key"] in decided and n_plan and len(seeds) > n_plan:
