@@ -5,8 +5,8 @@ statement, source, the paper's values and its effect of interest come from there
 registry lacks is shown from its own text). Each claim's verdict is read from three kinds of results file:
 
 - ``results/<stem>.json``: the ``ci`` profile, written by this build (two CPU cores, minutes: the pilot);
-- ``results/long/<stem>.json``: the ``long`` profile's merged decisions (`lvmcls.long`, committed; the per-seed
-  records in ``results/long/<stem>/`` are not read here);
+- ``results/long/<stem>.json`` and ``results/long/<stem>--<design>.json``: the ``long`` profile's merged
+  decisions, one file per design (`lvmcls.long`, committed; the per-seed records in sub-folders are not read here);
 - ``results/full/<stem>.json``: the committed GPU runs.
 
 ``long`` and ``full`` are shown with their age in a few words (`short_age`: "3 commits old, current" or "stale").
@@ -167,7 +167,8 @@ def gather(folder: str | Path | None = None, registry_folder: str | Path | None 
                      "planned_seeds": (c.get("long") or {}).get("seeds"), "registered": True,
                      **{p: None for p in PROFILES}, "notes": {}}
     records = {"ci": _records(folder), "long": _records(folder / "long"), "full": _records(folder / "full")}
-    ages = {(p, stem): short_age(result_age(record, stem)) for p in ("long", "full")  # git, once per record
+    # git, once per record; a second long design's file (<stem>--<design>) is judged against its chapter's notebook
+    ages = {(p, stem): short_age(result_age(record, record.get("stem", stem))) for p in ("long", "full")
             for stem, record in records[p].items()}
     for profile in PROFILES:
         for stem, record in records[profile].items():

@@ -7,7 +7,12 @@ one seed with *all* the arms of that seed. It leaves one record per seed, commit
                                                "registry": {claim key: entry hash}, commit, CPU, threads, torch, …}
 
 so a run spread over sessions or machines loses nothing and resumes where it stopped (a seed whose record exists
-is skipped). `merge` pairs the arms by seed over every record and decides each claim through
+is skipped). A chapter may have more than one design: a claim whose ``[claims.long]`` names ``design = "<name>"``
+belongs to that design (default ``main``), which the chapter runs with the parameter ``long_design = "<name>"``;
+its records go to ``results/long/designs/<name>/<stem>/`` and its merged verdicts to
+``results/long/<stem>--<name>.json``, each design decided on its own claims only.
+
+`merge` pairs the arms by seed over every record and decides each claim through
 `lvmcls.registry.decide` — the very code path a chapter's ``ci`` run uses — into ``results/long/<stem>.json``
 (its ``claims`` rows are what the ledger shows). A claim whose registry entry changed after its first ``long``
 record is not decided: it reads "design changed after the data". Records are never deleted when code changes;
@@ -31,15 +36,39 @@ from . import registry
 from .paths import atomic_write_text, project_root, results_dir
 
 DESIGN_CHANGED = "design changed after the data"
+MAIN = "main"  # the design of a claim whose [claims.long] names none
 
 
 def long_dir() -> Path:
     return results_dir() / "long"
 
 
-def seed_records(stem: str, folder: str | Path | None = None) -> list[dict]:
-    """The per-seed records of a chapter, in seed order (one seed may appear once only)."""
+def design_of(claim: dict) -> str:
+    """The long design a claim belongs to (``[claims.long] design``, default ``main``)."""
+    return (claim.get("long") or {}).get("design", MAIN)
+
+
+def designs(stem: str) -> list[str]:
+    """The chapter's long designs, ``main`` first, in registry order."""
+    found = dict.fromkeys(design_of(c) for c in registry.claims_of(stem) if c["kind"] != "check" and "long" in c)
+    return sorted(found, key=lambda d: d != MAIN)
+
+
+def records_root(design: str = MAIN, folder: str | Path | None = None) -> Path:
+    """Where a design's per-chapter record folders live: ``results/long`` (main) or ``results/long/designs/<d>``."""
     folder = Path(folder) if folder is not None else long_dir()
+    return folder if design == MAIN else folder / "designs" / design
+
+
+def merged_path(stem: str, design: str = MAIN, folder: str | Path | None = None) -> Path:
+    """``results/long/<stem>.json`` (main) or ``results/long/<stem>--<design>.json``."""
+    folder = Path(folder) if folder is not None else long_dir()
+    return folder / (f"{stem}.json" if design == MAIN else f"{stem}--{design}.json")
+
+
+def seed_records(stem: str, folder: str | Path | None = None, design: str = MAIN) -> list[dict]:
+    """The per-seed records of a chapter's design, in seed order (one seed may appear once only)."""
+    folder = records_root(design, folder)
     records = []
     for path in sorted((folder / stem).glob("*.json")):
         try:
@@ -83,8 +112,8 @@ def pair(records: list[dict]) -> tuple[list[int], dict[str, dict[str, list]]]:
 INTERIM = "interim"
 
 
-def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict:
-    """The merged long record of a chapter, as ``claims`` rows for the ledger. Each paired claim is decided on the
+def decide_records(stem: str, records: list[dict], registry_folder=None, design: str = MAIN) -> dict:
+    """The merged long record of a chapter's design, as ``claims`` rows for the ledger (the design's claims only). Each paired claim is decided on the
     first ``[claims.long] seeds`` seeds its design planned (in seed order; later seeds are kept, not used): a look
     at fewer is shown as "interim (k of N …)", never as a verdict, since deciding after every seed would spend α
     again at each look. A claim that a record ran under another entry, or that a record does not carry at all (it
@@ -93,13 +122,15 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
 
     seeds, per_seed = pair(records)
     table = registry.claims(registry_folder)
-    mine = [c for c in registry.claims_of(stem, registry_folder) if c["kind"] != "check"]
+    paired = [c for c in registry.claims_of(stem, registry_folder) if c["kind"] != "check"]
+    mine = [c for c in paired if design_of(c) == design]
+    others = [c["key"] for c in paired if design_of(c) != design]
     planned = {c["key"]: c.get("long", {}).get("seeds") for c in mine}
-    decided = registry.decide(stem, per_seed, folder=registry_folder,
+    decided = registry.decide(stem, per_seed, folder=registry_folder, keys={c["key"] for c in mine},
                               first={k: n for k, n in planned.items() if n}) if len(seeds) >= 2 else {}
     changed = [c["key"] for c in mine
                if any(r.get("registry", {}).get(c["key"]) != registry.entry_hash(c) for r in records)]
-    rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=changed)
+    rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=[*changed, *others])
     for row in rows:
         n_plan = planned.get(row["key"])
         if len(seeds) < 2 and row["key"] not in decided:
@@ -121,7 +152,7 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
     oldest = min(records, key=lambda r: r.get("written", "")) if records else {}
     last = max(records, key=lambda r: r.get("written", "")) if records else {}
     commits = sorted({str(r.get("git_commit", "unknown")) for r in records})
-    return {"stem": stem, "profile": "long", "seeds": seeds, "n_records": len(records),
+    return {"stem": stem, "profile": "long", "design": design, "seeds": seeds, "n_records": len(records),
             "git_commit": oldest.get("git_commit", "unknown"), "written": oldest.get("written"),
             "last_written": last.get("written"), "commits": commits,
             "dirty_records": sum("+dirty" in str(r.get("git_commit")) for r in records),
@@ -130,22 +161,25 @@ def decide_records(stem: str, records: list[dict], registry_folder=None) -> dict
             "planned_seeds": planned, "design_changed": changed, "per_seed": per_seed, "claims": rows}
 
 
-def merge(stems=None, folder=None, echo=print) -> list[Path]:
-    """Decide every chapter that has long records; write ``results/long/<stem>.json``."""
+def merge(stems=None, folder=None, echo=print, design: str | None = None) -> list[Path]:
+    """Decide every chapter design that has long records; write ``results/long/<stem>.json`` (main) and
+    ``results/long/<stem>--<design>.json``. ``design``: that design only (default: every one)."""
     folder = Path(folder) if folder is not None else long_dir()
-    if not stems:
-        stems = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if folder.is_dir() else []
     out = []
-    for stem in stems:
-        records = seed_records(stem, folder)
-        if not records:
-            echo(f"{stem}: no long records yet")
-            continue
-        merged = decide_records(stem, records)
-        out.append(atomic_write_text(folder / f"{stem}.json", json.dumps(merged, indent=1) + "\n"))
-        verdicts = ", ".join(f"{r['key']}: {r['verdict']}" for r in merged["claims"])
-        echo(f"{stem}: {len(merged['seeds'])} seeds -> {verdicts}")
+    for name in ([design] if design else [MAIN, *sorted({design_of(c) for c in registry.claims().values()} - {MAIN})]):
+        root = records_root(name, folder)
+        chosen = stems or (sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                                  and p.name != "designs") if root.is_dir() else [])
+        for stem in chosen:
+            records = seed_records(stem, folder, name)
+            if not records:
+                if name == MAIN:
+                    echo(f"{stem}: no long records yet")
+                continue
+            merged = decide_records(stem, records, design=name)
+            out.append(atomic_write_text(merged_path(stem, name, folder), json.dumps(merged, indent=1) + "\n"))
+            verdicts = ", ".join(f"{r['key']}: {r['verdict']}" for r in merged["claims"])
+            echo(f"{stem}{'' if name == MAIN else f' ({name})'}: {len(merged['seeds'])} seeds -> {verdicts}")
     return out
 
 
@@ -164,7 +198,7 @@ def chapter_pilot(stem: str) -> dict[str, dict[str, list]]:
     return record
 
 
-def plan_power(stems=None, write: bool = True, echo=print, force: bool = False) -> dict[str, dict]:
+def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, keys=None) -> dict[str, dict]:
     """For every paired claim with a `[claims.long]` design whose chapter has a ci pilot: the pilot's paired SD,
     its upper 80 % bound and the seeds `long` needs (`lvmcls.registry.power_plan`); written into the claim's
     ``[claims.long]`` table (``seeds`` and ``pilot``) with tomlkit, formatting kept."""
@@ -178,29 +212,44 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False) 
             record = chapter_pilot(stem)
         except (FileNotFoundError, ValueError) as err:
             echo(f"{stem}: {err}")
-            continue
-        per_seed = record["per_seed"]
+            record = None
         for c in registry.claims_of(stem):
-            if c["kind"] == "check" or "long" not in c:
+            if c["kind"] == "check" or "long" not in c or (keys is not None and c["key"] not in keys):
                 continue
+            # a design whose arm no ci run trains is sized on another arm's spread, as its registry entry names
+            # (``pilot_from = {design = "main", candidate = "vc"}``): the paired SD of that arm in that long design
+            source = c["long"].get("pilot_from")
+            if source:
+                path = merged_path(stem, source.get("design", MAIN))
+                if not path.is_file():
+                    echo(f"{c['key']}: {path} is missing (its pilot_from)")
+                    continue
+                pilot_record = json.loads(path.read_text())
+            elif record is None:
+                continue
+            else:
+                pilot_record = record
+            per_seed = pilot_record["per_seed"]
+            candidate = source.get("candidate", c["candidate"]) if source else c["candidate"]
             worst = None
             for b in registry.baselines(c):
-                if c["candidate"] not in per_seed or b not in per_seed:
+                if candidate not in per_seed or b not in per_seed:
                     continue
-                d = [x - y for x, y in zip(per_seed[c["candidate"]][c["metric"]], per_seed[b][c["metric"]])]
+                d = [x - y for x, y in zip(per_seed[candidate][c["metric"]], per_seed[b][c["metric"]])]
                 plan = registry.power_plan(c, d)
                 if worst is None or (plan["seeds"] or 10**9) > (worst["seeds"] or 10**9):
                     worst = plan
             if worst is None:
                 echo(f"{c['key']}: the pilot has no arms {c['candidate']} / {c['baseline']}")
                 continue
-            worst["commit"] = str(record.get("git_commit", "unknown"))[:12]
+            worst["commit"] = str(pilot_record.get("git_commit", "unknown"))[:12]
             plans[c["key"]] = worst
             echo(f"{c['key']}: pilot n = {worst['n']}, paired SD {worst['sd']:.4g} (upper 80 % {worst['sd_upper80']:.4g})"
                  f" -> {worst['seeds'] or 'more than 200'} seeds for power 0.8 at "
                  f"{c.get('margin') if c['kind'] == 'parity' else c['effect']}")
     with_data = [k for k in plans if any(r.get("registry", {}).get(k) == registry.entry_hash(table[k])
-                                         for r in seed_records(table[k]["chapter"]))] if write else []
+                                         for r in seed_records(table[k]["chapter"], design=design_of(table[k])))] \
+        if write else []
     if with_data and not force:
         raise ValueError(f"long records already ran under the current design of {with_data}: rewriting their seeds "
                          "now would change the design after the data; pass --force only to start that design anew")
@@ -228,12 +277,13 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False) 
     return plans
 
 
-def seeds_needed(stem: str) -> int:
-    """The seeds the chapter's long run needs: the largest ``[claims.long] seeds`` among its claims."""
-    wanted = [c["long"].get("seeds") for c in registry.claims_of(stem) if "long" in c and c["long"].get("seeds")]
+def seeds_needed(stem: str, design: str = MAIN) -> int:
+    """The seeds a chapter's long design needs: the largest ``[claims.long] seeds`` among its claims."""
+    wanted = [c["long"].get("seeds") for c in registry.claims_of(stem)
+              if "long" in c and c["long"].get("seeds") and design_of(c) == design]
     if not wanted:
-        raise ValueError(f"{stem}: no claim has [claims.long] seeds yet: run `python -m lvmcls.long power` after the "
-                         "ci pilot")
+        raise ValueError(f"{stem}: no claim of the long design {design!r} has [claims.long] seeds yet: run "
+                         "`python -m lvmcls.long power` after the ci pilot")
     return max(wanted)
 
 
@@ -253,30 +303,34 @@ def _commit(paths: list[str], message: str, echo=print) -> None:
         echo(f"warning: could not commit {paths}: {err}")
 
 
-def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=print) -> dict:
-    """Run the missing seeds of each chapter's long design (`lvmcls.sweep`), one process at a time, committing each
-    finished seed's record at once when ``commit``; then merge."""
+def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=print,
+        design: str | None = None) -> dict:
+    """Run the missing seeds of each chapter's long designs (`lvmcls.sweep`; ``design``: that one only), one
+    process at a time, committing each finished seed's record at once when ``commit``; then merge."""
     from .sweep import Grid, submit
 
     report = {}
     for stem in stems:
-        wanted = list(seeds) if seeds is not None else list(range(seeds_needed(stem)))
-        grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor, runs=str(long_dir()),
-                    parallel=1)
+        for name in ([design] if design else designs(stem)):
+            wanted = list(seeds) if seeds is not None else list(range(seeds_needed(stem, name)))
+            grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor,
+                        settings={} if name == MAIN else {"long_design": [name]}, runs=str(records_root(name)),
+                        parallel=1)
 
-        def finished(run, path, stem=stem):
-            # the record and the merged verdicts in one commit, so that every commit's merged file is what its
-            # per-seed records decide (tests/test_long.py recomputes it), wherever a run is stopped
-            merged = merge([stem], echo=echo)
-            if commit:
-                _commit([path, *map(str, merged)], f"long: {run.stem} seed {run.seed}", echo)
+            def finished(run, path, stem=stem, name=name):
+                # the record and the merged verdicts in one commit, so that every commit's merged file is what
+                # its per-seed records decide (tests/test_long.py recomputes it), wherever a run is stopped
+                merged = merge([stem], echo=echo, design=name)
+                if commit:
+                    _commit([path, *map(str, merged)], f"long: {run.stem}{'' if name == MAIN else f' ({name})'} "
+                            f"seed {run.seed}", echo)
 
-        started = time.perf_counter()
-        report[stem] = submit(grid, echo=echo, on_done=finished)
-        echo(f"{stem}: {time.perf_counter() - started:.0f} s")
-        merged = merge([stem], echo=echo)
-        if commit and merged:
-            _commit([str(p) for p in merged], f"long: {stem} merged", echo)
+            started = time.perf_counter()
+            report[stem if name == MAIN else f"{stem}--{name}"] = submit(grid, echo=echo, on_done=finished)
+            echo(f"{stem} ({name}): {time.perf_counter() - started:.0f} s")
+            merged = merge([stem], echo=echo, design=name)
+            if commit and merged:
+                _commit([str(p) for p in merged], f"long: {stem} ({name}) merged", echo)
     return report
 
 
@@ -287,13 +341,16 @@ def main(argv=None) -> int:
     p.add_argument("--chapters", nargs="+")
     p.add_argument("--dry-run", action="store_true", help="print, do not write the registry")
     p.add_argument("--force", action="store_true", help="rewrite a design that already has long records")
+    p.add_argument("--claims", nargs="+", help="plan these claim keys only (default: every claim of the chapters)")
     p = sub.add_parser("run", help="run the missing seeds (resumable)")
     p.add_argument("--chapters", nargs="+", help="stems or prefixes (default: every chapter with a long design)")
     p.add_argument("--seeds", nargs="+", type=int, help="default: 0 .. the registry's seeds − 1")
     p.add_argument("--commit", action="store_true", help="git-commit each finished seed's record at once")
     p.add_argument("--executor", default="local", help="local | slurm")
+    p.add_argument("--design", help="one long design of the chapters (default: every one, main first)")
     p = sub.add_parser("merge", help="decide from the per-seed records")
     p.add_argument("--chapters", nargs="+")
+    p.add_argument("--design", help="one long design (default: every one)")
     args = parser.parse_args(argv)
     from .sweep import GridError, find_chapter
 
@@ -304,13 +361,13 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "power":
-            plan_power(stems(args.chapters), write=not args.dry_run, force=args.force)
+            plan_power(stems(args.chapters), write=not args.dry_run, force=args.force, keys=args.claims)
         elif args.command == "merge":
-            merge(stems(args.chapters))
+            merge(stems(args.chapters), design=args.design)
         else:
             chosen = stems(args.chapters) or sorted({c["chapter"] for c in registry.claims().values()
                                                      if c.get("long", {}).get("seeds")})
-            report = run(chosen, args.seeds, commit=args.commit, executor=args.executor)
+            report = run(chosen, args.seeds, commit=args.commit, executor=args.executor, design=args.design)
             return 1 if any(r["failed"] for r in report.values()) else 0
     except (GridError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -28,6 +28,9 @@ A claim's entry says what is asked and how it will be decided, before any run of
     regime = "Fashion-MNIST, the ci networks"
     seeds = 40                          # written by `python -m lvmcls.registry power` from the pilot (below)
     pilot = {n = 5, sd = 0.0069, sd_upper80 = 0.0098, commit = "…"}
+    design = "engaged"                  # optional: a second long design of the chapter (default "main"), run with
+                                        # the chapter's parameter long_design; decided on its own (lvmcls.long)
+    pilot_from = {design = "main", candidate = "vc"}   # optional: size it on that arm's spread in that design
 
 ``[families.<name>]`` holds ``alpha`` and ``correction`` (``holm`` over the family's claims, or ``none``). A claim
 whose baseline is a list is decided as an intersection-union test: supported only when it is supported against every
@@ -77,6 +80,10 @@ def _check_claim(claim: dict, families: dict, where: str) -> None:
     if claim["family"] not in families:
         raise RegistryError(f"{where}: claim {claim['key']!r}: family {claim['family']!r} is not among "
                             f"[families.*] ({sorted(families)})")
+    design = (claim.get("long") or {}).get("design", "main")
+    if not (isinstance(design, str) and design.isidentifier()):
+        raise RegistryError(f"{where}: claim {claim['key']!r}: [claims.long] design must be a plain name "
+                            f"(letters, digits, _), got {design!r}")
     if claim["kind"] == "check":
         if "rule" not in claim:
             raise RegistryError(f"{where}: check claim {claim['key']!r} needs a `rule` (the rule in words)")

@@ -118,7 +118,10 @@ def _committed():
 def test_committed_long_verdicts_follow_from_the_committed_seeds(merged):
     """Every committed merged verdict is what the committed per-seed values and today's registry decide."""
     record = json.loads(merged.read_text())
-    again = long.decide_records(merged.stem, long.seed_records(merged.stem, merged.parent))
+    stem, _, design = merged.stem.partition("--")  # <stem>.json (main) or <stem>--<design>.json
+    design = design or long.MAIN
+    assert record.get("design", long.MAIN) == design
+    again = long.decide_records(stem, long.seed_records(stem, merged.parent, design), design=design)
     assert again["seeds"] == record["seeds"], "records were added or removed: run python -m lvmcls.long merge"
     old = {r["key"]: r for r in record["claims"]}
     new = {r["key"]: r for r in again["claims"]}
@@ -152,3 +155,75 @@ def test_a_claim_registered_after_the_data_is_not_decided(fake):
         _write(fake, s, _values(rng), {k: h for k, h in hashes.items() if k != "fake/same"})
     rows = {r["key"]: r for r in long.decide_records("99_fake", long.seed_records("99_fake", fake / "long"))["claims"]}
     assert rows["fake/same"]["verdict"] == f"not run: {long.DESIGN_CHANGED}"
+
+
+SECOND_DESIGN = """
+[families.other]
+alpha = 0.05
+correction = "holm"
+
+[[claims]]
+key = "fake/other-up"
+paper = "vc"
+chapter = "99_fake"
+section = "ch99"
+statement = "c is higher than b"
+source = "Table 9"
+paper_values = "b 0.8, c 0.85"
+kind = "difference"
+family = "other"
+metric = "acc"
+what = "accuracy"
+direction = "higher"
+candidate = "c"
+baseline = "b"
+split = "test"
+effect = 0.05
+effect_source = "Table 9"
+unit = "paired seeds"
+
+[claims.long]
+design = "other"
+regime = "the fake chapter with arm c"
+seeds = 4
+"""
+
+
+def test_a_second_design_is_recorded_merged_and_decided_on_its_own(fake, monkeypatch):
+    """Claims naming ``design = "other"`` read only that design's records (results/long/designs/other/<stem>/) and
+    are merged into <stem>--other.json; the main merge leaves them out, and each design sizes its own seeds."""
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", SECOND_DESIGN + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    monkeypatch.setenv("LVMCLS_RESULTS", str(fake))
+    assert long.designs("99_fake") == ["main", "other"]
+    assert long.seeds_needed("99_fake", "other") == 4 and long.seeds_needed("99_fake") == 12
+    rng = np.random.default_rng(7)
+    main_values = {s: _values(rng) for s in range(3)}
+    for s, v in main_values.items():  # the main design's records carry no arm c
+        _write(fake, s, {k: x for k, x in v.items() if k != "c"})
+    other = fake / "long" / "designs" / "other"
+    for s in range(4):  # the second design's records: arms b and c only
+        v = _values(rng)
+        write_results("99_fake", profile="long", device="cpu", seeds=[s], data_source="synthetic", metrics={},
+                      wall_time_s=1.0, folder=other, registry={k: registry.entry_hash(c)
+                                                               for k, c in registry.claims().items()},
+                      per_seed={arm: {m: [x] for m, x in v[arm].items()} for arm in ("b", "c")})
+    paths = long.merge()
+    assert sorted(p.name for p in paths) == ["99_fake--other.json", "99_fake.json"]
+    main = json.loads((fake / "long" / "99_fake.json").read_text())
+    second = json.loads((fake / "long" / "99_fake--other.json").read_text())
+    assert "fake/other-up" not in {r["key"] for r in main["claims"]}
+    assert {r["key"] for r in second["claims"]} == {"fake/other-up"} and second["design"] == "other"
+    assert second["seeds"] == [0, 1, 2, 3] and main["seeds"] == [0, 1, 2]
+    # decided as the registry decides c − b on the second design's four seeds alone
+    _, per_seed = long.pair(long.seed_records("99_fake", fake / "long", "other"))
+    direct = registry.decide("99_fake", per_seed, keys={"fake/other-up"})
+    assert second["claims"][0]["verdict"] == direct["fake/other-up"]["verdict"] == "supported"
+
+
+def test_a_design_name_must_be_plain(fake):
+    bad = SECOND_DESIGN.replace('design = "other"', 'design = "../other"')
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", bad + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    with pytest.raises(registry.RegistryError, match="plain name"):
+        registry.claims()
