@@ -308,7 +308,8 @@ def claim(key: str, *, paper: str, statement: str, source: str, paper_value: str
         raise ValueError("give either a decision or a verdict (with ours), not both or neither")
     if decision is not None:
         verdict, ours = decision.verdict, decision.sentence(verdict=False)
-    if verdict not in VERDICTS and not verdict.startswith(("not run", "not comparable", "interim")):
+    if verdict not in VERDICTS and not verdict.startswith(("not run", "not comparable", "interim", "not tested",
+                                                           "exploratory")):
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if not ours:
         raise ValueError("a verdict needs ours: the measured numbers in words")

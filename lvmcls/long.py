@@ -126,8 +126,14 @@ def decide_records(stem: str, records: list[dict], registry_folder=None, design:
     mine = [c for c in paired if design_of(c) == design]
     others = [c["key"] for c in paired if design_of(c) != design]
     planned = {c["key"]: c.get("long", {}).get("seeds") for c in mine}
-    decided = registry.decide(stem, per_seed, folder=registry_folder, keys={c["key"] for c in mine},
+    # a claim whose design planned no seed count is exploratory: decided on every recorded seed, outside the Holm
+    # ordering of the planned ones (it enters their family at p = 1, never taking a level from them)
+    unplanned = {k for k, n in planned.items() if not n}
+    decided = registry.decide(stem, per_seed, folder=registry_folder, keys={c["key"] for c in mine} - unplanned,
                               first={k: n for k, n in planned.items() if n}) if len(seeds) >= 2 else {}
+    if len(seeds) >= 2:
+        for key in unplanned:
+            decided.update(registry.decide(stem, per_seed, folder=registry_folder, keys={key}))
     changed = [c["key"] for c in mine
                if any(r.get("registry", {}).get(c["key"]) != registry.entry_hash(c) for r in records)]
     rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=[*changed, *others])
@@ -141,6 +147,9 @@ def decide_records(stem: str, records: list[dict], registry_folder=None, design:
             row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds; not a verdict): {d['verdict']}"
         elif row["key"] in decided and n_plan and len(seeds) > n_plan:
             row["ours"] += f" (decided on the first {n_plan} seeds the design planned; {len(seeds)} recorded)"
+        elif row["key"] in decided and not n_plan:
+            row["verdict"] = (f"exploratory (no seed count was planned; all {len(seeds)} recorded seeds): "
+                              f"{row['verdict']}")
     for key in changed:
         c = table[key]
         hashes = sorted({str(r.get("registry", {}).get(key)) for r in records})
@@ -169,7 +178,7 @@ def merge(stems=None, folder=None, echo=print, design: str | None = None) -> lis
     for name in ([design] if design else [MAIN, *sorted({design_of(c) for c in registry.claims().values()} - {MAIN})]):
         root = records_root(name, folder)
         chosen = stems or (sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                                  and p.name != "designs") if root.is_dir() else [])
+                                  and p.name not in ("designs", "superseded")) if root.is_dir() else [])
         for stem in chosen:
             records = seed_records(stem, folder, name)
             if not records:
@@ -216,10 +225,12 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, 
         for c in registry.claims_of(stem):
             if c["kind"] == "check" or "long" not in c or (keys is not None and c["key"] not in keys):
                 continue
-            # a design whose arm no ci run trains is sized on another arm's spread, as its registry entry names
-            # (``pilot_from = {design = "main", candidate = "vc"}``): the paired SD of that arm in that long design
-            source = c["long"].get("pilot_from")
-            if source:
+            # a design whose arm or metric no ci run records is sized on another's spread, as its registry entry
+            # names: ``pilot_from = {design = "main", candidate = "vc"}`` (that arm in that long design's merged
+            # record) or ``{metric = "nll_test"}`` (that metric of the ci pilot)
+            source = c["long"].get("pilot_from") or {}
+            metric = source.get("metric", c["metric"])
+            if "design" in source:
                 path = merged_path(stem, source.get("design", MAIN))
                 if not path.is_file():
                     echo(f"{c['key']}: {path} is missing (its pilot_from)")
@@ -230,12 +241,12 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, 
             else:
                 pilot_record = record
             per_seed = pilot_record["per_seed"]
-            candidate = source.get("candidate", c["candidate"]) if source else c["candidate"]
+            candidate = source.get("candidate", c["candidate"])
             worst = None
             for b in registry.baselines(c):
-                if candidate not in per_seed or b not in per_seed:
+                if candidate not in per_seed or b not in per_seed or metric not in per_seed[candidate]:
                     continue
-                d = [x - y for x, y in zip(per_seed[candidate][c["metric"]], per_seed[b][c["metric"]])]
+                d = [x - y for x, y in zip(per_seed[candidate][metric], per_seed[b][metric])]
                 plan = registry.power_plan(c, d)
                 if worst is None or (plan["seeds"] or 10**9) > (worst["seeds"] or 10**9):
                     worst = plan
@@ -277,6 +288,15 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, 
     return plans
 
 
+def first_seed(stem: str, design: str = MAIN) -> int:
+    """The design's first seed (``[claims.long] first_seed``, default 0; e.g. 1 where seed 0 chose a setting)."""
+    firsts = {c["long"].get("first_seed", 0) for c in registry.claims_of(stem)
+              if "long" in c and design_of(c) == design and c["kind"] != "check"}
+    if len(firsts) > 1:
+        raise ValueError(f"{stem}: the claims of the long design {design!r} name different first seeds {firsts}")
+    return firsts.pop() if firsts else 0
+
+
 def seeds_needed(stem: str, design: str = MAIN) -> int:
     """The seeds a chapter's long design needs: the largest ``[claims.long] seeds`` among its claims."""
     wanted = [c["long"].get("seeds") for c in registry.claims_of(stem)
@@ -312,7 +332,8 @@ def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=p
     report = {}
     for stem in stems:
         for name in ([design] if design else designs(stem)):
-            wanted = list(seeds) if seeds is not None else list(range(seeds_needed(stem, name)))
+            start = first_seed(stem, name)
+            wanted = list(seeds) if seeds is not None else list(range(start, start + seeds_needed(stem, name)))
             grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor,
                         settings={} if name == MAIN else {"long_design": [name]}, runs=str(records_root(name)),
                         parallel=1)

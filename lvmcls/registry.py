@@ -119,6 +119,13 @@ def load_file(path: str | Path) -> dict:
         raise RegistryError(f"{path} has no [[claims]]")
     for claim in claims:
         _check_claim(claim, families, str(path))
+    by_key = {c["key"]: c for c in claims}
+    for name, family in families.items():
+        gate = family.get("gate")
+        if gate is not None and (gate not in by_key or by_key[gate]["family"] == name
+                                 or by_key[gate]["kind"] == "check"):
+            raise RegistryError(f"{path}: [families.{name}] gate {gate!r} must be the key of a paired claim of "
+                                "another family in this file")
     return data
 
 
@@ -209,6 +216,16 @@ def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, k
             out[c["key"]] = {"verdict": decisions.intersection_union([d.verdict for d in made]),
                              "decisions": made, "claim": c, "hash": entry_hash(c), "level": level,
                              "family_size": len(members)}
+    # a fixed sequence: a gated family is tested only when its gate is supported (FWER α across both)
+    for c in registered:
+        gate = c["_families"][c["family"]].get("gate")
+        if gate is None or c["key"] not in out:
+            continue
+        gate_verdict = out[gate]["verdict"] if gate in out else "not run"
+        if gate_verdict != "supported":
+            out[c["key"]]["verdict"] = (f"not tested: the fixed sequence stops at {gate} ({gate_verdict}); the "
+                                        "estimate is shown, not decided")
+            out[c["key"]]["gated_by"] = gate
     return out
 
 
@@ -234,8 +251,11 @@ def claim_rows(chapter: str, decided: dict[str, dict], *, folder=None, skip=()) 
         made = decided[c["key"]]
         text = dict(paper=c["paper"], statement=c["statement"], source=c["source"], paper_value=c["paper_values"],
                     section=c["section"])
-        if len(made["decisions"]) == 1:
+        if len(made["decisions"]) == 1 and made["verdict"] == made["decisions"][0].verdict:
             row = decisions.claim(c["key"], decision=made["decisions"][0], **text)
+        elif len(made["decisions"]) == 1:  # a verdict the procedure overrode (a gated family not tested)
+            row = decisions.claim(c["key"], verdict=made["verdict"],
+                                  ours=made["decisions"][0].sentence(verdict=False), **text)
         else:
             row = decisions.claim(c["key"], verdict=made["verdict"], ours="; ".join(
                 f"against {d.names[1]}: {d.sentence()}" for d in made["decisions"]), **text)

@@ -60,7 +60,9 @@ def test_records_pair_by_seed_and_decide_as_the_registry_does(fake):
     # fake/up planned 12 seeds: 6 are an interim look, shown with its numbers but not as a verdict
     assert rows["fake/up"]["verdict"] == f"interim (6 of 12 planned seeds; not a verdict): supported"
     assert direct["fake/up"]["verdict"] == "supported"
-    assert rows["fake/same"]["verdict"] == direct["fake/same"]["verdict"] == "supported"  # no plan: all seeds
+    # no plan: all seeds, labelled exploratory
+    assert direct["fake/same"]["verdict"] == "supported"
+    assert rows["fake/same"]["verdict"] == "exploratory (no seed count was planned; all 6 recorded seeds): supported"
     assert "fake/identity" not in rows  # a check is reported by its chapter
     assert merged["seeds"] == seeds and merged["n_records"] == 6
 
@@ -73,7 +75,7 @@ def test_a_design_changed_after_the_data_is_not_decided(fake):
         _write(fake, s, _values(rng))
     rows = {r["key"]: r for r in long.decide_records("99_fake", long.seed_records("99_fake", fake / "long"))["claims"]}
     assert rows["fake/up"]["verdict"] == f"not run: {long.DESIGN_CHANGED}"
-    assert rows["fake/same"]["verdict"] == "supported"
+    assert rows["fake/same"]["verdict"] == "exploratory (no seed count was planned; all 4 recorded seeds): supported"
 
 
 def test_a_seed_recorded_twice_is_refused(fake):
@@ -140,12 +142,15 @@ def test_a_claim_is_decided_on_the_seeds_its_design_planned(fake):
         _write(fake, s, _values(rng))
     records = long.seed_records("99_fake", fake / "long")
     rows = {r["key"]: r for r in long.decide_records("99_fake", records)["claims"]}
-    assert rows["fake/up"]["verdict"] in ("supported", "not resolved", "contradicted", "smaller than the paper's effect")
     assert rows["fake/up"]["decisions"][0]["n"] == 12 and "first 12 seeds" in rows["fake/up"]["ours"]
     _, per_seed = long.pair(records)
     first12 = {a: {m: v[:12] for m, v in ms.items()} for a, ms in per_seed.items()}
-    assert rows["fake/up"]["decisions"][0]["interval"] == pytest.approx(
-        [d.interval for d in registry.decide("99_fake", first12)["fake/up"]["decisions"]][0])
+    # fake/same planned no seeds: it enters fake/up's family at p = 1
+    on_twelve = registry.decide("99_fake", first12, keys={"fake/up"})["fake/up"]
+    assert rows["fake/up"]["verdict"] == on_twelve["verdict"]
+    assert rows["fake/up"]["decisions"][0]["interval"] == pytest.approx(on_twelve["decisions"][0].interval)
+    on_all = registry.decide("99_fake", per_seed, keys={"fake/up"})["fake/up"]["decisions"][0].interval
+    assert rows["fake/up"]["decisions"][0]["interval"] != pytest.approx(on_all), "the 13th and 14th seeds were used"
 
 
 def test_a_claim_registered_after_the_data_is_not_decided(fake):
@@ -227,3 +232,74 @@ def test_a_design_name_must_be_plain(fake):
     registry._load_all.cache_clear()
     with pytest.raises(registry.RegistryError, match="plain name"):
         registry.claims()
+
+
+def test_power_sizes_a_second_design_on_the_arm_its_entry_names(fake, monkeypatch):
+    """``pilot_from = {design = "main", candidate = "a"}``: the seeds of a claim on arm c come from a − b's paired
+    spread in the main design's merged record (its SD at the upper 80 % bound), as `registry.power_plan` gives them;
+    without that merged record nothing is planned."""
+    text = SECOND_DESIGN.replace('seeds = 4', 'pilot_from = {design = "main", candidate = "a"}')
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", text + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    monkeypatch.setenv("LVMCLS_RESULTS", str(fake))
+    assert long.plan_power(["99_fake"], write=False, keys={"fake/other-up"}) == {}
+    rng = np.random.default_rng(11)
+    for s in range(6):
+        _write(fake, s, _values(rng))
+    long.merge(design="main")
+    per_seed = json.loads((fake / "long" / "99_fake.json").read_text())["per_seed"]
+    d = [x - y for x, y in zip(per_seed["a"]["acc"], per_seed["b"]["acc"])]
+    plans = long.plan_power(["99_fake"], write=False, keys={"fake/other-up"})
+    expected = registry.power_plan(registry.claims()["fake/other-up"], d)
+    assert set(plans) == {"fake/other-up"} and plans["fake/other-up"]["seeds"] == expected["seeds"]
+    assert plans["fake/other-up"]["sd"] == pytest.approx(float(np.std(d, ddof=1)))
+    assert plans["fake/other-up"]["sd_upper80"] > plans["fake/other-up"]["sd"]
+
+
+def test_a_gated_family_is_not_tested_unless_its_gate_is_supported(fake):
+    """A fixed sequence: [families.other] gate = "fake/up" — the family's claim is decided as usual when fake/up is
+    supported, and reads "not tested" (its estimate kept) when fake/up is not."""
+    gated = SECOND_DESIGN.replace('correction = "holm"\n', 'correction = "holm"\ngate = "fake/up"\n', 1)
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", gated + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    rng = np.random.default_rng(13)
+    values = [_values(rng) for _ in range(8)]
+    per_seed = {arm: {m: [v[arm][m] for v in values] for m in values[0][arm]} for arm in ("a", "b", "c")}
+    made = registry.decide("99_fake", per_seed)
+    assert made["fake/up"]["verdict"] == "supported" and made["fake/other-up"]["verdict"] == "supported"
+    flat = {**per_seed, "a": {**per_seed["a"], "acc": list(per_seed["b"]["acc"])}}  # a − b = 0: the gate fails
+    made = registry.decide("99_fake", flat)
+    assert made["fake/up"]["verdict"] != "supported"
+    assert made["fake/other-up"]["verdict"].startswith("not tested") and made["fake/other-up"]["gated_by"] == "fake/up"
+    row = {r["key"]: r for r in registry.claim_rows("99_fake", made)}["fake/other-up"]
+    assert row["verdict"].startswith("not tested") and "c − b" in row["ours"]
+
+
+def test_a_gate_must_name_a_claim_of_another_family(fake):
+    bad = SECOND_DESIGN.replace('correction = "holm"\n', 'correction = "holm"\ngate = "fake/other-up"\n', 1)
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", bad + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    with pytest.raises(registry.RegistryError, match="gate"):
+        registry.claims()
+
+
+def test_an_unplanned_claim_is_exploratory_and_takes_no_holm_level(fake):
+    """A claim whose design planned no seed count is decided on every recorded seed and labelled exploratory; the
+    planned claims of its family are decided as if it were absent (p = 1)."""
+    table = registry.claims()
+    unplanned = [k for k, c in table.items() if c["kind"] != "check" and not (c.get("long") or {}).get("seeds")]
+    assert unplanned, "the fake registry needs a claim without planned seeds for this test"
+    rng = np.random.default_rng(17)
+    for s in range(6):
+        _write(fake, s, _values(rng))
+    records = long.seed_records("99_fake", fake / "long")
+    rows = {r["key"]: r for r in long.decide_records("99_fake", records)["claims"]}
+    for key in unplanned:
+        assert rows[key]["verdict"].startswith("exploratory (no seed count was planned; all 6 recorded seeds)")
+
+
+def test_a_design_starts_at_its_first_seed(fake):
+    text = SECOND_DESIGN.replace('seeds = 4', 'seeds = 4\nfirst_seed = 1')
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", text + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+    assert long.first_seed("99_fake", "other") == 1 and long.first_seed("99_fake") == 0
