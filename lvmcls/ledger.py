@@ -184,9 +184,14 @@ def gather(folder: str | Path | None = None, registry_folder: str | Path | None 
                                  **{p: None for p in PROFILES}, "notes": {}}
                 rows[key][profile] = _entry(claim, record, age)
     for row in rows.values():  # a profile's run of the chapter that predates the claim: say so, with its age
+        design = (table[row["key"]].get("long") or {}).get("design", "main") if row["key"] in table else "main"
         for profile in ("long", "full"):
-            if row[profile] is None and (profile, row["stem"]) in ages:
-                row["notes"][profile] = f"its run predates it; {ages[profile, row['stem']]}"
+            # a second long design's claims live in <stem>--<design>.json
+            file = row["stem"] if profile == "full" or design == "main" else f"{row['stem']}--{design}"
+            if row[profile] is None and (profile, file) in ages:
+                row["notes"][profile] = f"its run predates it; {ages[profile, file]}"
+            elif row[profile] is None and profile == "long" and file != row["stem"]:
+                row["notes"][profile] = f"its long design {design!r} has not run yet"
     order = list(PAPERS)
     position = {k: i for i, k in enumerate(table)}
     return sorted(rows.values(), key=lambda r: (order.index(r["paper"]) if r["paper"] in order else len(order),

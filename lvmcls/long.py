@@ -113,38 +113,58 @@ INTERIM = "interim"
 
 
 def decide_records(stem: str, records: list[dict], registry_folder=None, design: str = MAIN) -> dict:
-    """The merged long record of a chapter's design, as ``claims`` rows for the ledger (the design's claims only). Each paired claim is decided on the
-    first ``[claims.long] seeds`` seeds its design planned (in seed order; later seeds are kept, not used): a look
+    """The merged long record of a chapter's design, as ``claims`` rows for the ledger (the design's claims
+    only). Each paired claim is decided on the first ``[claims.long] seeds`` seeds its design planned (in seed order; later seeds are kept, not used): a look
     at fewer is shown as "interim (k of N …)", never as a verdict, since deciding after every seed would spend α
     again at each look. A claim that a record ran under another entry, or that a record does not carry at all (it
     was registered after the data), reads "design changed after the data"."""
     from .decisions import claim as claim_row
 
-    seeds, per_seed = pair(records)
     table = registry.claims(registry_folder)
+    start = first_seed(stem, design, registry_folder)
+    ignored = sorted(s for r in records for s in r["seeds"] if s < start)
+    records = [r for r in records if min(r["seeds"]) >= start]  # a seed that chose a setting decides nothing
+    seeds, per_seed = pair(records)
     paired = [c for c in registry.claims_of(stem, registry_folder) if c["kind"] != "check"]
     mine = [c for c in paired if design_of(c) == design]
     others = [c["key"] for c in paired if design_of(c) != design]
     planned = {c["key"]: c.get("long", {}).get("seeds") for c in mine}
-    # a claim whose design planned no seed count is exploratory: decided on every recorded seed, outside the Holm
-    # ordering of the planned ones (it enters their family at p = 1, never taking a level from them)
-    unplanned = {k for k, n in planned.items() if not n}
-    decided = registry.decide(stem, per_seed, folder=registry_folder, keys={c["key"] for c in mine} - unplanned,
-                              first={k: n for k, n in planned.items() if n}) if len(seeds) >= 2 else {}
-    if len(seeds) >= 2:
-        for key in unplanned:
-            decided.update(registry.decide(stem, per_seed, folder=registry_folder, keys={key}))
+    # an entry changed after the data is not decided: it enters its family at p = 1 (and, as a gate, stays shut)
     changed = [c["key"] for c in mine
                if any(r.get("registry", {}).get(c["key"]) != registry.entry_hash(c) for r in records)]
+    # a claim whose design planned no seed count is exploratory: decided on every recorded seed, at the level a
+    # separate call gives it (every other member of its family at p = 1: Bonferroni α / m), while the planned
+    # claims of its family see it at p = 1
+    unplanned = {k for k, n in planned.items() if not n} - set(changed)
+    decided = {}
+    if len(seeds) >= 2:
+        decided = registry.decide(stem, per_seed, folder=registry_folder, gates=False,
+                                  keys={c["key"] for c in mine} - unplanned - set(changed),
+                                  first={k: n for k, n in planned.items() if n})
+        for key in unplanned:
+            decided.update(registry.decide(stem, per_seed, folder=registry_folder, keys={key}, gates=False))
+        registry.apply_gates(decided)
+    # a decision is final only when every look it rests on is: its own planned seeds, those of the planned members
+    # of its family (their p-values set its Holm level) and those of its gate and the gate's family
+    def needed(c) -> int:
+        fam = c["_families"][c["family"]]
+        group = [m for m in mine if m["family"] == c["family"]]
+        if fam.get("gate") in table:
+            g = table[fam["gate"]]
+            group += [m for m in mine if m["family"] == g["family"]]
+        return max([planned.get(m["key"]) or 0 for m in group] + [planned.get(c["key"]) or 0])
     rows = registry.claim_rows(stem, decided, folder=registry_folder, skip=[*changed, *others])
     for row in rows:
         n_plan = planned.get(row["key"])
+        n_look = needed(table[row["key"]]) if row["key"] in table else 0
         if len(seeds) < 2 and row["key"] not in decided:
             row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan or '?'} planned seeds; not a verdict)"
             row["ours"] = "one seed cannot estimate the spread of the paired differences: nothing is decided yet"
-        elif row["key"] in decided and n_plan and len(seeds) < n_plan:
+        elif row["key"] in decided and n_plan and len(seeds) < n_look:
             d = decided[row["key"]]
-            row["verdict"] = f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds; not a verdict): {d['verdict']}"
+            waits = "" if n_look == n_plan else f"; its family or gate plans {n_look}"
+            row["verdict"] = (f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds{waits}; not a verdict): "
+                              f"{d['verdict']}")
         elif row["key"] in decided and n_plan and len(seeds) > n_plan:
             row["ours"] += f" (decided on the first {n_plan} seeds the design planned; {len(seeds)} recorded)"
         elif row["key"] in decided and not n_plan:
@@ -161,7 +181,8 @@ def decide_records(stem: str, records: list[dict], registry_folder=None, design:
     oldest = min(records, key=lambda r: r.get("written", "")) if records else {}
     last = max(records, key=lambda r: r.get("written", "")) if records else {}
     commits = sorted({str(r.get("git_commit", "unknown")) for r in records})
-    return {"stem": stem, "profile": "long", "design": design, "seeds": seeds, "n_records": len(records),
+    return {"stem": stem, "profile": "long", "design": design, "seeds": seeds, "ignored_seeds": ignored,
+            "n_records": len(records),
             "git_commit": oldest.get("git_commit", "unknown"), "written": oldest.get("written"),
             "last_written": last.get("written"), "commits": commits,
             "dirty_records": sum("+dirty" in str(r.get("git_commit")) for r in records),
@@ -251,7 +272,7 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, 
                 if worst is None or (plan["seeds"] or 10**9) > (worst["seeds"] or 10**9):
                     worst = plan
             if worst is None:
-                echo(f"{c['key']}: the pilot has no arms {c['candidate']} / {c['baseline']}")
+                echo(f"{c['key']}: the pilot has no {metric} of arms {candidate} / {c['baseline']}")
                 continue
             worst["commit"] = str(pilot_record.get("git_commit", "unknown"))[:12]
             plans[c["key"]] = worst
@@ -288,9 +309,10 @@ def plan_power(stems=None, write: bool = True, echo=print, force: bool = False, 
     return plans
 
 
-def first_seed(stem: str, design: str = MAIN) -> int:
-    """The design's first seed (``[claims.long] first_seed``, default 0; e.g. 1 where seed 0 chose a setting)."""
-    firsts = {c["long"].get("first_seed", 0) for c in registry.claims_of(stem)
+def first_seed(stem: str, design: str = MAIN, registry_folder=None) -> int:
+    """The design's first seed (``[claims.long] first_seed``, default 0; e.g. 1 where seed 0 chose a setting):
+    `run` starts there and `decide_records` sets aside any record of an earlier seed."""
+    firsts = {c["long"].get("first_seed", 0) for c in registry.claims_of(stem, registry_folder)
               if "long" in c and design_of(c) == design and c["kind"] != "check"}
     if len(firsts) > 1:
         raise ValueError(f"{stem}: the claims of the long design {design!r} name different first seeds {firsts}")
@@ -334,6 +356,9 @@ def run(stems, seeds=None, commit: bool = False, executor: str = "local", echo=p
         for name in ([design] if design else designs(stem)):
             start = first_seed(stem, name)
             wanted = list(seeds) if seeds is not None else list(range(start, start + seeds_needed(stem, name)))
+            if min(wanted) < start:
+                raise ValueError(f"{stem} ({name}): seeds below the design's first seed {start} decide nothing; "
+                                 "leave them out (or run one design with --design)")
             grid = Grid(chapters=[stem], seeds=wanted, profile="long", executor=executor,
                         settings={} if name == MAIN else {"long_design": [name]}, runs=str(records_root(name)),
                         parallel=1)
@@ -365,7 +390,8 @@ def main(argv=None) -> int:
     p.add_argument("--claims", nargs="+", help="plan these claim keys only (default: every claim of the chapters)")
     p = sub.add_parser("run", help="run the missing seeds (resumable)")
     p.add_argument("--chapters", nargs="+", help="stems or prefixes (default: every chapter with a long design)")
-    p.add_argument("--seeds", nargs="+", type=int, help="default: 0 .. the registry's seeds − 1")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="default: the design's first seed (0 unless the registry says) and the seeds it plans")
     p.add_argument("--commit", action="store_true", help="git-commit each finished seed's record at once")
     p.add_argument("--executor", default="local", help="local | slurm")
     p.add_argument("--design", help="one long design of the chapters (default: every one, main first)")

@@ -122,10 +122,21 @@ def load_file(path: str | Path) -> dict:
     by_key = {c["key"]: c for c in claims}
     for name, family in families.items():
         gate = family.get("gate")
-        if gate is not None and (gate not in by_key or by_key[gate]["family"] == name
-                                 or by_key[gate]["kind"] == "check"):
+        if gate is None:
+            continue
+        if gate not in by_key or by_key[gate]["family"] == name or by_key[gate]["kind"] == "check":
             raise RegistryError(f"{path}: [families.{name}] gate {gate!r} must be the key of a paired claim of "
                                 "another family in this file")
+        # a fixed sequence keeps the family-wise error at α only when the gate is one test at α: alone in its
+        # family, in the chapter and long design of every claim it gates
+        g = by_key[gate]
+        if sum(c["family"] == g["family"] for c in claims) != 1:
+            raise RegistryError(f"{path}: the gate {gate!r} must be the only claim of its family {g['family']!r}")
+        where = (g["chapter"], (g.get("long") or {}).get("design", "main"))
+        for c in claims:
+            if c["family"] == name and (c["chapter"], (c.get("long") or {}).get("design", "main")) != where:
+                raise RegistryError(f"{path}: claim {c['key']!r} is gated by {gate!r} of another chapter or long "
+                                    "design; a gate must share the chapter and design of the claims it gates")
     return data
 
 
@@ -175,7 +186,7 @@ def baselines(claim: dict) -> list[str]:
 
 
 def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, keys=None,
-           first: dict[str, int] | None = None) -> dict[str, dict]:
+           first: dict[str, int] | None = None, gates: bool = True) -> dict[str, dict]:
     """Decide every paired claim of ``chapter`` whose arms ``per_seed`` holds.
 
     ``per_seed[arm][metric]`` is the list of per-seed values, in the same seed order for every arm. ``first``: per
@@ -216,16 +227,25 @@ def decide(chapter: str, per_seed: dict[str, dict[str, list]], *, folder=None, k
             out[c["key"]] = {"verdict": decisions.intersection_union([d.verdict for d in made]),
                              "decisions": made, "claim": c, "hash": entry_hash(c), "level": level,
                              "family_size": len(members)}
-    # a fixed sequence: a gated family is tested only when its gate is supported (FWER α across both)
-    for c in registered:
-        gate = c["_families"][c["family"]].get("gate")
-        if gate is None or c["key"] not in out:
+    return apply_gates(out) if gates else out
+
+
+def apply_gates(out: dict[str, dict]) -> dict[str, dict]:
+    """A fixed sequence: a gated family's claims (``[families.x] gate = key``) are tested only when the gate is
+    supported (its own decisions, so the call is idempotent); otherwise they read "not tested", their estimates
+    kept. The family-wise error stays at α over the gate and its family (the gate is one test at α)."""
+    for key, made in out.items():
+        gate = made["claim"]["_families"][made["claim"]["family"]].get("gate")
+        if gate is None:
             continue
-        gate_verdict = out[gate]["verdict"] if gate in out else "not run"
+        made["verdict"] = decisions.intersection_union([d.verdict for d in made["decisions"]])
+        made.pop("gated_by", None)
+        gate_verdict = (decisions.intersection_union([d.verdict for d in out[gate]["decisions"]])
+                        if gate in out else "not run")
         if gate_verdict != "supported":
-            out[c["key"]]["verdict"] = (f"not tested: the fixed sequence stops at {gate} ({gate_verdict}); the "
-                                        "estimate is shown, not decided")
-            out[c["key"]]["gated_by"] = gate
+            made["verdict"] = (f"not tested: the fixed sequence stops at {gate} ({gate_verdict}); the estimate is "
+                               "shown, not decided")
+            made["gated_by"] = gate
     return out
 
 

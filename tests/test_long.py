@@ -256,31 +256,117 @@ def test_power_sizes_a_second_design_on_the_arm_its_entry_names(fake, monkeypatc
     assert plans["fake/other-up"]["sd_upper80"] > plans["fake/other-up"]["sd"]
 
 
+GATE = """
+[families.gatefam]
+alpha = 0.05
+correction = "none"
+
+[[claims]]
+key = "fake/gate"
+paper = "vc"
+chapter = "99_fake"
+section = "ch99"
+statement = "a is higher than b (the mechanism)"
+source = "Table 9"
+paper_values = "b 0.8, a 1.0"
+kind = "difference"
+family = "gatefam"
+metric = "acc"
+what = "accuracy"
+direction = "higher"
+candidate = "a"
+baseline = "b"
+split = "test"
+effect = 0.2
+effect_source = "Table 9"
+unit = "paired seeds"
+
+[claims.long]
+design = "other"
+regime = "the fake chapter"
+seeds = GATE_SEEDS
+"""
+
+
+def _gated(fake, gate_seeds=4):
+    text = SECOND_DESIGN.replace('correction = "holm"\n', 'correction = "holm"\ngate = "fake/gate"\n', 1)
+    text = GATE.replace("GATE_SEEDS", str(gate_seeds)) + text
+    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", text + "\n[[claims]]", 1))
+    registry._load_all.cache_clear()
+
+
+def _write_other(fake, seeds, rng, flat=False, hashes=None):
+    table = registry.claims()
+    hashes = hashes if hashes is not None else {k: registry.entry_hash(c) for k, c in table.items()}
+    for s in seeds:
+        v = _values(rng)
+        if flat:  # a − b = 0 up to noise far below the gate's effect: the gate is not supported
+            v["a"]["acc"] = v["b"]["acc"] + float(rng.normal(0, 0.01))
+        write_results("99_fake", profile="long", device="cpu", seeds=[s], data_source="synthetic", metrics={},
+                      wall_time_s=1.0, folder=fake / "long" / "designs" / "other", registry=hashes,
+                      per_seed={arm: {m: [x] for m, x in v[arm].items()} for arm in ("a", "b", "c")})
+    return long.seed_records("99_fake", fake / "long", "other")
+
+
+def _rows(records):
+    return {r["key"]: r for r in long.decide_records("99_fake", records, design="other")["claims"]}
+
+
 def test_a_gated_family_is_not_tested_unless_its_gate_is_supported(fake):
-    """A fixed sequence: [families.other] gate = "fake/up" — the family's claim is decided as usual when fake/up is
-    supported, and reads "not tested" (its estimate kept) when fake/up is not."""
-    gated = SECOND_DESIGN.replace('correction = "holm"\n', 'correction = "holm"\ngate = "fake/up"\n', 1)
-    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", gated + "\n[[claims]]", 1))
-    registry._load_all.cache_clear()
-    rng = np.random.default_rng(13)
-    values = [_values(rng) for _ in range(8)]
-    per_seed = {arm: {m: [v[arm][m] for v in values] for m in values[0][arm]} for arm in ("a", "b", "c")}
-    made = registry.decide("99_fake", per_seed)
-    assert made["fake/up"]["verdict"] == "supported" and made["fake/other-up"]["verdict"] == "supported"
-    flat = {**per_seed, "a": {**per_seed["a"], "acc": list(per_seed["b"]["acc"])}}  # a − b = 0: the gate fails
-    made = registry.decide("99_fake", flat)
-    assert made["fake/up"]["verdict"] != "supported"
-    assert made["fake/other-up"]["verdict"].startswith("not tested") and made["fake/other-up"]["gated_by"] == "fake/up"
-    row = {r["key"]: r for r in registry.claim_rows("99_fake", made)}["fake/other-up"]
-    assert row["verdict"].startswith("not tested") and "c − b" in row["ours"]
+    """A fixed sequence ([families.other] gate = "fake/gate", alone in its family, in the same design): the gated
+    claim is decided as usual when the gate is supported and reads "not tested" (its estimate kept) when not."""
+    _gated(fake)
+    rows = _rows(_write_other(fake, range(4), np.random.default_rng(13)))
+    assert rows["fake/gate"]["verdict"] == "supported" and rows["fake/other-up"]["verdict"] == "supported"
+    for p in (fake / "long" / "designs").rglob("*.json"):
+        p.unlink()
+    rows = _rows(_write_other(fake, range(4), np.random.default_rng(13), flat=True))
+    assert rows["fake/gate"]["verdict"] != "supported"
+    assert rows["fake/other-up"]["verdict"].startswith("not tested: the fixed sequence stops at fake/gate")
+    assert "c − b" in rows["fake/other-up"]["ours"]
 
 
-def test_a_gate_must_name_a_claim_of_another_family(fake):
-    bad = SECOND_DESIGN.replace('correction = "holm"\n', 'correction = "holm"\ngate = "fake/other-up"\n', 1)
-    (fake / "registry" / "fake.toml").write_text(FAKE.replace("[[claims]]", bad + "\n[[claims]]", 1))
+def test_a_gated_claim_waits_for_its_gates_planned_seeds(fake):
+    """With the gate planned at 8 seeds and the gated claim at 4, four seeds are an interim look for both."""
+    _gated(fake, gate_seeds=8)
+    rows = _rows(_write_other(fake, range(4), np.random.default_rng(19)))
+    assert rows["fake/gate"]["verdict"].startswith("interim (4 of 8 planned seeds")
+    assert rows["fake/other-up"]["verdict"].startswith("interim (4 of 4 planned seeds; its family or gate plans 8")
+
+
+def test_a_gate_changed_after_the_data_keeps_its_family_shut(fake):
+    _gated(fake)
+    hashes = {k: registry.entry_hash(c) for k, c in registry.claims().items()}
+    rows = _rows(_write_other(fake, range(4), np.random.default_rng(13), hashes={**hashes, "fake/gate": "0" * 12}))
+    assert rows["fake/gate"]["verdict"] == f"not run: {long.DESIGN_CHANGED}"
+    assert rows["fake/other-up"]["verdict"].startswith("not tested: the fixed sequence stops at fake/gate (not run)")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('gate = "fake/gate"', 'gate = "fake/other-up"'), "another family"),
+    (lambda t: t.replace('family = "gatefam"', 'family = "primary"'), "only claim of its family"),
+    (lambda t: t.replace('design = "other"\nregime = "the fake chapter"', 'regime = "the fake chapter"', 1),
+     "share the chapter and design"),
+])
+def test_a_gate_is_one_test_in_the_design_it_gates(fake, change, message):
+    _gated(fake)
+    path = fake / "registry" / "fake.toml"
+    path.write_text(change(path.read_text()))
     registry._load_all.cache_clear()
-    with pytest.raises(registry.RegistryError, match="gate"):
+    with pytest.raises(registry.RegistryError, match=message):
         registry.claims()
+
+
+def test_a_record_below_the_first_seed_decides_nothing(fake):
+    """``first_seed = 1``: a seed-0 record (the seed that chose a setting) is set aside, reported, not decided."""
+    _gated(fake)
+    path = fake / "registry" / "fake.toml"
+    path.write_text(path.read_text().replace("seeds = 4\n", "seeds = 4\nfirst_seed = 1\n"))
+    registry._load_all.cache_clear()
+    merged = long.decide_records("99_fake", _write_other(fake, range(5), np.random.default_rng(23)), design="other")
+    assert merged["seeds"] == [1, 2, 3, 4] and merged["ignored_seeds"] == [0]
+    with pytest.raises(ValueError, match="first seed"):
+        long.run(["99_fake"], seeds=[0, 1], design="other")
 
 
 def test_an_unplanned_claim_is_exploratory_and_takes_no_holm_level(fake):
@@ -296,6 +382,9 @@ def test_an_unplanned_claim_is_exploratory_and_takes_no_holm_level(fake):
     rows = {r["key"]: r for r in long.decide_records("99_fake", records)["claims"]}
     for key in unplanned:
         assert rows[key]["verdict"].startswith("exploratory (no seed count was planned; all 6 recorded seeds)")
+    # fake/up (planned) is at the top of a two-member Holm family whatever fake/same's p-value is; fake/same, decided
+    # on its own, gets the Bonferroni level α / 2
+    assert rows["fake/up"]["level"] == pytest.approx(0.025) and rows["fake/same"]["level"] == pytest.approx(0.025)
 
 
 def test_a_design_starts_at_its_first_seed(fake):
