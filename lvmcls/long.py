@@ -337,6 +337,9 @@ def _commit(paths: list[str], message: str, echo=print) -> None:
     root = project_root()
     try:
         subprocess.run(["git", "add", "--", *paths], cwd=root, check=True, capture_output=True, timeout=60)
+        if subprocess.run(["git", "diff", "--cached", "--quiet", "--", *paths], cwd=root, timeout=60).returncode == 0:
+            echo(f"nothing new to commit in {', '.join(Path(p).name for p in paths)}")
+            return
         out = subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root, capture_output=True,
                              text=True, timeout=60)
         echo(f"committed {', '.join(Path(p).name for p in paths)}" if out.returncode == 0 else
