@@ -114,10 +114,12 @@ INTERIM = "interim"
 
 def decide_records(stem: str, records: list[dict], registry_folder=None, design: str = MAIN) -> dict:
     """The merged long record of a chapter's design, as ``claims`` rows for the ledger (the design's claims
-    only). Each paired claim is decided on the first ``[claims.long] seeds`` seeds its design planned (in seed order; later seeds are kept, not used): a look
-    at fewer is shown as "interim (k of N …)", never as a verdict, since deciding after every seed would spend α
-    again at each look. A claim that a record ran under another entry, or that a record does not carry at all (it
-    was registered after the data), reads "design changed after the data"."""
+    only). Each paired claim is decided on the first ``[claims.long] seeds`` seeds its design planned (in seed
+    order; later seeds are kept, not used): a look at fewer is shown as "interim (k of N …)", never as a verdict,
+    since deciding after every seed would spend α again at each look. A claim that a record ran under another entry,
+    or that a record does not carry at all (it was registered after the data), reads "design changed after the
+    data".
+    """
     from .decisions import claim as claim_row
 
     table = registry.claims(registry_folder)
