@@ -153,7 +153,7 @@ class Decision:
         else:
             tail = f"smallest detectable effect {self.minimum_detectable_effect:.{digits}g}"
             if self.effect is not None:
-                tail += f" against the paper's {f.format(self.effect)}"
+                tail += f" against the effect of interest {f.format(self.effect)}"
         return (f"{head + ': ' if verdict else ''}{a} − {b} = {f.format(self.mean_difference)} [{lo}, {hi}] "
                 f"({self.what}; {self.n} {self.unit}; {100 * self.confidence:.4g} % interval; {rule}{tail})")
 
