@@ -2,7 +2,7 @@
 validation and test accuracy after every epoch, resumable per epoch; chapter 7 shows the curve and decides the
 registry's check ``m2/acc100`` on it.
 
-    python bench/m2_faithful_curve.py [--epochs 300] [--draw 0] [--commit]      # about 84 min on 2 cores
+    python bench/m2_faithful_curve.py [--epochs 300] [--draw 0] [--commit]      # hours on 2 cores
     python bench/m2_faithful_curve.py --epochs 1 --unlabelled-limit 2000 --out-dir /tmp/curve   # a smoke test
 
 **The setting** (the closest to Kingma et al.'s and Pyro's M2 that `lvmcls.ssvae.M2` goes): one class-balanced label

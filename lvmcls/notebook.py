@@ -122,10 +122,10 @@ def markdown(text: str):
 
 
 def scorecard(stem: str, metrics: dict, paper: dict | None = None, folder=None, labels: dict | None = None,
-              seeds=None):
+              seeds=None, sources: dict | None = None):
     """Display the chapter's scorecard (`lvmcls.results.scorecard_markdown`): every metric in words beside the
-    paper's number and ours (full profile, with its age; this run)."""
-    return markdown(scorecard_markdown(stem, metrics, paper, folder, labels=labels, seeds=seeds))
+    paper's number (with its table and row, ``sources``) and ours (full profile, with its age; this run)."""
+    return markdown(scorecard_markdown(stem, metrics, paper, folder, labels=labels, seeds=seeds, sources=sources))
 
 
 FIGURE_NAME = re.compile(r"fig-[a-z0-9]+(-[a-z0-9]+)*")

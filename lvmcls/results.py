@@ -165,15 +165,25 @@ def describe_age(age: dict) -> str:
 
 
 def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, folder: str | Path | None = None,
-                       labels: dict | None = None, seeds=None) -> str:
+                       labels: dict | None = None, seeds=None, sources: dict | None = None) -> str:
     """The chapter's scorecard as Markdown: one row per metric, named in words (``labels[key]``, else
     `lvmcls.words.describe`) with its key beside it, then the paper's number, ours from the committed ``full``
     profile (with its age, `result_age`) and ours from this run. Rows with a paper number come first; the others
-    fold into a "more measurements" table. ``seeds``: this run's seeds, counted in the column header."""
+    fold into a "more measurements" table. ``seeds``: this run's seeds, counted in the column header.
+    ``sources``: where each paper number is printed (``{key: "Table 1, row M2, column Fashion"}``), shown after
+    it; a paper number without a source is refused when ``sources`` is given."""
     folder = Path(folder) if folder is not None else results_dir()
     full_path = folder / "full" / f"{stem}.json"
     full = json.loads(full_path.read_text()) if full_path.is_file() else None
     paper, labels = paper or {}, labels or {}
+    if sources is not None:
+        missing = [k for k in metrics if paper.get(k) is not None and not sources.get(k)]
+        if missing:
+            raise ValueError(f"paper numbers without a source: {missing}; give each a table and row in sources=")
+
+    def paper_value(key):
+        value = _fmt(paper.get(key))
+        return f"{value} ({sources[key]})" if sources and sources.get(key) and paper.get(key) is not None else value
     stds = (full or {}).get("metrics_std", {})
     full_header = "ours, full profile" if full else "ours, full profile (none committed)"
     if full and "n_runs" in full:  # merged by lvmcls.sweep over seeds
@@ -193,7 +203,7 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
         lines = [f"| quantity | key | paper | {full_header} | {run_header} |", "|---|---|---|---|---|"]
         for key in keys:
             words = labels.get(key) or describe(key)
-            lines.append(f"| {words} | `{key}` | {_fmt(paper.get(key))} | {full_value(key)} | {_fmt(metrics[key])} |")
+            lines.append(f"| {words} | `{key}` | {paper_value(key)} | {full_value(key)} | {_fmt(metrics[key])} |")
         return "\n".join(lines)
 
     primary = [k for k in metrics if paper.get(k) is not None]

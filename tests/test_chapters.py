@@ -318,7 +318,7 @@ def test_chapter6_bvae_decided_through_the_registry_with_its_control():
     assert set(per_seed) == {"vae", "bvae", "ce"}
     for arm in per_seed:
         for k in ("nn_acc", "nmi", "cluster_acc", "ari"):
-            assert len(per_seed[arm][k]) == len(seeds) and all(0 <= v <= 1 for v in per_seed[arm][k])
+            assert len(per_seed[arm][k]) == len(seeds)
             assert per_seed[arm][k] == m[f"{k}_{arm}_per_seed"]
     for k in ("nn_acc", "nmi"):
         assert m[f"{k}_decoder_gap_per_seed"] == pytest.approx(
@@ -347,7 +347,9 @@ def test_chapter6_lambda_is_chosen_on_validation():
     assert 0 not in val and m["lambda_bvae"] == max(val, key=val.get)
     assert m["lambda_at_grid_edge"] == (m["lambda_bvae"] in (min(val), max(val)))
     assert "branch_acc" not in m["sweep_mnist_z10"]["0"] and "branch_acc" not in m["rot_vae"]
-    assert "branch_acc" not in m["rot_fixed_output"] and 0 <= m["branch_acc_bvae"] <= 1
+    # the chosen BVAE's branch is a trained MNIST classifier: far above chance (0.1), which a branch that received
+    # no gradient, or one scored on shuffled labels, would sit at
+    assert "branch_acc" not in m["rot_fixed_output"] and m["branch_acc_bvae"] > 0.5
 
 
 def test_chapter7_semi_supervised_claims_hold():
@@ -389,7 +391,16 @@ def test_chapter7_semi_supervised_claims_hold():
         assert rows[key]["decisions"][0]["interval"] == pytest.approx(made["decisions"][0].interval)
     if not beats:
         assert rows["mier/acc-unlabelled"]["verdict"].startswith("not run")
-    assert rows["m2/acc100"]["verdict"].startswith(("not comparable", "supported", "not resolved"))
+    # M2's check follows its rule on the curve file the run could read (the ci profile never decides it itself)
+    curve_file = ROOT / "results" / "long" / "07_semi_supervised_vae" / "m2_curve" / "curve-draw0.json"
+    curve = json.loads(curve_file.read_text()) if curve_file.is_file() else None
+    if curve is None or not curve.get("faithful"):
+        assert rows["m2/acc100"]["verdict"].startswith("not comparable")
+    else:
+        best = max(range(len(curve["val_accuracy"])), key=curve["val_accuracy"].__getitem__)
+        expected = ("supported" if curve["test_accuracy"][best] >= 0.8803 - 2 * 0.0171 else "not resolved"
+                    if len(curve["val_accuracy"]) >= curve["epochs_planned"] else "not comparable")
+        assert rows["m2/acc100"]["verdict"].startswith(expected)
     assert m["mier_gain_fashion_100"] == pytest.approx(
         sum(m["accuracy_mier_fashion_100_per_draw"]) / n - sum(m["accuracy_m2_fashion_100_per_draw"]) / n)
     assert m["entropy_mier_fashion"] < m["entropy_m2_fashion"]

@@ -56,6 +56,14 @@ def test_scorecard_shows_words_key_paper_full_and_this_run(tmp_path):
     assert "| MNIST: test accuracy, CE | `mnist_acc_ce` | 0.9 | 0.7 | 0.5 |" in text and "Full-profile run" in text
 
 
+def test_scorecard_cites_each_paper_number_and_refuses_one_without_its_source(tmp_path):
+    metrics, paper = {"mnist_acc_ce": 0.5, "extra_acc": 0.1}, {"mnist_acc_ce": 0.9}
+    text = scorecard_markdown("01_x", metrics, paper, folder=tmp_path, sources={"mnist_acc_ce": "Table 1, row CE"})
+    assert "| `mnist_acc_ce` | 0.9 (Table 1, row CE) | — | 0.5 |" in text
+    with pytest.raises(ValueError, match="without a source.*mnist_acc_ce"):
+        scorecard_markdown("01_x", metrics, paper, folder=tmp_path, sources={"extra_acc": "Table 9"})
+
+
 def test_words_read_keys_and_list_unknown_parts():
     assert describe("lowdata_mnist500_acc_std_ce") == ("low data · MNIST, 500 labels · test accuracy (fraction) · "
                                                        "std over seeds · CE")

@@ -137,8 +137,11 @@ def test_information_identities_on_random_logits():
     mi_definition = (q_joint * (q_joint.log() - q_y.log()[None] - math.log(1 / len(log_q)))).sum()
     assert info["mi"].item() == pytest.approx(mi_definition.item(), abs=1e-10)  # Eq. 8
     assert info["mean_kl"].item() == pytest.approx((info["mi"] + info["kl_marginal"]).item(), abs=1e-10)  # Eq. 6
-    assert info["mean_kl"] >= info["mi"] > 0
-    assert info["mi"] <= math.log(5)
+    # both sides of Eq. 6 from their definitions: the mean KL(q(y|x_n) ‖ p(y)) and KL(q(y) ‖ p(y))
+    mean_kl_definition = (log_q.exp() * (log_q - log_prior[None])).sum(1).mean()
+    kl_marginal_definition = (q_y * (q_y.log() - log_prior)).sum()
+    assert info["mean_kl"].item() == pytest.approx(mean_kl_definition.item(), abs=1e-10)
+    assert info["kl_marginal"].item() == pytest.approx(kl_marginal_definition.item(), abs=1e-10)
 
 
 def test_mutual_information_reaches_both_ends():
@@ -383,7 +386,9 @@ def test_evaluate_classifier_reports_the_whole_split_information():
     with torch.no_grad():
         info = S.label_information(model.classify(data.x))
     assert out["mi"] == pytest.approx(info["mi"].item(), abs=1e-6)
-    assert 0 <= out["accuracy"] <= 1
+    with torch.no_grad():
+        accuracy = (model.classify(data.x).argmax(1) == data.y).float().mean().item()
+    assert out["accuracy"] == pytest.approx(accuracy, abs=1e-6)
     g = torch.Generator().manual_seed(0)  # the noise evaluate_classifier draws, batch by batch of 7
     noise = torch.cat([torch.randn((n, 3, 2), generator=g) for n in (7, 7, 7, 7, 2)])
     with torch.no_grad():
@@ -559,4 +564,4 @@ def test_pyro_side_by_side_runs_pyros_own_script(tmp_path):
         pytest.skip("Pyro's example is not in shared/anchors")
     copy = bench.prepare_example(ANCHOR, tmp_path)
     run = bench.run_example(copy, seed=0, epochs=1, threads=1, pyro_path=None)
-    assert len(run["val"]) == len(run["test"]) == len(run["seconds"]) == 1 and 0.1 < run["test"][0] <= 1
+    assert len(run["val"]) == len(run["test"]) == len(run["seconds"]) == 1  # one epoch's line, parsed
