@@ -301,16 +301,16 @@ def _number(value, unit_scale: float = 1.0) -> str:
 def design_table(chapter: str, *, folder=None, scale: dict[str, float] | None = None,
                  full_seeds: int | None = None) -> str:
     """The chapter's registered design as a Markdown table, for its page: claim, family, comparison, metric, the
-    paper's effect of interest (and its source), and the seeds `long` needs from the pilot (with the pilot's SD).
+    effect of interest (and its source), and the seeds `long` needs from the pilot (with the pilot's SD).
     ``scale``: per metric, a factor for display (e.g. 100 for fractions shown in points). ``full_seeds``: the
-    seeds of the chapter's ``full`` (GPU) design; a column then gives its power at the paper's effect with the ci
+    seeds of the chapter's ``full`` (GPU) design; a column then gives its power at the effect of interest with the ci
     pilot's SD bound standing in for the GPU regime's (which no pilot has measured), and the seeds that would
     reach 0.8."""
     scale = scale or {}
-    head = ["claim", "family", "comparison", "metric", "the paper's effect (source)",
+    head = ["claim", "family", "comparison", "metric", "effect of interest (source: the paper's or the book's)",
             "`long`: seeds for power 0.8 (pilot SD, upper 80 %)"]
     if full_seeds:
-        head.append(f"`full` ({full_seeds} seeds): power at the paper's effect, with the pilot's SD")
+        head.append(f"`full` ({full_seeds} seeds): power at the effect of interest, with the pilot's SD")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in claims_of(chapter, folder):
         if c["kind"] == "check":

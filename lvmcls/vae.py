@@ -364,13 +364,14 @@ def collapse_margins(au_by_depth: dict, latent_dim: int | None = None, margin: f
       between adjacent depths rises by more than the within-depth spread of the two (0 with one seed each);
     - *contradicted* when AU(deepest) - AU(shallowest) ≥ margin and that rise exceeds the within-depth spread;
     - *not resolved* otherwise. A depth whose seeds all sit at ``latent_dim`` (or all at 0) is **censored**: its
-      true count may lie beyond what the count can show, so a comparison that fails and involves it makes the
-      verdict "not resolved" with ``censored_failure`` True (the page says "not resolved (censored)", never
-      "fails").
+      true count may lie beyond what the count can show. A failed comparison is excused by censoring only in the
+      direction that could hide a pass: its shallower depth censored at the ceiling (an unbounded count could be
+      higher) or its deeper depth censored at 0; such a failure makes the verdict "not resolved" with
+      ``censored_failure`` True (the page says "not resolved (censored)", never "fails"). A deeper depth at the
+      ceiling, or a shallower one at 0, excuses nothing: censoring there could only widen the rise.
 
-    The paper's Table 1 (23, 21, 17, 12, 8) passes with room (15 against 5). Returns the means, spreads, the
-    censored depths, each comparison (``extremes`` and the ``steps``) with its pass, ``pass``, ``verdict`` and
-    ``censored_failure``."""
+    Returns the means, spreads, the censored depths, each comparison (``extremes`` and the ``steps``) with its
+    ``pass`` and ``censored`` (censoring could hide its pass), ``pass``, ``verdict`` and ``censored_failure``."""
     seeds = {int(d): [float(v) for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
              for d, vs in au_by_depth.items()}
     if len(seeds) < 2 or any(not v for v in seeds.values()):
@@ -380,22 +381,27 @@ def collapse_margins(au_by_depth: dict, latent_dim: int | None = None, margin: f
     depths = sorted(seeds)
     means = {d: sum(v) / len(v) for d, v in seeds.items()}
     spread = {d: max(v) - min(v) for d, v in seeds.items()}
-    censored = [d for d in depths if all(a == 0 for a in seeds[d])
-                or (latent_dim is not None and all(a == latent_dim for a in seeds[d]))]
+    at_zero = [d for d in depths if all(a == 0 for a in seeds[d])]
+    at_ceiling = [d for d in depths if latent_dim is not None and all(a == latent_dim for a in seeds[d])]
+    censored = sorted(set(at_zero) | set(at_ceiling))
+
+    def hidden(a, b):  # could censoring hide a pass of the comparison shallow a -> deep b?
+        return bool(a in at_ceiling or b in at_zero)
+
     shallow, deep = depths[0], depths[-1]
     fall = means[shallow] - means[deep]
-    extremes = {"shallow": shallow, "deep": deep, "gap": fall, "margin": margin, "pass": bool(fall >= margin)}
+    extremes = {"shallow": shallow, "deep": deep, "gap": fall, "margin": margin, "pass": bool(fall >= margin),
+                "censored": hidden(shallow, deep)}
     steps = []
     for a, b in zip(depths, depths[1:]):
         rise, within = means[b] - means[a], max(spread[a], spread[b])
         steps.append({"shallow": a, "deep": b, "gap": means[a] - means[b], "within_spread": within,
-                      "pass": bool(rise <= within)})
+                      "pass": bool(rise <= within), "censored": hidden(a, b)})
     passed = extremes["pass"] and all(st["pass"] for st in steps)
     rise, within = means[deep] - means[shallow], max(spread[shallow], spread[deep])
     contradicted = rise >= margin and rise > within
     failures = ([] if extremes["pass"] else [extremes]) + [st for st in steps if not st["pass"]]
-    censored_failure = bool(not passed and not contradicted
-                            and any(f["shallow"] in censored or f["deep"] in censored for f in failures))
+    censored_failure = bool(not passed and not contradicted and any(f["censored"] for f in failures))
     verdict = "supported" if passed else "contradicted" if contradicted else "not resolved"
     return {"means": means, "spread": spread, "censored": censored, "extremes": extremes, "steps": steps,
             "gaps": [extremes] + steps, "pass": passed, "verdict": verdict, "censored_failure": censored_failure}
