@@ -247,8 +247,8 @@ def test_chapter5_design_is_paired_and_decided_through_the_registry():
         assert all(len(v) == len(seeds) for v in arm.values())
     decided = registry.decide("05_vae_as", per_seed)
     rows = {c["key"]: c for c in record["claims"]}
-    five = {"vae-as/mi", "vae-as/nll", "vae-as/au", "vae-as/cost-mi", "vae-as/cost-nll"}
-    assert set(decided) == five and set(rows) == five | {"vae-as/nll-paper-regime"}
+    six = {"vae-as/mi", "vae-as/nll", "vae-as/nll-exact", "vae-as/au", "vae-as/cost-mi", "vae-as/cost-nll"}
+    assert set(decided) == six and set(rows) == six | {"vae-as/nll-paper-regime"}
     # the paper-regime claim belongs to a second long design: ci records that it did not run here
     assert rows["vae-as/nll-paper-regime"]["verdict"].startswith("not run")
     for key, made in decided.items():  # (the hashes change when `lvmcls.long power` writes the pilot's seeds)
