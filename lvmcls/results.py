@@ -181,8 +181,10 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
         if missing:
             raise ValueError(f"paper numbers without a source: {missing}; give each a table and row in sources=")
 
-    def paper_value(key):
-        value = _fmt(paper.get(key))
+    def paper_value(key):  # a transcription: up to 6 significant digits, so 100.99 is not shown as 101
+        v = paper.get(key)
+        value = (", ".join(f"{x:.6g}" if isinstance(x, float) else _fmt(x) for x in v) if isinstance(v, (list, tuple))
+                 else f"{v:.6g}" if isinstance(v, float) else _fmt(v))
         return f"{value} ({sources[key]})" if sources and sources.get(key) and paper.get(key) is not None else value
     stds = (full or {}).get("metrics_std", {})
     full_header = "ours, full profile" if full else "ours, full profile (none committed)"

@@ -431,18 +431,10 @@ models[("mnist", 10, "ce")], records[("mnist", 10, "ce", run.seed)] = fit_cached
 val_probe_ce = val_probe_acc(models[("mnist", 10, "ce")])
 LAM = max(val_probe, key=val_probe.get)
 lam_edge = (
-    ""
-    if LAM_FIXED is not None
-    else "largest"
-    if LAM == max(val_probe)
-    else "smallest"
-    if LAM == min(val_probe)
-    else ""
+    "largest" if LAM == max(val_probe) else "smallest" if LAM == min(val_probe) else ""
 )
 print(
-    f"λ values of the {run.profile} profile: {LAMS}"
-    + (" (fixed by seed 0's long record)" if LAM_FIXED is not None else "")
-    + f", {epochs} epochs each "
+    f"λ values of the {run.profile} profile: {LAMS}, {epochs} epochs each "
     "(10-d MNIST models); validation accuracy of the MLP probe by λ > 0: "
     f"{ {k: round(v, 4) for k, v in val_probe.items()} } (the branch's own: "
     f"{ {k: round(v, 4) for k, v in val_branch_acc.items()} }); "
@@ -451,8 +443,6 @@ print(
         f"the {lam_edge} candidate: the grid does not bracket the choice, and a λ "
         "beyond it was not tried"
         if lam_edge
-        else "as seed 0's long run chose it"
-        if LAM_FIXED is not None
         else "inside the grid (a candidate on either side)"
     )
     + f"; the λ → ∞ limit (the CE-only control) reaches {val_probe_ce:.4f} on "
