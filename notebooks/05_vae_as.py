@@ -1298,6 +1298,16 @@ metrics_.update(
     }
 )
 claims = registry.claim_rows(STEM, decided)
+# the claims that run the learned classifier carry the gate's outcome in their row
+learned_keys = {
+    c["key"] for c in registry.claims_of(STEM) if c.get("candidate") == "vae_as"
+}
+for row in claims:
+    if row["key"] in learned_keys and row["key"] in decided and gate_pass:
+        row["ours"] += (
+            f"; the learned classifier passed the gate (mean lag ≤ {GATE_NATS} nats) "
+            f"on {sum(gate_pass.values())} of {len(gate_pass)} seeds"
+        )
 PAPER = {
     "nll_test_vae": PAPER_TABLE2_ROWS["VAE"]["nll_test"],
     "nll_test_vae_as": PAPER_TABLE2_ROWS["VAE-AS (1, 1)"]["nll_test"],
