@@ -137,6 +137,28 @@ class VAE(nn.Module):
 # Estimators
 
 
+
+class OwnNoiseVAE(VAE):
+    """A `VAE` whose training ε comes from its own stream, not the global generator: a generator seeded per step from
+    ``noise_seed`` (drawn at construction, after the weights) and a step counter kept as a buffer (checkpointed, so
+    a resumed run continues the stream). Built under the same seed as a `VAE`, it starts from the same weights and
+    the `Trainer` gives it the same batches, but not the same ε: beside a VAE it is the arm without common random
+    numbers, which measures what they do to a paired spread (chapter 5). Outside training (``eval()``) it draws ε as
+    the `VAE` does, so the two are evaluated alike."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.noise_seed = int(torch.randint(0, 2 ** 31 - 1, (1,)).item())
+        self.register_buffer("noise_draws", torch.zeros((), dtype=torch.long))
+
+    def reparameterise(self, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return VAE.reparameterise(mean, log_var)
+        g = torch.Generator(device=mean.device)
+        g.manual_seed(self.noise_seed * 1_000_003 + int(self.noise_draws))
+        self.noise_draws += 1
+        return mean + (0.5 * log_var).exp() * torch.randn(mean.shape, device=mean.device, generator=g)
+
 def posterior_params(vae: VAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """(μ, log σ²) of q_φ(z|x) for every row of ``x``, batched in eval mode: two (N, d) tensors."""
     mean, log_var = eval_batched(lambda xb: torch.cat(vae.encode(xb), dim=1), x, batch_size, model=vae).chunk(2, 1)

@@ -32,7 +32,7 @@
 # advance how the VAE-AS question will be decided, then trains five arms over paired seeds with common random
 # numbers (the VAE; a placebo; VAE-AS with its learned classifier; VAE-AS with the exact posterior over indices held
 # fixed, the paper's algorithm with a perfect classifier; and Eq. 3 with the exact posterior's full gradient, a
-# control that must train like the VAE) with the depths of the paper's Table 2 (`ci`: narrower layers), compares the estimators
+# control that must train like the VAE), and a sixth without them (the VAE with its own ε), with the depths of the paper's Table 2 (`ci`: narrower layers), compares the estimators
 # with the exact aggregate posterior (the paper's Figures 2–3), runs part of the
 # $\alpha/\beta$ grid and shows reconstructions at small and large $\alpha$ (the paper's Figure 4) where the run's grid
 # has them, at small and large $\beta$ otherwise.
@@ -137,7 +137,14 @@ FULL_GRID = CI_GRID
 # NLL (the paper: 4096); batch: the mini-batch; subsets: smoke's class-balanced cut
 # of train and test (`balanced_subsets`)
 VAE_LR = 1e-3  # Adam for encoder and decoder (the paper states no optimiser)
-ALL_ARMS = ["vae", "placebo", "vae_as", "vae_as_exact", "vae_as_exact_full"]
+ALL_ARMS = [
+    "vae",
+    "placebo",
+    "vae_as",
+    "vae_as_exact",
+    "vae_as_exact_full",
+    "vae_own_noise",
+]
 # the schedule the rule of bench/index_classifier_schedule.py chose (its last line)
 SCHEDULE = json.loads(
     next(
@@ -543,8 +550,10 @@ show(AS.VAEAS.training_step)
 #   below), feeds the same batches, and draws the VAE's $\varepsilon$ from one stream: the classifier's own draws come
 #   from its own generator (`VAEAS`'s docstring), so the VAE and the placebo see the same $\varepsilon$ at every step
 #   (`test_common_random_numbers_give_the_vae_and_placebo_arms_the_same_weights`). Without this, the placebo would train
-#   on other draws of ε than the VAE, and their NLLs would differ by noise alone. What the common random numbers do to the spread of the arms that do differ is not measured here: that needs a second ε stream per arm,
-#   left for later; the placebo's zero below shows only that the pairing holds.
+#   on other draws of ε than the VAE, and their NLLs would differ by noise alone. What the common random numbers
+#   do to the spread of the arms that do differ is measured by a sixth arm, `vae_own_noise`: the VAE with its own ε
+#   stream (`lvmcls.vae.OwnNoiseVAE`: the same initial weights and batches, other ε); each comparison's paired SD
+#   against the VAE (common ε) and against it (independent ε) is printed with the decisions.
 # - **Claims, metrics, families** (the registry, `lvmcls/registry/vae_as.toml`, printed below). Primaries, Holm over
 #   the three: does the objective, run with a perfect classifier, help (`vae_as_exact − vae`), in the exact MI of the
 #   aggregate posterior (+0.5 nats of interest, the paper gives no MI for the VAE) and in the importance-weighted test
@@ -579,7 +588,7 @@ show(AS.exact_index_log_posterior)
 markdown(registry.design_table(STEM))
 
 # %% [markdown]
-# ## Training: the five arms over seeds, and part of the $\alpha/\beta$ grid
+# ## Training: the six arms over seeds, and part of the $\alpha/\beta$ grid
 #
 # The plain VAE maximises the ELBO without a classifier. VAE-AS trains its classifier alongside by the schedule
 # above; between blocks of `online_every` epochs the `Trainer` calls `VAEAS.on_epoch_end`, which measures the
@@ -632,8 +641,19 @@ def new_vae_as(alpha, beta, placebo=False, posterior="classifier"):
     )
 
 
+def new_vae_own_noise():  # the VAE without common random numbers: its own ε stream
+    return V.OwnNoiseVAE(
+        latent_dim=latent_dim,
+        hidden=hidden,
+        encoder_depth=ENCODER_DEPTH,
+        decoder_depth=DECODER_DEPTH,
+        init="glorot",
+    )
+
+
 BUILD = {
     "vae": new_vae,
+    "vae_own_noise": new_vae_own_noise,
     "placebo": lambda: new_vae_as(1.0, 1.0, placebo=True),
     "vae_as": lambda: new_vae_as(1.0, 1.0),
     "vae_as_exact": lambda: new_vae_as(1.0, 1.0, posterior="exact"),
@@ -854,6 +874,19 @@ if "vae_as_exact_full" in ARMS and len(SEEDS) >= 2:
             statistics.fmean(d) - half,
             statistics.fmean(d) + half,
         )
+# what the common random numbers do: each arm's paired SD against the VAE (the same ε)
+# and against `vae_own_noise` (the VAE's weights and batches, its own ε)
+crn_sd = {}
+if "vae_own_noise" in ARMS and len(SEEDS) >= 2:
+    for a in ("placebo", "vae_as", "vae_as_exact", "vae_as_exact_full"):
+        if a in ARMS:
+            crn_sd[a] = {
+                k: (paired(a, "vae", k)[1], paired(a, "vae_own_noise", k)[1])
+                for k in ("nll_test", "mi_exact")
+            }
+metrics_["crn_paired_sd"] = {
+    a: {k: list(v) for k, v in d.items()} for a, d in crn_sd.items()
+}
 metrics_["exact_full_control_interval"] = {
     k: list(v) for k, v in exact_full_interval.items()
 }
@@ -902,6 +935,23 @@ markdown(
             "objective that is not Eq. 3."
         )
         if exact_full_interval
+        else ""
+    )
+    + (
+        "\n\n**What the common random numbers do.** Paired SD over the seeds of each "
+        "arm's difference from the VAE with the same ε (common random numbers) and "
+        "from `vae_own_noise`, the VAE with its own ε (the same initial weights and "
+        "batches):\n\n| arm | SD of NLL difference: same ε / own ε | SD of exact-MI "
+        "difference: same ε / own ε |\n|---|---|---|\n"
+        + "\n".join(
+            f"| `{a}` | "
+            + " | ".join(
+                f"{d[k][0]:.2f} / {d[k][1]:.2f}" for k in ("nll_test", "mi_exact")
+            )
+            + " |"
+            for a, d in crn_sd.items()
+        )
+        if crn_sd
         else ""
     )
 )
@@ -1367,7 +1417,7 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 # %% [markdown]
 # ### What `ci` decides, and what `long` adds
 #
-# `ci` is the pilot: five paired seeds of the five arms in a few minutes. `long` runs the same design for the seeds
+# `ci` is the pilot: five paired seeds of the six arms in a few minutes. `long` runs the same design for the seeds
 # the registry asks for (`python -m lvmcls.long power --chapters 05` computes them from this pilot's paired SDs),
 # one seed per run, each record committed as it finishes; the table below is the merged `long` run when one exists.
 # Neither is the paper's regime (N = 55,000, 500-unit layers, 300 epochs): `ci`'s test NLL sits far above the

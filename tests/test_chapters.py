@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import nbformat
@@ -241,7 +242,7 @@ def test_chapter5_design_is_paired_and_decided_through_the_registry():
     m, seeds = record["metrics"], record["seeds"]
     assert len(seeds) >= 5 and m["paired_initial_weights_equal"] is True
     per_seed = record["per_seed"]
-    assert set(per_seed) == {"vae", "placebo", "vae_as", "vae_as_exact", "vae_as_exact_full"}
+    assert set(per_seed) == {"vae", "placebo", "vae_as", "vae_as_exact", "vae_as_exact_full", "vae_own_noise"}
     for arm in per_seed.values():
         assert {"mi_exact", "nll_test", "au_paper", "au_clear", "eff_dim"} <= set(arm)
         assert all(len(v) == len(seeds) for v in arm.values())
@@ -266,6 +267,10 @@ def test_chapter5_common_random_numbers_and_controls():
     for k in ("nll_test", "mi_exact"):
         diffs = [a - b for a, b in zip(per_seed["placebo"][k], per_seed["vae"][k])]
         assert max(abs(d) for d in diffs) < 1e-3, (k, diffs)
+        # without them (the VAE with its own ε) the same null pair has a spread: the sixth arm really draws other ε
+        own = [a - b for a, b in zip(per_seed["placebo"][k], per_seed["vae_own_noise"][k])]
+        assert statistics.stdev(own) > 1e-3, (k, own)
+        assert m["crn_paired_sd"]["placebo"][k] == pytest.approx([statistics.stdev(diffs), statistics.stdev(own)])
     assert m["gate_nats"] == 0.5
     for s, ok in m["gate_pass_by_seed"].items():
         g = m["gate_history"][f"vae_as_s{s}"]

@@ -779,3 +779,36 @@ def test_effective_dimensionality_counts_the_directions_the_means_use():
     assert V.effective_dimensionality(uneven) == pytest.approx(1.0201 / 1.0001, rel=0.02)
     with pytest.raises(ValueError, match="posterior means"):
         V.effective_dimensionality(torch.zeros(1, 3))
+
+
+def test_own_noise_vae_shares_weights_not_training_noise():
+    """`OwnNoiseVAE` (chapter 5's arm without common random numbers): built under a VAE's seed it starts from the
+    VAE's weights; in training its ε differs from the global stream the VAE uses, is fixed by the seed, and resumes
+    from a checkpoint where it stopped; in eval mode it draws ε as the VAE does."""
+    x = torch.rand(6, 784)
+    torch.manual_seed(3)
+    vae = V.VAE(latent_dim=4, hidden=16)
+    torch.manual_seed(3)
+    own = V.OwnNoiseVAE(latent_dim=4, hidden=16)
+    assert all(torch.equal(v, own.state_dict()[k]) for k, v in vae.state_dict().items())
+    vae.train(), own.train()
+    torch.manual_seed(7)
+    z_vae = vae.elbo_terms(x)["z"]
+    torch.manual_seed(7)
+    z_own = own.elbo_terms(x)["z"]
+    assert not torch.allclose(z_vae, z_own)  # another ε, on the same inputs and weights
+    torch.manual_seed(3)
+    twin = V.OwnNoiseVAE(latent_dim=4, hidden=16)
+    twin.train()
+    assert torch.equal(twin.elbo_terms(x)["z"], z_own)  # the seed fixes the stream
+    later = own.elbo_terms(x)["z"]  # the second draw of the stream
+    torch.manual_seed(3)
+    resumed = V.OwnNoiseVAE(latent_dim=4, hidden=16)  # rebuilt under the seed, as a resumed run is
+    resumed.load_state_dict(twin.state_dict())  # one draw taken, like `own` before `later`
+    resumed.train()
+    assert torch.equal(resumed.elbo_terms(x)["z"], later)
+    vae.eval(), own.eval()
+    torch.manual_seed(11)
+    z_vae = vae.elbo_terms(x)["z"]
+    torch.manual_seed(11)
+    assert torch.equal(own.elbo_terms(x)["z"], z_vae)
