@@ -561,8 +561,8 @@ show(AS.VAEAS.training_step)
 #   design); and does the paper's algorithm with its learned classifier lower the NLL (`vae_as − vae`, Table 2's
 #   comparison, −4.67 nats). Secondaries, Holm over three:
 #   active units at the paper's Cov ≥ 0.01 (+3 units; decided, though `ci`'s five seeds cannot resolve it: the
-#   design table below gives the seeds the pilot asks for, which `long` runs; near the ceiling of 40 units, a gain
-#   has little room), and the cost of the learned classifier, `vae_as` against `vae_as_exact`, as parity within ±0.5 nats of MI
+#   design table below gives the seeds the pilot asks for, which `long` runs; a count near its ceiling, the latent
+#   dimension, leaves a gain little room), and the cost of the learned classifier, `vae_as` against `vae_as_exact`, as parity within ±0.5 nats of MI
 #   and ±2.3 nats of NLL. Active units at Cov ≥ 0.1 and the threshold-free effective dimensionality
 #   (`effective_dimensionality`) are reported beside them, not decided.
 # - **Rule.** `registry.decide`: the paired $t$-interval at the claim's Holm level; *supported*, *contradicted*,
