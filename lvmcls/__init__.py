@@ -41,3 +41,11 @@ Infrastructure
 """
 
 __version__ = "0.2.0"
+
+import torch as _torch
+
+# Subnormal floats slow a CPU step several-fold once a trained network's activations and gradients reach them
+# (`bench/denormal.md`: M2 late in its 300-epoch curve). Flush them to zero, at import, before any parallel work:
+# the mode is per thread, and intra-op threads created later inherit it (set later, it holds on the calling thread
+# only). Values below 1.2e-38 become 0 on the CPU; GPUs are not affected.
+_torch.set_flush_denormal(True)
