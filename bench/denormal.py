@@ -40,7 +40,8 @@ if checkpoint != "-":
     sys.path.insert(0, ".")
     from lvmcls import ssvae as S  # noqa: E402  (imported after the mode is set: lvmcls would set it itself)
     torch.set_flush_denormal(mode != "off")  # undo lvmcls's import-time setting for "off" (calling thread only)
-    state = torch.load(checkpoint, weights_only=True)["model"]
+    blob = torch.load(checkpoint, weights_only=True)
+    state, epochs = blob["model"], blob["history"]["epochs"]
     net = {"latent_dim": 50, "hidden": 500, "depth": 1, "classifier_hidden": 500}
     from lvmcls.data import load_dataset  # noqa: E402
     train = load_dataset("mnist").train
@@ -59,7 +60,7 @@ if checkpoint != "-":
             loss.backward()
             opt.step()
         out[name] = time.perf_counter() - t
-print(json.dumps(out))
+print(json.dumps({"timings": out, "checkpoint_epochs": epochs if checkpoint != "-" else None}))
 """
 
 
@@ -74,10 +75,13 @@ def main(argv=None):
     for mode in ("off", "start", "late"):
         done = subprocess.run([sys.executable, "-c", CASE, mode, str(args.threads), args.m2_checkpoint],
                               cwd=root, capture_output=True, text=True, check=True)
-        runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[mode], epochs = found["timings"], found["checkpoint_epochs"]
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").is_file() else ["?"]
     lines = [f"# Subnormal floats on the CPU (bench/denormal.py, {args.threads} threads, "
              f"{time.strftime('%Y-%m-%d')}, load average {' '.join(load)})", "",
+             f"M2 checkpoint: {args.m2_checkpoint} (after {epochs} epochs)" if epochs else "No M2 checkpoint given.",
+             "",
              "| case | flush off (s) | flush at start (s) | flush set late (s) | off / start | late / start |",
              "|---|---|---|---|---|---|"]
     for case in runs["start"]:
