@@ -1223,6 +1223,7 @@ if m2_curve_path.is_file():
     else:
         curve_reach = ""
     curve_time = sum(curve.get("epoch_seconds", []))
+    curve_gap = c_test[best] - curve["supervised_test_accuracy"]
     fig, ax = plt.subplots(figsize=(7, 3.4))
     ax.plot(range(1, done + 1), c_val, label="M2 as defined: validation")
     ax.plot(range(1, done + 1), c_test, label="M2 as defined: test")
@@ -1247,7 +1248,8 @@ if m2_curve_path.is_file():
             curve_ours[0].upper()
             + curve_ours[1:]
             + ". M2 as defined stands "
-            + side(c_test[best] - curve["supervised_test_accuracy"])
+            + f"{100 * abs(curve_gap):.1f} points "
+            + side(curve_gap)
             + " the supervised-only classifier at its best validation epoch"
             + (
                 f", {100 * (0.8803 - c_test[best]):.1f} points short of Kingma's 88 %. "
@@ -1256,7 +1258,16 @@ if m2_curve_path.is_file():
             )
             + curve_reach
             + f"The curve took {curve_time / 60:.0f} minutes of training and "
-            f"evaluation ({curve.get('threads')} threads, {curve.get('cpu')}). "
+            f"evaluation ({curve.get('threads')} threads, {curve.get('cpu')}"
+            + (
+                f"; subnormal floats flushed to zero from epoch "
+                f"{curve['flush_denormal_from_epoch'] + 1} on the main thread and from "
+                f"epoch {curve['flush_denormal_all_threads_from_epoch'] + 1} on every "
+                "thread, after they had slowed its epochs: `bench/denormal.md`"
+                if curve.get("flush_denormal_from_epoch")
+                else ""
+            )
+            + "). "
             + (
                 "What else separates it from Kingma's setting, none of it tried "
                 "here: Kingma's released code trains 3,000 epochs at Adam 3e-4 with "
