@@ -2,7 +2,7 @@
 validation and test accuracy after every epoch, resumable per epoch; chapter 7 shows the curve and decides the
 registry's check ``m2/acc100`` on it.
 
-    python bench/m2_faithful_curve.py [--epochs 300] [--draw 0] [--commit]      # hours on 2 cores
+    python bench/m2_faithful_curve.py [--epochs 300] [--draw 0] [--commit]      # the file sums its epochs' seconds
     python bench/m2_faithful_curve.py --epochs 1 --unlabelled-limit 2000 --out-dir /tmp/curve   # a smoke test
 
 **The setting** (the closest to Kingma et al.'s and Pyro's M2 that `lvmcls.ssvae.M2` goes): one class-balanced label
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
-# subnormal floats made a CPU step of this model 2.6 times slower late in training (measured on the curve's
-# epoch-195 state): flush them to zero, before any parallel work, so that every intra-op thread inherits the mode
-# (set later, it holds on the calling thread only); the curve file records from which epoch each held
+# subnormal floats slowed this model's CPU steps late in training (bench/denormal.md): flush them to zero, before
+# any parallel work, so that every intra-op thread inherits the mode (set later, it holds on the calling thread
+# only; `import lvmcls` now does the same); the curve file records from which epoch each held
 torch.set_flush_denormal(True)
 
 from lvmcls import ssvae as S

@@ -425,3 +425,26 @@ def test_chapter7_semi_supervised_claims_hold():
     # the Fashion-MNIST test set's Bernoulli floor, measured independently (anchors.md): checks the data the bounds use
     assert abs(m["bernoulli_floor_fashion"] - 189.86) < 0.01
     assert m["enumeration_vs_loop_max_abs"] < 1e-8 and m["eq2_vs_eq3_max_abs"] < 1e-8 and m["eq6_max_abs"] < 1e-10
+
+
+def test_chapter7_page_states_the_curve_and_the_long_choices_the_data_hold():
+    """Chapter 7's sentences on the committed `long` data say what the files say, recomputed here from the files:
+    the faithful M2 curve's best validation epoch, its test accuracy there and its gap to the supervised-only
+    classifier; and how many `long` draws kept each α' on validation."""
+    curve_file = ROOT / "results" / "long" / "07_semi_supervised_vae" / "m2_curve" / "curve-draw0.json"
+    long_dir = ROOT / "results" / "long" / "07_semi_supervised_vae"
+    if not curve_file.is_file() or not (ROOT / "results" / "long" / "07_semi_supervised_vae.json").is_file():
+        pytest.skip("the committed long data of chapter 7 are not in this tree")
+    page = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in _executed("07_semi_supervised_vae").cells
+                     for o in c.get("outputs", []))
+    curve = json.loads(curve_file.read_text())
+    val, test = curve["val_accuracy"], curve["test_accuracy"]
+    best = max(range(len(val)), key=val.__getitem__)
+    gap = test[best] - curve["supervised_test_accuracy"]
+    assert f"test accuracy {test[best]:.4f} at the best validation epoch ({best + 1})" in page
+    assert f"M2 as defined stands {100 * abs(gap):.1f} points {'below' if gap < 0 else 'above'}" in page
+    merged = json.loads((ROOT / "results" / "long" / "07_semi_supervised_vae.json").read_text())
+    chosen = [json.loads(p.read_text())["metrics"]["alpha_chosen"] for p in sorted(long_dir.glob("long-seed*.json"))
+              if json.loads(p.read_text())["seeds"][0] in merged["seeds"]]
+    counts = ", ".join(f"{a:g} in {chosen.count(a)}" for a in sorted(set(chosen)))
+    assert f"The α' each draw kept on its validation images: {counts} of {len(chosen)} draws" in page
