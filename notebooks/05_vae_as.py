@@ -608,8 +608,8 @@ def trainer_for(s):
     )
 
 
-def new_vae():
-    return V.VAE(
+def new_vae(cls=V.VAE):
+    return cls(
         latent_dim=latent_dim,
         hidden=hidden,
         encoder_depth=ENCODER_DEPTH,
@@ -642,13 +642,7 @@ def new_vae_as(alpha, beta, placebo=False, posterior="classifier"):
 
 
 def new_vae_own_noise():  # the VAE without common random numbers: its own ε stream
-    return V.OwnNoiseVAE(
-        latent_dim=latent_dim,
-        hidden=hidden,
-        encoder_depth=ENCODER_DEPTH,
-        decoder_depth=DECODER_DEPTH,
-        init="glorot",
-    )
+    return new_vae(V.OwnNoiseVAE)
 
 
 BUILD = {

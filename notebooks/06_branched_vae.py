@@ -653,7 +653,24 @@ markdown("\n".join(rows))
 # %% [markdown]
 # The decisions (`ci`: these seeds), and the control:
 
+
 # %% tags=["hide-input"]
+def control_line(k, d, seeds=""):
+    """The CE-only control's sentence: BVAE − CE-only on metric k, its 95 % interval."""
+    what = (
+        "adds to"
+        if d.interval[0] > 0
+        else "takes away from"
+        if d.interval[1] < 0
+        else ("neither clearly adds to nor takes from")
+    )
+    return (
+        f"- Control, BVAE − CE-only ({PAIRED_METRICS[k]}){seeds}: "
+        f"{d.mean_difference:+.4f}, 95 % interval [{d.interval[0]:+.4f}, "
+        f"{d.interval[1]:+.4f}]: the decoder {what} what cross-entropy alone gives"
+    )
+
+
 if len(SEEDS) >= 2:
     decided = registry.decide(STEM, per_seed)
     claims = registry.claim_rows(STEM, decided)
@@ -685,20 +702,7 @@ if len(SEEDS) >= 2:
         + ("below" if probe_d.minimum_detectable_effect < 0.014 else "not below")
         + " the summary's +0.014."
     )
-    lines += [
-        f"- Control, BVAE − CE-only ({PAIRED_METRICS[k]}): "
-        f"{d.mean_difference:+.4f}, 95 % interval [{d.interval[0]:+.4f}, "
-        f"{d.interval[1]:+.4f}]: the decoder "
-        + (
-            "adds to"
-            if d.interval[0] > 0
-            else "takes away from"
-            if d.interval[1] < 0
-            else "neither clearly adds to nor takes from"
-        )
-        + " what cross-entropy alone gives."
-        for k, d in control.items()
-    ]
+    lines += [control_line(k, d) + "." for k, d in control.items()]
     display(markdown("\n".join(lines)))
 else:
     decided, claims = {}, []
@@ -751,17 +755,9 @@ if long_path.is_file():
             )
             + f" of {len(long_lams)} seeds."
             + "".join(
-                f"\n- Control, BVAE − CE-only ({PAIRED_METRICS[k]}), {d.n} seeds: "
-                f"{d.mean_difference:+.4f}, 95 % interval [{d.interval[0]:+.4f}, "
-                f"{d.interval[1]:+.4f}]: the decoder "
-                + (
-                    "adds to"
-                    if d.interval[0] > 0
-                    else "takes away from"
-                    if d.interval[1] < 0
-                    else "neither clearly adds to nor takes from"
-                )
-                + " what cross-entropy alone gives (a control, not decided)."
+                "\n"
+                + control_line(k, d, f", {d.n} seeds")
+                + " (a control, not decided)."
                 for k, d in long_control.items()
             )
         )
