@@ -655,6 +655,22 @@ markdown("\n".join(rows))
 
 
 # %% tags=["hide-input"]
+def decoder_control(per_seed, bvae_name):
+    """What the decoder adds: BVAE − CE-only per seed on the probe and on NMI, a
+    plain 95 % interval (one comparison each), a control, not a claim."""
+    return {
+        k: paired_decision(
+            per_seed["bvae"][k],
+            per_seed["ce"][k],
+            direction="higher",
+            what=PAIRED_METRICS[k],
+            names=(bvae_name, "CE-only"),
+        )
+        for k in ("nn_acc", "nmi")
+        if "ce" in per_seed and k in per_seed["ce"]
+    }
+
+
 def control_line(k, d, seeds=""):
     """The CE-only control's sentence: BVAE − CE-only on metric k, its 95 % interval."""
     what = (
@@ -675,16 +691,7 @@ if len(SEEDS) >= 2:
     decided = registry.decide(STEM, per_seed)
     claims = registry.claim_rows(STEM, decided)
     # the control: BVAE − CE-only, a plain 95 % interval (one comparison), not a claim
-    control = {
-        k: paired_decision(
-            per_seed["bvae"][k],
-            per_seed["ce"][k],
-            direction="higher",
-            what=PAIRED_METRICS[k],
-            names=(f"BVAE (λ = {LAM})", "CE-only"),
-        )
-        for k in ("nn_acc", "nmi")
-    }
+    control = decoder_control(per_seed, f"BVAE (λ = {LAM})")
     metrics_["decisions"] = {
         key: [d.to_dict() for d in made["decisions"]] for key, made in decided.items()
     }
@@ -730,17 +737,7 @@ if long_path.is_file():
         if r["seeds"][0] in long_record["seeds"]
     ]
     long_ps = long_record["per_seed"]
-    long_control = {
-        k: paired_decision(
-            long_ps["bvae"][k],
-            long_ps["ce"][k],
-            direction="higher",
-            what=PAIRED_METRICS[k],
-            names=("BVAE", "CE-only"),
-        )
-        for k in ("nn_acc", "nmi")
-        if "ce" in long_ps and k in long_ps["ce"]
-    }
+    long_control = decoder_control(long_ps, "BVAE")
     display(
         markdown(
             f"`long`, {len(long_record['seeds'])} of the {planned_seeds} seeds the "
