@@ -1413,7 +1413,8 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 #
 # `ci` is the pilot: five paired seeds of the six arms in a few minutes. `long` runs the same design for the seeds
 # the registry asks for (`python -m lvmcls.long power --chapters 05` computes them from this pilot's paired SDs),
-# one seed per run, each record committed as it finishes; the table below is the merged `long` run when one exists.
+# one seed per run from seed 5 on (the pilot's seeds 0–4 are not decided again), each record committed as it
+# finishes; the table below is the merged `long` run when one exists.
 # Neither is the paper's regime (N = 55,000, 500-unit layers, 300 epochs): `ci`'s test NLL sits far above the
 # paper's (printed below), so even a decided `ci` NLL does not test Table 2's number.
 
