@@ -73,13 +73,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from scipy.stats import chi2 as scipy_chi2
 from scipy.stats import t as scipy_t
 
 from lvmcls import plots
 from lvmcls import vae as V
 from lvmcls import vae_as as AS
 from lvmcls.data import Dataset, TensorSplit, balanced_subsets, binarized, load_dataset
-from lvmcls.notebook import figure, markdown, setup, show
+from lvmcls.notebook import display, figure, markdown, setup, show
 from lvmcls.notebook import scorecard
 from lvmcls import registry
 from lvmcls.paths import project_root, results_dir
@@ -290,7 +291,6 @@ PAPER_N = (
     55_000  # MNIST training images in the paper's §5.1; its MI, MD, SC refer to it
 )
 LARGEST_N = max(p["n_train"] for p in PROFILES.values())
-# The VAE-AS rows of the paper's Table 2, transcribed: (α, β): (KL_train, MI, MD, SC)
 # Table 2's first two rows, every column
 # (NNLtest, KLtest, AU, NNLtrain, KLtrain, MI, MD, SC)
 TABLE2_COLUMNS = (
@@ -309,7 +309,7 @@ PAPER_TABLE2_ROWS = {
         zip(TABLE2_COLUMNS, (96.32, 21.84, 11, 71.66, 21.22, 10.78, 10.66, 0.35))
     ),
 }
-# every VAE-AS row of Table 2: (α, β) -> (KLtrain, MI, MD, SC)
+# every VAE-AS row of Table 2, transcribed: (α, β) -> (KLtrain, MI, MD, SC)
 PAPER_TABLE2 = {
     (1.0, 1.0): (21.22, 10.78, 10.66, 0.35),
     (1.0, 0.1): (65.70, 10.86, 54.89, 0.11),
@@ -553,7 +553,7 @@ show(AS.VAEAS.training_step)
 #   on other draws of ε than the VAE, and their NLLs would differ by noise alone. What the common random numbers
 #   do to the spread of the arms that do differ is measured by a sixth arm, `vae_own_noise`: the VAE with its own ε
 #   stream (`lvmcls.vae.OwnNoiseVAE`: the same initial weights and batches, other ε); each comparison's paired SD
-#   against the VAE (common ε) and against it (independent ε) is printed with the decisions.
+#   against the VAE (common ε) and against `vae_own_noise` (independent ε) is printed with the decisions.
 # - **Claims, metrics, families** (the registry, `lvmcls/registry/vae_as.toml`, printed below). Primaries, Holm over
 #   the three: does the objective, run with a perfect classifier, help (`vae_as_exact − vae`), in the exact MI of the
 #   aggregate posterior (+0.5 nats of interest, the paper gives no MI for the VAE) and in the importance-weighted test
@@ -711,6 +711,7 @@ AU_CLEAR = 0.1  # the stated secondary threshold (the paper's Table 2: 0.01)
 @torch.no_grad()
 def table2_row(name, model):
     vae = getattr(model, "vae", model)
+    vae.eval()  # evaluated alike: `vae_own_noise` draws ε from the global stream too
     torch.manual_seed(run.seed)
     t_train = vae.elbo_terms(data.train.x)
     mean_tr, log_var_tr = V.posterior_params(vae, data.train.x)
@@ -878,9 +879,20 @@ if "vae_own_noise" in ARMS and len(SEEDS) >= 2:
                 k: (paired(a, "vae", k)[1], paired(a, "vae_own_noise", k)[1])
                 for k in ("nll_test", "mi_exact")
             }
+# the 95 % band of an SD estimated on len(SEEDS) seeds, as factors of the estimate
+df_sd = max(len(SEEDS) - 1, 1)
+sd_band = (
+    (df_sd / scipy_chi2.ppf(0.975, df_sd)) ** 0.5,
+    (df_sd / scipy_chi2.ppf(0.025, df_sd)) ** 0.5,
+)
 metrics_["crn_paired_sd"] = {
     a: {k: list(v) for k, v in d.items()} for a, d in crn_sd.items()
 }
+exact_full_halfwidth = (
+    (exact_full_interval["nll_test"][1] - exact_full_interval["nll_test"][0]) / 2
+    if exact_full_interval
+    else None
+)
 metrics_["exact_full_control_interval"] = {
     k: list(v) for k, v in exact_full_interval.items()
 }
@@ -895,8 +907,9 @@ control_lines = [
 ]
 markdown(
     "\n".join(lines)
-    + f"\n\nMean ± standard deviation over seeds {SEEDS} (the same seeds, batches and "
-    "ε in every arm), and the mean training time per model (s, on this run's "
+    + f"\n\nMean ± standard deviation over seeds {SEEDS} (the same seeds and "
+    "batches in every arm, the same ε in all but `vae_own_noise`), and the mean "
+    "training time per model (s, on this run's "
     "machine; the learned classifier's share is its cost in time).\n\n"
     + (
         decision_rows(decided)
@@ -912,8 +925,8 @@ markdown(
     + "\n".join(control_lines)
     + "\n\nThe first two rows are controls that must read about 0: the placebo "
     "(same ε as the VAE, so it trains the VAE's very weights) and Eq. 3 with the "
-    "exact posterior's full gradient (the ELBO in expectation; its SD is the "
-    "seed-to-seed noise of an objective equal to the VAE's). "
+    "exact posterior's full gradient (the ELBO in expectation; its SD shows how far "
+    "two objectives equal in expectation drift apart over training). "
     + (
         "Eq. 3's control, 95 % t-interval of `vae_as_exact_full` − `vae` over the "
         "seeds: "
@@ -923,7 +936,9 @@ markdown(
             for k, (lo, hi) in exact_full_interval.items()
         )
         + (
-            ": the control passes."
+            ": no defect detected at this width (the NLL interval's half-width is "
+            f"{exact_full_halfwidth:.1f}"
+            " nats, so a defect smaller than that would pass unseen)."
             if all(lo <= 0 <= hi for lo, hi in exact_full_interval.values())
             else ": the control fails, a sign of a defect in the code or of an "
             "objective that is not Eq. 3."
@@ -945,6 +960,22 @@ markdown(
             + " |"
             for a, d in crn_sd.items()
         )
+        + f"\n\nWith {len(SEEDS)} seeds an SD's 95 % interval runs from "
+        f"{sd_band[0]:.2f} to {sd_band[1]:.2f} times its estimate (χ², "
+        f"{len(SEEDS) - 1} degrees of freedom), so only a ratio of same-ε to own-ε "
+        "SD outside that band reads as an effect of the common random numbers: "
+        + "; ".join(
+            f"`{a}` {k} {d[k][0] / d[k][1]:.2f}"
+            + (
+                " (outside)"
+                if not sd_band[0] <= d[k][0] / d[k][1] <= sd_band[1]
+                else ""
+            )
+            for a, d in crn_sd.items()
+            for k in ("nll_test", "mi_exact")
+            if d[k][1] > 0
+        )
+        + "."
         if crn_sd
         else ""
     )
@@ -1420,18 +1451,20 @@ print({k: round(v, 3) for k, v in sorted(metrics_.items()) if isinstance(v, floa
 
 # %% tags=["hide-input"]
 long_file = results_dir() / "long" / f"{STEM}.json"
-markdown(
-    f"This `{run.profile}` run's test NLL, mean over its seeds: "
-    + "; ".join(
-        f"`{arm}` {statistics.fmean(per_seed[arm]['nll_test']):.1f} nats, "
-        f"{statistics.fmean(per_seed[arm]['nll_test']) - paper_nll:+.1f} against "
-        "Table 2's "
-        f"{paper_row} ({paper_nll:g})"
-        for arm, paper_row in (("vae", "VAE"), ("vae_as", "VAE-AS (1, 1)"))
-        if arm in per_seed
-        for paper_nll in [PAPER_TABLE2_ROWS[paper_row]["nll_test"]]
+display(
+    markdown(
+        f"This `{run.profile}` run's test NLL, mean over its seeds: "
+        + "; ".join(
+            f"`{arm}` {statistics.fmean(per_seed[arm]['nll_test']):.1f} nats, "
+            f"{statistics.fmean(per_seed[arm]['nll_test']) - paper_nll:+.1f} against "
+            "Table 2's "
+            f"{paper_row} ({paper_nll:g})"
+            for arm, paper_row in (("vae", "VAE"), ("vae_as", "VAE-AS (1, 1)"))
+            if arm in per_seed
+            for paper_nll in [PAPER_TABLE2_ROWS[paper_row]["nll_test"]]
+        )
+        + "."
     )
-    + "."
 )
 if long_file.is_file():
     long_record = json.loads(long_file.read_text())
@@ -1443,19 +1476,26 @@ if long_file.is_file():
         ),
         default=0,
     )
-    markdown(
-        "| claim | `long` verdict | ours |\n|---|---|---|\n"
-        + "\n".join(
-            f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
-            for r in long_record["claims"]
+    display(
+        markdown(
+            "| claim | `long` verdict | ours |\n|---|---|---|\n"
+            + "\n".join(
+                f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
+                for r in long_record["claims"]
+            )
+            + f"\n\n`long`: {len(long_record['seeds'])} paired seeds merged "
+            "(the registry "
+            f"asks for up to {asked}); "
+            + describe_age(result_age(long_record, STEM))
+            + "."
         )
-        + f"\n\n`long`: {len(long_record['seeds'])} paired seeds merged (the registry "
-        f"asks for up to {asked}); " + describe_age(result_age(long_record, STEM)) + "."
     )
 else:
-    markdown(
-        "`long` has not run for this chapter yet: no merged record "
-        f"`results/long/{STEM}.json`."
+    display(
+        markdown(
+            "`long` has not run for this chapter yet: no merged record "
+            f"`results/long/{STEM}.json`."
+        )
     )
 
 # %% [markdown]
@@ -1491,39 +1531,50 @@ if tree_bench.is_file():
             }
 if {10_000, 50_000} <= set(tree_rows):
     step_ratio = tree_rows[50_000]["tree"] / tree_rows[10_000]["tree"]
-    markdown(
-        f"`bench/tree_softmax.md` (a loaded machine: read the ratios): a VAE-AS step "
-        f"with the tree head at N = 50,000 takes {step_ratio:.2f} times one at "
-        f"N = 10,000, and an epoch holds 5 times as many steps: about "
-        f"{5 * step_ratio:.1f} times the epoch. At N = 10,000 the tree step takes "
-        f"{tree_rows[10_000]['tree'] / tree_rows[10_000]['flat']:.2f} times the flat "
-        "one."
+    display(
+        markdown(
+            f"`bench/tree_softmax.md` (a loaded machine, batch 128, rows measured at "
+            "different moments: a rough guide): a VAE-AS step "
+            f"with the tree head at N = 50,000 takes {step_ratio:.2f} times one at "
+            f"N = 10,000, and an epoch holds 5 times as many steps: about "
+            f"{5 * step_ratio:.1f} times the epoch. At N = 10,000 the tree step takes "
+            f"{tree_rows[10_000]['tree'] / tree_rows[10_000]['flat']:.2f} times the "
+            "flat "
+            "one."
+        )
     )
 regime_file = results_dir() / "long" / f"{STEM}--paper_regime.json"
 if regime_file.is_file():
     regime = json.loads(regime_file.read_text())
     nll = regime["per_seed"]
-    markdown(
-        "| claim | `long` verdict (paper regime) | ours |\n|---|---|---|\n"
-        + "\n".join(
-            f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
-            for r in regime["claims"]
+    display(
+        markdown(
+            "| claim | `long` verdict (paper regime) | ours |\n|---|---|---|\n"
+            + "\n".join(
+                f"| `{r['key']}` | **{r['verdict']}** | {r['ours']} |"
+                for r in regime["claims"]
+            )
+            + "\n\nNLL reached (nats, mean over seeds): VAE "
+            + f"{statistics.fmean(nll['vae']['nll_test_paper_regime']):.2f}, "
+            + "VAE-AS (1, 1) "
+            + f"{statistics.fmean(nll['vae_as']['nll_test_paper_regime']):.2f}; "
+            + "Table 2: "
+            + " and ".join(
+                f"{PAPER_TABLE2_ROWS[r]['nll_test']:g}"
+                for r in ("VAE", "VAE-AS (1, 1)")
+            )
+            + ". "
+            + f"{len(regime['seeds'])} paired seeds; "
+            + describe_age(result_age(regime, STEM))
+            + "."
         )
-        + "\n\nNLL reached (nats, mean over seeds): VAE "
-        + f"{statistics.fmean(nll['vae']['nll_test_paper_regime']):.2f}, VAE-AS (1, 1) "
-        + f"{statistics.fmean(nll['vae_as']['nll_test_paper_regime']):.2f}; Table 2: "
-        + " and ".join(
-            f"{PAPER_TABLE2_ROWS[r]['nll_test']:g}" for r in ("VAE", "VAE-AS (1, 1)")
-        )
-        + ". "
-        + f"{len(regime['seeds'])} paired seeds; "
-        + describe_age(result_age(regime, STEM))
-        + "."
     )
 else:
-    markdown(
-        "The `paper_regime` design has not run yet: `python -m lvmcls.long run "
-        "--chapters 05 --design paper_regime --commit` (resumable)."
+    display(
+        markdown(
+            "The `paper_regime` design has not run yet: `python -m lvmcls.long run "
+            "--chapters 05 --design paper_regime --commit` (resumable)."
+        )
     )
 
 # %% [markdown]
@@ -1535,7 +1586,7 @@ else:
 # - With the exact posterior and its full gradient, $\alpha = \beta = 1$ is the ELBO (Eq. 3); the paper's algorithm
 #   holds the classifier fixed during the encoder step, which adds $\nabla I + \nabla B$ to the ELBO's encoder
 #   gradient even for a perfect classifier (Eq. {eq}`eq-vaeas-grad`), and a learned classifier adds its mismatch
-#   term (Eq. {eq}`eq-vaeas-11`). The five arms separate the two.
+#   term (Eq. {eq}`eq-vaeas-11`). The five arms with common random numbers separate the two.
 
 # %% tags=["hide-input"]
 markdown(

@@ -579,6 +579,10 @@ def test_collapse_check_is_robust_to_censoring_and_can_say_contradicted():
     deep_capped = V.collapse_margins({1: [38, 39], 5: [40, 40]}, 40)  # censoring at depth 5 only widens the rise
     assert deep_capped["censored"] == [5] and not deep_capped["censored_failure"]
     assert deep_capped["verdict"] == "not resolved" and not deep_capped["extremes"]["censored"]
+    deep_at_zero = V.collapse_margins({1: [3, 4], 5: [0, 0]}, 40)  # falls 3.5: the deep count cannot show more
+    assert deep_at_zero["censored"] == [5] and deep_at_zero["censored_failure"]
+    shallow_at_zero = V.collapse_margins({1: [0, 0], 5: [3, 4]}, 40)  # rises 3.5: censoring there hides no pass
+    assert shallow_at_zero["censored"] == [1] and not shallow_at_zero["censored_failure"]
     with pytest.raises(ValueError, match="two or more"):
         V.collapse_margins({1: 3})
     with pytest.raises(ValueError, match=r"\[0, 40\]"):
