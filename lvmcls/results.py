@@ -181,6 +181,11 @@ def scorecard_markdown(stem: str, metrics: dict, paper: dict | None = None, fold
         if missing:
             raise ValueError(f"paper numbers without a source: {missing}; give each a table and row in sources=")
 
+    odd = {k: w for k, w in labels.items() if k in metrics and ("|" in w or "`" in w)}
+    if odd:
+        raise ValueError(f"scorecard labels are plain words (no '|', no backticks: the key column shows the code): "
+                         f"{odd}; reword them")
+
     def paper_value(key):  # a transcription: up to 6 significant digits, so 100.99 is not shown as 101
         v = paper.get(key)
         value = (", ".join(f"{x:.6g}" if isinstance(x, float) else _fmt(x) for x in v) if isinstance(v, (list, tuple))

@@ -64,6 +64,13 @@ def test_scorecard_cites_each_paper_number_and_refuses_one_without_its_source(tm
         scorecard_markdown("01_x", metrics, paper, folder=tmp_path, sources={"extra_acc": "Table 9"})
 
 
+def test_scorecard_refuses_labels_that_would_break_its_table(tmp_path):
+    """A '|' splits a row's cells and a backtick reads as the key column: both are refused with what to do."""
+    for word in ("300 epochs of `long`", "a | b"):
+        with pytest.raises(ValueError, match="plain words.*reword"):
+            scorecard_markdown("01_x", {"mnist_acc_ce": 0.5}, folder=tmp_path, labels={"mnist_acc_ce": word})
+
+
 def test_words_read_keys_and_list_unknown_parts():
     assert describe("lowdata_mnist500_acc_std_ce") == ("low data · MNIST, 500 labels · test accuracy (fraction) · "
                                                        "std over seeds · CE")
