@@ -292,6 +292,15 @@ PAPERS = {
 }
 
 
+def headline(entry: dict) -> str:
+    """A claim's verdict as a page prints it: the verdict, and " (below the paper's effect)" when a decision is
+    supported with an interval that also excludes the paper's effect (`Decision.below_effect`). ``entry``: a row of
+    `claim` / `lvmcls.registry.claim_rows`, or a `lvmcls.registry.decide` entry (its decisions as `Decision`)."""
+    found = entry.get("decisions") or ([entry["decision"]] if entry.get("decision") else [])
+    below = any(d.get("below_effect") if isinstance(d, dict) else d.below_effect for d in found)
+    return entry["verdict"] + (" (below the paper's effect)" if below else "")
+
+
 def claim(key: str, *, paper: str, statement: str, source: str, paper_value: str, section: str,
           decision: Decision | None = None, verdict: str | None = None, ours: str | None = None) -> dict:
     """One row of the claims ledger, as a chapter records it in its results file (``claims=[...]``).

@@ -164,9 +164,12 @@ def decide_records(stem: str, records: list[dict], registry_folder=None, design:
             row["ours"] = "one seed cannot estimate the spread of the paired differences: nothing is decided yet"
         elif row["key"] in decided and n_plan and len(seeds) < n_look:
             d = decided[row["key"]]
-            waits = "" if n_look == n_plan else f"; its family or gate plans {n_look}"
-            row["verdict"] = (f"{INTERIM} ({len(seeds)} of {n_plan} planned seeds{waits}; not a verdict): "
-                              f"{d['verdict']}")
+            if len(seeds) < n_plan:
+                waits = "" if n_look == n_plan else f"; its family or gate plans {n_look}"
+                count = f"{len(seeds)} of {n_plan} planned seeds{waits}"
+            else:  # its own seeds are in; the Holm level waits on its family's (or gate's) planned seeds
+                count = f"{len(seeds)} seeds: its own {n_plan} are in, its family or gate waits for {n_look}"
+            row["verdict"] = f"{INTERIM} ({count}; not a verdict): {d['verdict']}"
         elif row["key"] in decided and n_plan and len(seeds) > n_plan:
             row["ours"] += f" (decided on the first {n_plan} seeds the design planned; {len(seeds)} recorded)"
         elif row["key"] in decided and not n_plan:

@@ -388,8 +388,8 @@ def collapse_margins(au_by_depth: dict, latent_dim: int | None = None, margin: f
     - *not resolved* otherwise. A depth whose seeds all sit at ``latent_dim`` (or all at 0) is **censored**: its
       true count may lie beyond what the count can show. A failed comparison is excused by censoring only in the
       direction that could hide a pass: its shallower depth censored at the ceiling (an unbounded count could be
-      higher) or its deeper depth censored at 0; such a failure makes the verdict "not resolved" with
-      ``censored_failure`` True (the page says "not resolved (censored)", never "fails"). A deeper depth at the
+      higher) or its deeper depth censored at 0; when every failed comparison is so excused the verdict is
+      "not resolved" with ``censored_failure`` True (the page says "not resolved (censored)", never "fails"). A deeper depth at the
       ceiling, or a shallower one at 0, excuses nothing: censoring there could only widen the rise.
 
     Returns the means, spreads, the censored depths, each comparison (``extremes`` and the ``steps``) with its
@@ -423,7 +423,8 @@ def collapse_margins(au_by_depth: dict, latent_dim: int | None = None, margin: f
     rise, within = means[deep] - means[shallow], max(spread[shallow], spread[deep])
     contradicted = rise >= margin and rise > within
     failures = ([] if extremes["pass"] else [extremes]) + [st for st in steps if not st["pass"]]
-    censored_failure = bool(not passed and not contradicted and any(f["censored"] for f in failures))
+    # excused only if censoring could hide the pass of every comparison that failed
+    censored_failure = bool(not passed and not contradicted and all(f["censored"] for f in failures))
     verdict = "supported" if passed else "contradicted" if contradicted else "not resolved"
     return {"means": means, "spread": spread, "censored": censored, "extremes": extremes, "steps": steps,
             "gaps": [extremes] + steps, "pass": passed, "verdict": verdict, "censored_failure": censored_failure}

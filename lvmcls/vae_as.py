@@ -18,8 +18,9 @@ so L_{1,1}'s encoder gradient is the ELBO's plus ∇I + ∇B: that of the mutual
 (which the ELBO penalises) plus that of B = E_{z~q_φ(z)} H(s(·|z)), the frozen classifier's entropy along the moving z
 (tests/test_vae.py checks ∇T = ∇I + ∇B, and ∇T itself, by quadrature on a 1-d model). With the exact posterior and its
 *full* gradient (``posterior="exact_full"``) T(φ) = 0 for every φ, so L_{1,1} is the ELBO in value and in expected
-gradient (Eq. 3 = ELBO; tested); the paper's algorithm holds the classifier fixed during the encoder step
-(``posterior="exact"``: the exact posterior, detached), and only that detached gradient, or the classifier's error
+gradient (Eq. 3 = ELBO; tested); the paper's algorithm, as we read it (the paper does not say which gradients flow
+through the classifier), holds the classifier fixed during the encoder step (``posterior="exact"``: the exact
+posterior, detached), and only that detached gradient, or the classifier's error
 (``posterior="classifier"``), can make VAE-AS (1, 1) train differently from the VAE.
 log N + E log s_ω(e|z) (the cross-entropy bound) is a lower bound on I. The binary-tree softmax (§3.5) makes the
 cross-entropy step O(d log N) instead of O(d N); the entropy over all N indices that Eq. 9/13 puts in every training

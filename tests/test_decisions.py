@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from lvmcls.decisions import (
-    SMALLER, claim, holm_levels, intersection_union, minimum_detectable_effect, p_value, paired_decision,
+    SMALLER, claim, headline, holm_levels, intersection_union, minimum_detectable_effect, p_value, paired_decision,
     parity_decision, power, seeds_for_power,
 )
 
@@ -122,6 +122,11 @@ def test_verdict_words_and_directions():
     assert "VC − CE" in d.sentence() and "5 paired seeds" in d.sentence() and "below the paper's" in d.sentence()
     with pytest.raises(ValueError, match="side"):
         paired_decision(ece_vc, ece_ce, direction="lower", what="ECE", effect=0.1)
+    row = claim("x/y", paper="vc", statement="s", source="t", paper_value="v", section="sec", decision=d)
+    assert headline(row) == "supported (below the paper's effect)"  # the flag the row's `ours` text leaves out
+    assert headline({"verdict": "supported", "decisions": [d]}) == "supported (below the paper's effect)"
+    near = paired_decision(ece_vc, ece_ce, direction="lower", what="ECE", effect=-0.04)
+    assert headline({"verdict": near.verdict, "decisions": [near]}) == "supported"
 
 
 def test_seeds_for_power_matches_simulation():

@@ -331,7 +331,8 @@ def test_a_gated_claim_waits_for_its_gates_planned_seeds(fake):
     _gated(fake, gate_seeds=8)
     rows = _rows(_write_other(fake, range(4), np.random.default_rng(19)))
     assert rows["fake/gate"]["verdict"].startswith("interim (4 of 8 planned seeds")
-    assert rows["fake/other-up"]["verdict"].startswith("interim (4 of 4 planned seeds; its family or gate plans 8")
+    assert rows["fake/other-up"]["verdict"].startswith("interim (4 seeds: its own 4 are in, its family or gate waits "
+                                                       "for 8; not a verdict)")
 
 
 def test_a_gate_changed_after_the_data_keeps_its_family_shut(fake):
