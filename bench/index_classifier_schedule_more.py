@@ -18,15 +18,14 @@ budget of the registered choice). Only training points enter (no test data).
 from __future__ import annotations
 
 import math
+import os
 import platform
 import subprocess
-import time
 
 import torch
 
-from bench.index_classifier_schedule import BATCH, BLOCK, BUDGET, EPOCHS, N, build
+from bench.index_classifier_schedule import BATCH, BLOCK, BUDGET, EPOCHS, N, measure
 from lvmcls.data import TensorSplit, binarized, load_dataset
-from lvmcls.train import Trainer, seed_everything
 
 GATE_NATS = 0.5
 SCHEDULES = {  # name: (steps, fresh, lr)
@@ -43,7 +42,7 @@ def main():
     mnist = load_dataset("mnist")
     train = TensorSplit(binarized(mnist.train, 0).x[:N], torch.arange(N))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    load = open("/proc/loadavg").read().split()[0] if platform.system() == "Linux" else "?"
+    load = f"{os.getloadavg()[0]:.2f}"
     print("# Chapter 5's classifier: more inner steps, after the fact (ci sizes, seed 0, training points only)\n")
     print(f"`bench/index_classifier_schedule_more.py`, commit {commit}, {platform.processor() or platform.machine()}, "
           f"2 threads, torch {torch.__version__}, load average {load} at the start (nothing else heavy ran). "
@@ -53,17 +52,11 @@ def main():
           "final SC | s | time / single step |\n|---|---|---|---|---|---|")
     rows = {}
     for name, (steps, fresh, lr) in SCHEDULES.items():
-        seed_everything(0)
-        model = build(steps, fresh, lr)
-        start = time.perf_counter()
-        h = Trainer(max_epochs=EPOCHS, batch_size=BATCH, lr=1e-3, seed=0, progress=False).fit(model, train).train
-        seconds = time.perf_counter() - start
-        lag = [max(abs(a), abs(b)) for a, b in zip(h["gate_gap"], h["gate_bound_gap"])]
-        base = rows[next(iter(rows))][1] if rows else seconds
-        rows[name] = (sum(lag) / len(lag), seconds)
-        blocks = "; ".join(f"{a:+.2f} / {b:+.2f}" for a, b in zip(h["gate_gap"], h["gate_bound_gap"]))
-        print(f"| {name} | {blocks} | {rows[name][0]:.2f} | {h['gate_sc'][-1]:.2f} | {seconds:.0f} | "
-              f"{seconds / base:.1f} |", flush=True)
+        m = measure(train, steps, fresh, lr)
+        base = rows[next(iter(rows))][1] if rows else m["seconds"]
+        rows[name] = (m["lag"], m["seconds"])
+        print(f"| {name} | {m['blocks']} | {m['lag']:.2f} | {m['sc']:.2f} | {m['seconds']:.0f} | "
+              f"{m['seconds'] / base:.1f} |", flush=True)
     base = rows[next(iter(rows))][1]
     closes = [k for k, (lag, _) in rows.items() if lag <= GATE_NATS]
     affordable = [k for k in closes if rows[k][1] <= BUDGET * base]
