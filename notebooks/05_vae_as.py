@@ -906,8 +906,9 @@ if "vae_own_noise" in ARMS and len(SEEDS) >= 2:
                 k: (paired(a, "vae", k)[1], paired(a, "vae_own_noise", k)[1])
                 for k in ("nll_test", "mi_exact")
             }
-# the central 95 % of a ratio of two SDs, each on len(SEEDS) seeds, when the true SDs are
-# equal: the square root of F's band (as if the two were independent; they share seeds)
+# the central 95 % of a ratio of two SDs, each on len(SEEDS) seeds, when the true SDs
+# are equal: the square root of F's band (as if the two were independent; they share
+# seeds)
 df_sd = max(len(SEEDS) - 1, 1)
 sd_band = (
     scipy_f.ppf(0.025, df_sd, df_sd) ** 0.5,

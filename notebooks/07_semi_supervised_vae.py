@@ -1627,8 +1627,8 @@ scorecard(
     sources=PAPER_SOURCES,
     labels={
         "m2_curve_test_at_best_val": "Faithful M2's curve (α' = 0.1, Pyro's networks, "
-        "all 49,900 unlabelled MNIST images, 300 epochs of the long profile), test accuracy at "
-        "the best validation epoch",
+        "all 49,900 unlabelled MNIST images, 300 epochs of the long profile), test "
+        "accuracy at the best validation epoch",
         "acc_m2_mnist_10pc_kingma_alpha": "M2 as defined (Kingma's α' = 0.1; "
         f"{defined_note}), MNIST test accuracy, 10 labels per class; paper column: "
         "Kingma, Pyro, a reference in a different setting",
