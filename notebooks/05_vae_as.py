@@ -344,6 +344,7 @@ data = Dataset(
 
 # %% tags=["hide-input"]
 depths = f"{ENCODER_DEPTH} / {DECODER_DEPTH} / {CLASSIFIER_DEPTH}"
+iw_bench = project_root() / "bench" / "iw_k_gap.md"
 head = "binary-tree" if KNOBS["tree"] else "flat"
 markdown(
     f"**This run ({run.profile}).** N = {n_train} training images "
@@ -365,6 +366,12 @@ markdown(
     f"encoder and decoder and {KNOBS['classifier_lr']:g} for the classifier, and "
     f"{KNOBS['classifier_samples']} draws of z per example for the classifier's "
     "step, are the book's choices: the paper states none of them."
+    + (
+        " Whether the arms' NLL gaps depend on k (`bench/iw_k_gap.md`, three seeds "
+        "of the main `long` design): " + iw_bench.read_text().strip().splitlines()[-1]
+        if iw_bench.is_file()
+        else ""
+    )
 )
 
 # %% [markdown]
@@ -1507,7 +1514,10 @@ def t_interval(d):
 def long_controls(record, records):
     """What the merged long seeds say of the controls and of the gate."""
     ps, seeds = record["per_seed"], record["seeds"]
-    divergence = project_root() / "bench" / "placebo_divergence.md"
+    diagnostics = [  # the benches that retrained an odd seed
+        project_root() / "bench" / name
+        for name in ("placebo_divergence.md", "long_seed_rerun.md")
+    ]
     out = []
     if records:
         passed, n, lo, hi = gate_outcome(records)
@@ -1525,12 +1535,12 @@ def long_controls(record, records):
             + (
                 "; it differs on "
                 + ", ".join(f"seed {s} ({d:+.2f} nats)" for s, d in odd)
-                + (
-                    " (`bench/placebo_divergence.md` retrained that seed: "
-                    + divergence.read_text().strip().splitlines()[-1]
+                + "".join(
+                    f" (`bench/{f.name}` retrained seed {odd[0][0]}: "
+                    + f.read_text().strip().splitlines()[-1]
                     + ")"
-                    if divergence.is_file()
-                    else ""
+                    for f in diagnostics
+                    if f.is_file() and f"seed {odd[0][0]}" in f.read_text()
                 )
                 if odd
                 else ""
