@@ -2,7 +2,7 @@
 scratch results folder, and compare every arm's metrics with the committed record; then decide the design again with
 the rerun in the record's place (a sensitivity check: the committed record stays as it is).
 
-    env PYTHONPATH=. python bench/long_seed_rerun.py 05_vae_as 19 > bench/long_seed_rerun.md
+    env PYTHONPATH=. python bench/long_seed_rerun.py 05_vae_as 19 > bench/long_seed_rerun-<seed>.md
 """
 
 from __future__ import annotations

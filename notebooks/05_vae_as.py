@@ -1514,10 +1514,12 @@ def t_interval(d):
 def long_controls(record, records):
     """What the merged long seeds say of the controls and of the gate."""
     ps, seeds = record["per_seed"], record["seeds"]
-    diagnostics = [  # the benches that retrained an odd seed
-        project_root() / "bench" / name
-        for name in ("placebo_divergence.md", "long_seed_rerun.md")
-    ]
+    diagnostics = sorted(  # the benches that retrained an odd seed (named in line 1)
+        [
+            *(project_root() / "bench").glob("placebo_divergence*.md"),
+            *(project_root() / "bench").glob("long_seed_rerun*.md"),
+        ]
+    )
     out = []
     if records:
         passed, n, lo, hi = gate_outcome(records)
@@ -1535,12 +1537,13 @@ def long_controls(record, records):
             + (
                 "; it differs on "
                 + ", ".join(f"seed {s} ({d:+.2f} nats)" for s, d in odd)
-                + "".join(
-                    f" (`bench/{f.name}` retrained seed {odd[0][0]}: "
-                    + f.read_text().strip().splitlines()[-1]
-                    + ")"
+                + ". Retrained in a fresh process: "
+                + "; ".join(
+                    f"seed {s}, `bench/{f.name}`: "
+                    + f.read_text().strip().splitlines()[-1].rstrip(".")
+                    for s, _ in odd
                     for f in diagnostics
-                    if f.is_file() and f"seed {odd[0][0]}" in f.read_text()
+                    if f"seed {s} " in f.read_text().splitlines()[0] + " "
                 )
                 if odd
                 else ""
@@ -1778,6 +1781,13 @@ else:
 markdown(
     f"This run (`{run.profile}`, seeds {SEEDS}):\n\n"
     + "".join(f"- `{r['key']}`: **{headline(r)}**. {r['ours']}\n" for r in claims)
+    + f"- The learned classifier passed the gate (mean lag ≤ {GATE_NATS} nats) on "
+    f"{sum(gate_pass.values())} of {len(gate_pass)} seeds.\n"
+    + "- Against the exact aggregate posterior, Monte Carlo over $S < N$ points is "
+    "capped at $\\log S$. The classifier as trained is "
+    f"{abs(gap_online):.2f} nats {side(gap_online)} the exact mutual information "
+    f"({near(gap_online)} 0.1·log N = {tol:.2f}); refit on the final encoder it is "
+    f"{abs(gap_refit):.2f} nats {side(gap_refit)} it ({near(gap_refit)} that margin).\n"
     + (
         f"\nThe merged `long` designs ({len(long_record['seeds'])} seeds of the main "
         "one"
@@ -1793,17 +1803,16 @@ markdown(
             for r in rec["claims"]
             if not r["verdict"].startswith("not run")
         )
-        + "\n"
+        + "\nThe learned classifier passed the gate on "
+        + " and on ".join(
+            "{} of {} seeds of the {}".format(*gate_outcome(recs)[:2], name)
+            for recs, name in [(long_records, "main design")]
+            + ([(regime_records, "paper regime")] if regime_file.is_file() else [])
+        )
+        + "; what that means for each verdict is read above."
         if long_file.is_file()
         else ""
     )
-    + f"- The learned classifier passed the gate (mean lag ≤ {GATE_NATS} nats) on "
-    f"{sum(gate_pass.values())} of {len(gate_pass)} seeds.\n"
-    + "- Against the exact aggregate posterior, Monte Carlo over $S < N$ points is "
-    "capped at $\\log S$. The classifier as trained is "
-    f"{abs(gap_online):.2f} nats {side(gap_online)} the exact mutual information "
-    f"({near(gap_online)} 0.1·log N = {tol:.2f}); refit on the final encoder it is "
-    f"{abs(gap_refit):.2f} nats {side(gap_refit)} it ({near(gap_refit)} that margin)."
 )
 
 # %% [markdown]
