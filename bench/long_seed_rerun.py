@@ -27,8 +27,8 @@ def main(stem: str, seed: int):
         rerun = json.loads(next(Path(scratch).glob(f"long/{stem}/long-seed{seed}.json")).read_text())
     print(f"# Rerunning seed {seed} of `{stem}`'s main long design\n\n`bench/long_seed_rerun.py`, commit {commit} "
           f"(the record: {committed['git_commit'][:7]}, written {committed['written']}), "
-          f"{rerun['device']}; the rerun trains each arm in a fresh process at this commit, or loads the checkpoint "
-          "an earlier rerun at this commit cached.\n\n| arm | metric | committed | rerun | equal |\n|---|---|---|---|---|")
+          f"{rerun['device']}; the rerun trains the seed's arms in a fresh notebook process at this commit (all of them "
+          "in one process, as the sweep does), or loads the checkpoints an earlier rerun at this commit cached.\n\n| arm | metric | committed | rerun | equal |\n|---|---|---|---|---|")
     odd = []
     for arm, metrics in committed["per_seed"].items():
         for k, (v,) in metrics.items():

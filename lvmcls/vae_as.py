@@ -276,7 +276,8 @@ class VAEAS(nn.Module):
     before the step). k > 1: k Adam steps (the model's own, its moments kept as buffers so that checkpoints resume
     exactly) on fresh draws of z for the batch (``classifier_fresh``: for as many indices drawn afresh from all N,
     encoded by the current encoder), *before* the encoder's term is computed with the updated classifier held fixed
-    (alternating, as the paper's algorithm trains s_ω(e|z) towards q(x|z) for the current encoder); flat head only.
+    (alternating: our reading of the paper, which trains s_ω(e|z) towards q(x|z) for the current encoder but does
+    not say how the two updates interleave); flat head only.
 
     The random draws: the VAE's ε comes from the global generator (which the `Trainer` seeds), and nothing else in
     a training step draws from it: the classifier's draws come from the model's own generator, seeded per step from

@@ -256,7 +256,7 @@ show(V.aggregate_posterior_terms)
 
 # %% [markdown]
 # (ch4-collapse)=
-# ### The check, fixed before the data
+# ### The check, and when it was fixed
 #
 # The rule below was registered before this chapter's runs and rewritten twice after
 # seeing them: it gained censoring once a `ci` run showed depth 1 at the ceiling (issue
@@ -272,7 +272,8 @@ show(V.aggregate_posterior_terms)
 # exceed the latent dimension: a depth whose seeds all sit at it (or all at 0) is
 # **censored**. A failure that censoring could hide (the shallower depth at the ceiling,
 # or the deeper one at 0) reads *not resolved (censored)*, never "fails", since the
-# unbounded count could have passed; a failure censoring could not hide stays a failure.
+# unbounded count could have passed, but only when every failed comparison is of that
+# kind; a failure censoring could not hide stays a failure.
 # The rule applied to the paper's own Table 1 is printed with ours below; a flat profile
 # is not resolved and a rising one is contradicted
 # (`test_collapse_check_is_robust_to_censoring_and_can_say_contradicted`). A rank
