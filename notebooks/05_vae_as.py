@@ -1517,6 +1517,7 @@ def long_controls(record, records):
         [
             *(project_root() / "bench").glob("placebo_divergence*.md"),
             *(project_root() / "bench").glob("long_seed_rerun*.md"),
+            *(project_root() / "bench").glob("first_model_determinism*.md"),
         ]
     )
     out = []
