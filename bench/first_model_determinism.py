@@ -11,7 +11,6 @@ first and only model of its process, and counts the distinct trained weights (a 
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import platform
 import subprocess
