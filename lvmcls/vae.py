@@ -389,8 +389,9 @@ def collapse_margins(au_by_depth: dict, latent_dim: int | None = None, margin: f
       true count may lie beyond what the count can show. A failed comparison is excused by censoring only in the
       direction that could hide a pass: its shallower depth censored at the ceiling (an unbounded count could be
       higher) or its deeper depth censored at 0; when every failed comparison is so excused the verdict is
-      "not resolved" with ``censored_failure`` True (the page says "not resolved (censored)", never "fails"). A deeper depth at the
-      ceiling, or a shallower one at 0, excuses nothing: censoring there could only widen the rise.
+      "not resolved" with ``censored_failure`` True (the page says "not resolved (censored)", never "fails"). A
+      deeper depth at the ceiling, or a shallower one at 0, excuses nothing: censoring there could only widen the
+      rise.
 
     Returns the means, spreads, the censored depths, each comparison (``extremes`` and the ``steps``) with its
     ``pass`` and ``censored`` (censoring could hide its pass), ``pass``, ``verdict`` and ``censored_failure``."""

@@ -875,9 +875,24 @@ def decision_rows(decided_):
     return "\n".join(out)
 
 
+def differences(values, a, b, k):  # arm a − arm b in metric k, seed by seed
+    return [x - y for x, y in zip(values[a][k], values[b][k])]
+
+
 def paired(a, b, k):
-    d = [x - y for x, y in zip(per_seed[a][k], per_seed[b][k])]
-    return summary(d)
+    return summary(differences(per_seed, a, b, k))
+
+
+def t_interval(d):  # the 95 % t-interval of a mean
+    half = scipy_t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
+    return statistics.fmean(d) - half, statistics.fmean(d) + half
+
+
+def sd_ratio_band(n):
+    """The central 95 % of a ratio of two SDs, each on n seeds, when the true SDs are
+    equal: the square root of F's band (as if the two were independent; they share
+    seeds)."""
+    return tuple(scipy_f.ppf(q, n - 1, n - 1) ** 0.5 for q in (0.025, 0.975))
 
 
 CONTROLS = [
@@ -894,14 +909,8 @@ CONTROLS = [
 exact_full_interval = {}
 if "vae_as_exact_full" in ARMS and len(SEEDS) >= 2:
     for k in ("nll_test", "mi_exact"):
-        d = [
-            x - y for x, y in zip(per_seed["vae_as_exact_full"][k], per_seed["vae"][k])
-        ]
-        half = scipy_t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-        exact_full_interval[k] = (
-            statistics.fmean(d) - half,
-            statistics.fmean(d) + half,
-        )
+        d = differences(per_seed, "vae_as_exact_full", "vae", k)
+        exact_full_interval[k] = t_interval(d)
 # what the common random numbers do: each arm's paired SD against the VAE (the same ε)
 # and against `vae_own_noise` (the VAE's weights and batches, its own ε)
 crn_sd = {}
@@ -912,14 +921,8 @@ if "vae_own_noise" in ARMS and len(SEEDS) >= 2:
                 k: (paired(a, "vae", k)[1], paired(a, "vae_own_noise", k)[1])
                 for k in ("nll_test", "mi_exact")
             }
-# the central 95 % of a ratio of two SDs, each on len(SEEDS) seeds, when the true SDs
-# are equal: the square root of F's band (as if the two were independent; they share
-# seeds)
 df_sd = max(len(SEEDS) - 1, 1)
-sd_band = (
-    scipy_f.ppf(0.025, df_sd, df_sd) ** 0.5,
-    scipy_f.ppf(0.975, df_sd, df_sd) ** 0.5,
-)
+sd_band = sd_ratio_band(df_sd + 1)
 metrics_["crn_paired_sd"] = {
     a: {k: list(v) for k, v in d.items()} for a, d in crn_sd.items()
 }
@@ -1505,11 +1508,6 @@ def gate_outcome(records):
     return passed, len(lags), min(lags), max(lags)
 
 
-def t_interval(d):
-    half = scipy_t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-    return statistics.fmean(d) - half, statistics.fmean(d) + half
-
-
 def long_controls(record, records):
     """What the merged long seeds say of the controls and of the gate."""
     ps, seeds = record["per_seed"], record["seeds"]
@@ -1529,7 +1527,7 @@ def long_controls(record, records):
             f"{GATE_NATS}): the claims on `vae_as` rest on a classifier that lags."
         )
     if {"placebo", "vae"} <= set(ps):
-        diff = [a - b for a, b in zip(ps["placebo"]["nll_test"], ps["vae"]["nll_test"])]
+        diff = differences(ps, "placebo", "vae", "nll_test")
         odd = [(s, d) for s, d in zip(seeds, diff) if d != 0]
         out.append(
             f"The placebo gives the VAE's test NLL to the last bit on "
@@ -1553,7 +1551,7 @@ def long_controls(record, records):
     if {"vae_as_exact_full", "vae"} <= set(ps):
         parts = []
         for k in ("nll_test", "mi_exact"):
-            d = [a - b for a, b in zip(ps["vae_as_exact_full"][k], ps["vae"][k])]
+            d = differences(ps, "vae_as_exact_full", "vae", k)
             lo, hi = t_interval(d)
             parts.append(
                 f"{k} {statistics.fmean(d):+.2f} [{lo:+.2f}, {hi:+.2f}]"
@@ -1568,12 +1566,7 @@ def long_controls(record, records):
     for c in registry.claims_of(STEM):
         if c["kind"] != "difference" or c["metric"] not in ps.get("vae", {}):
             continue
-        d = [
-            a - b
-            for a, b in zip(
-                ps[c["candidate"]][c["metric"]], ps[c["baseline"]][c["metric"]]
-            )
-        ]
+        d = differences(ps, c["candidate"], c["baseline"], c["metric"])
         lo, hi = t_interval(d)
         every.append(
             f"`{c['key']}` {statistics.fmean(d):+.2f} [{lo:+.2f}, {hi:+.2f}]"
@@ -1586,16 +1579,12 @@ def long_controls(record, records):
             "[95 % t-interval]: " + "; ".join(every) + "."
         )
     if {"vae_own_noise", "vae"} <= set(ps):  # what the common random numbers do here
-        df = len(seeds) - 1
-        band = (scipy_f.ppf(0.025, df, df) ** 0.5, scipy_f.ppf(0.975, df, df) ** 0.5)
+        band = sd_ratio_band(len(seeds))
         ratios = []
         for arm in ("vae_as", "vae_as_exact", "vae_as_exact_full"):
-            d_same = [a - b for a, b in zip(ps[arm]["nll_test"], ps["vae"]["nll_test"])]
-            d_own = [
-                a - b
-                for a, b in zip(ps[arm]["nll_test"], ps["vae_own_noise"]["nll_test"])
-            ]
-            r = statistics.stdev(d_same) / statistics.stdev(d_own)
+            r = statistics.stdev(
+                differences(ps, arm, "vae", "nll_test")
+            ) / statistics.stdev(differences(ps, arm, "vae_own_noise", "nll_test"))
             ratios.append(
                 f"`{arm}` {r:.2f}" + ("" if band[0] <= r <= band[1] else " (outside)")
             )
